@@ -1,0 +1,5 @@
+"""`python -m oneword` (also what `accelerate launch -m oneword` runs)."""
+
+from oneword.cli import main
+
+main()

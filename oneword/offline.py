@@ -1,0 +1,20 @@
+"""Keep the Hugging Face libraries off the network: oneword only ever reads local files."""
+
+from __future__ import annotations
+
+import os
+
+OFFLINE_SWITCHES = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "DIFFUSERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DISABLE_TELEMETRY": "1",
+}
+
+
+def go_offline() -> None:
+    """Set the libraries' offline switches for this process (called by the entry points, not on import)."""
+    for key, value in OFFLINE_SWITCHES.items():
+        os.environ[key] = value
