@@ -1,0 +1,40 @@
+"""Read pickle-based files (`.pt`, `.ckpt`, `.bin`) without ever executing code from them."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from oneword.errors import OnewordError
+
+
+def load_pickle(path: Path, *, mmap: bool = False) -> Any:
+    """Load a torch pickle with `weights_only=True`: tensors, dicts, lists, numbers and strings only.
+
+    A file that needs anything else (a class, a function: what a malicious pickle uses to run code) is refused
+    with a one-line OnewordError and nothing from it is executed. `mmap=True` maps tensor storage from disk
+    instead of reading it (zip-format files), so a large checkpoint is not copied into memory.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as e:
+        detail = str(e).split("\n")[0]
+        if "Weights only load failed" in detail or "Unsupported global" in str(e):
+            culprit = _culprit(str(e))
+            raise OnewordError(
+                f"{path}: refused: loading it would run code from the file{culprit} (only plain tensors are accepted)"
+            ) from None
+        raise OnewordError(f"{path}: not a readable PyTorch file ({detail})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise OnewordError(f"{path}: not a readable PyTorch file ({str(e).splitlines()[0]})") from None
+
+
+def _culprit(message: str) -> str:
+    for line in message.splitlines():
+        if "Unsupported global" in line or "GLOBAL" in line:
+            return f" ({line.strip().rstrip('.')})"
+    return ""
