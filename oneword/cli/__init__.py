@@ -16,6 +16,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+DEFAULT_MODEL = "tiny-sd1"
+"""What `--model` loads when not given: a tiny random SD 1.x model built on the spot."""
+DEFAULT_EMBEDDINGS_DIR = "embeddings"
+"""The folder every command reads embeddings from (A1111's `embeddings/`)."""
+
 _state = {"debug": False}
 
 

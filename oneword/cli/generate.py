@@ -2,4 +2,92 @@
 
 from __future__ import annotations
 
-from oneword.cli import app  # noqa: F401
+from pathlib import Path
+
+import typer
+
+from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, app
+
+MODEL_HELP = "Base model: a diffusers folder, a .safetensors/.ckpt file, or a built-in name (tiny-sd1, ...)."
+
+
+def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
+    from oneword import load_base
+    from oneword.embeddings.library import scan_embeddings
+
+    base = load_base(model, prediction_type=prediction_type)
+    library = scan_embeddings(embeddings_dir, base) if embeddings_dir.is_dir() else None
+    if library and library.skipped:
+        typer.echo(
+            f"embeddings: {len(library.loaded)} loaded, {len(library.skipped)} skipped "
+            f"(`oneword embeddings list` shows why)",
+            err=True,
+        )
+    return base, (library.loaded if library else {})
+
+
+@app.command("generate")
+def generate_command(
+    prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt in A1111 syntax; embeddings by file stem."),
+    negative: str = typer.Option("", "--negative", "-n", help="Negative prompt."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    embeddings_dir: Path = typer.Option(Path(DEFAULT_EMBEDDINGS_DIR), "--embeddings-dir", help="Embeddings folder."),
+    seed: int = typer.Option(-1, help="Seed of the first image (image i uses seed + i); -1 for random."),
+    steps: int = typer.Option(20, help="Sampling steps."),
+    cfg: float = typer.Option(7.0, help="Classifier-free guidance scale."),
+    sampler: str = typer.Option("euler_a", help="euler_a, euler, ddim, dpmpp_2m or dpmpp_2m_karras."),
+    width: int | None = typer.Option(None, help="Width in pixels (multiple of 8); default: the model's size."),
+    height: int | None = typer.Option(None, help="Height in pixels (multiple of 8); default: the model's size."),
+    batch: int = typer.Option(1, help="Number of images."),
+    out: Path = typer.Option(Path("outputs/txt2img"), help="Folder for the PNGs (A1111 names NNNNN-SEED.png)."),
+    prediction_type: str | None = typer.Option(
+        None, help="Override the model's prediction type: epsilon or v_prediction (SD 2.x 768 files)."
+    ),
+) -> None:
+    """Draw images from a prompt; PNGs carry A1111's `parameters` text."""
+    from oneword.generate.config import GenerateConfig
+    from oneword.generate.txt2img import generate, save_images
+
+    config = GenerateConfig(prompt=prompt, negative=negative, seed=seed, steps=steps, cfg=cfg, sampler=sampler,
+                            width=width, height=height, batch=batch)
+    base, embeddings = _load(model, prediction_type, embeddings_dir)
+    for path in save_images(generate(base, config, embeddings), out):
+        typer.echo(str(path))
+
+
+@app.command("compare")
+def compare_command(
+    files: list[Path] = typer.Argument(..., help="Embedding files to compare, e.g. NAME-500.pt NAME-1000.pt."),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt that uses --word."),
+    word: str = typer.Option(..., "--word", "-w", help="The word in the prompt that each file stands for."),
+    negative: str = typer.Option("", "--negative", "-n", help="Negative prompt."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    embeddings_dir: Path = typer.Option(
+        Path(DEFAULT_EMBEDDINGS_DIR), "--embeddings-dir", help="Other embeddings the prompt may use."
+    ),
+    seed: int = typer.Option(-1, help="Seed of the first row; -1 for random."),
+    steps: int = typer.Option(20, help="Sampling steps."),
+    cfg: float = typer.Option(7.0, help="Classifier-free guidance scale."),
+    sampler: str = typer.Option("euler_a", help="euler_a, euler, ddim, dpmpp_2m or dpmpp_2m_karras."),
+    width: int | None = typer.Option(None, help="Width in pixels; default: the model's size."),
+    height: int | None = typer.Option(None, help="Height in pixels; default: the model's size."),
+    batch: int = typer.Option(1, help="Rows: seeds seed, seed+1, ..."),
+    out: Path = typer.Option(Path("outputs/compare.png"), help="Grid PNG to write."),
+    prediction_type: str | None = typer.Option(None, help="Override the prediction type."),
+) -> None:
+    """One labelled grid: no embedding, then each file, with the same prompt and seeds."""
+    from oneword.errors import OnewordError
+    from oneword.generate.compare import compare_embeddings
+    from oneword.generate.config import GenerateConfig
+    from oneword.generate.pnginfo import save_png
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise OnewordError(f"no such embedding file: {', '.join(missing)}")
+    config = GenerateConfig(prompt=prompt, negative=negative, seed=seed, steps=steps, cfg=cfg, sampler=sampler,
+                            width=width, height=height, batch=batch)
+    base, embeddings = _load(model, prediction_type, embeddings_dir)
+    result = compare_embeddings(base, config, files, word, embeddings)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_png(result.grid, out, result.parameters)
+    typer.echo(str(out))

@@ -1,0 +1,1 @@
+"""Drawing images: samplers, txt2img with embeddings, PNG parameters, comparison grids."""

@@ -1,0 +1,64 @@
+"""`oneword compare`: the same prompt and seeds without the embedding and with each of several files."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from PIL import Image
+
+from oneword.embeddings.embedding import Embedding
+from oneword.embeddings.formats import load_embedding_file
+from oneword.generate.config import GenerateConfig
+from oneword.generate.grid import labelled_grid
+from oneword.generate.pnginfo import ImageParameters, format_parameters
+from oneword.generate.samplers import get_sampler
+from oneword.generate.txt2img import generate, native_size
+from oneword.models.base import BaseModel
+
+
+@dataclass
+class Comparison:
+    """The grid and the settings (seed and size resolved) that drew it."""
+
+    grid: Image.Image
+    config: GenerateConfig
+    parameters: str
+    """A1111 parameters text for the grid, with the compared files in a `Compared` field."""
+
+
+def compare_embeddings(
+    model: BaseModel,
+    config: GenerateConfig,
+    files: list[Path],
+    word: str,
+    others: Mapping[str, Embedding] | None = None,
+) -> Comparison:
+    """A grid: first column with nothing bound to `word`, then one column per file (rows: the batch's seeds).
+
+    Every column uses the same seeds; `word` in the prompt stands for the embedding under test, each file in
+    turn. `others` are further embeddings the prompt may use, the same in every column.
+    """
+    size = native_size(model)
+    config = replace(
+        config,
+        seed=config.seed if config.seed >= 0 else random.randrange(2**31),
+        width=config.width or size,
+        height=config.height or size,
+    )
+    base = {k: v for k, v in (others or {}).items() if k.lower() != word.lower()}
+    columns = [("no embedding", [g.image for g in generate(model, config, base)])]
+    for path in files:
+        emb = load_embedding_file(path)
+        bound = {**base, word: replace(emb, name=word)}
+        label = path.stem if emb.step is None else f"{path.stem} ({emb.step} steps)"
+        columns.append((label, [g.image for g in generate(model, config, bound)]))
+    parameters = ImageParameters(
+        prompt=config.prompt, negative=config.negative, steps=config.steps,
+        sampler=get_sampler(config.sampler).label, cfg=config.cfg, seed=config.seed, width=config.width,
+        height=config.height, model_hash=model.short_hash, model_name=model.name,
+        extra=(("Compared", "; ".join(p.name for p in files)),),
+    )
+    return Comparison(grid=labelled_grid(columns), config=config, parameters=format_parameters(parameters))

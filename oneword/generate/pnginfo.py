@@ -1,0 +1,68 @@
+"""The A1111 `parameters` PNG text chunk: what PNG Info and prompt readers show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+
+@dataclass(frozen=True)
+class ImageParameters:
+    """Everything needed to draw an image again, in A1111's order."""
+
+    prompt: str
+    negative: str
+    steps: int
+    sampler: str
+    """A1111's display name, e.g. `Euler a`."""
+    cfg: float
+    seed: int
+    width: int
+    height: int
+    model_hash: str
+    model_name: str
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+def format_parameters(p: ImageParameters) -> str:
+    """A1111's text: prompt, `Negative prompt:` line, then `Steps: 20, Sampler: ..., CFG scale: 7, ...`."""
+    fields = [
+        ("Steps", str(p.steps)),
+        ("Sampler", p.sampler),
+        ("CFG scale", f"{p.cfg:g}"),
+        ("Seed", str(p.seed)),
+        ("Size", f"{p.width}x{p.height}"),
+        ("Model hash", p.model_hash),
+        ("Model", p.model_name),
+        *p.extra,
+    ]
+    lines = [p.prompt]
+    if p.negative:
+        lines.append(f"Negative prompt: {p.negative}")
+    lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in fields))
+    return "\n".join(lines)
+
+
+def _quote(value: str) -> str:
+    # A1111 quotes values that contain the separators (its `quote` in generation_parameters_copypaste).
+    if "," not in value and ":" not in value and "\n" not in value:
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def save_png(image: Image.Image, path: Path, parameters: str) -> None:
+    """Save `image` as PNG with the `parameters` text chunk, atomically."""
+    info = PngInfo()
+    info.add_text("parameters", parameters)
+    tmp = path.with_name(f".{path.name}.tmp")
+    image.save(tmp, format="PNG", pnginfo=info)
+    tmp.replace(path)
+
+
+def read_parameters(path: Path) -> str | None:
+    """The `parameters` text of an image, or None."""
+    with Image.open(path) as im:
+        return im.info.get("parameters")

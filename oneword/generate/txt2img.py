@@ -1,0 +1,103 @@
+"""txt2img with embeddings: A1111 prompt conditioning fed to a diffusers pipeline."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from oneword.conditioning.encode import encode_pair
+from oneword.embeddings.embedding import Embedding
+from oneword.generate.config import GenerateConfig
+from oneword.generate.pnginfo import ImageParameters, format_parameters, save_png
+from oneword.generate.samplers import get_sampler, make_scheduler
+from oneword.models.base import BaseModel
+from oneword.models.pipeline import make_pipeline
+
+
+@dataclass
+class GeneratedImage:
+    """One image and the parameters that reproduce it."""
+
+    image: Image.Image
+    parameters: ImageParameters
+
+
+def native_size(model: BaseModel) -> int:
+    """The model's training resolution in pixels (512 SD 1.x, 768 SD 2.x-v, 1024 SDXL, 64 tiny)."""
+    return int(model.vae.config.sample_size)
+
+
+def initial_noise(model: BaseModel, seeds: list[int], width: int, height: int) -> torch.Tensor:
+    """Starting latents, one generator per seed, so an image drawn in a batch equals the same image drawn alone."""
+    channels = model.unet.config.in_channels
+    factor = 2 ** (len(model.vae.config.block_out_channels) - 1)
+    shape = (channels, height // factor, width // factor)
+    noise = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
+    return torch.stack(noise)  # (B, 4, H/8, W/8)
+
+
+def generate(
+    model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None = None
+) -> list[GeneratedImage]:
+    """Draw `config.batch` images; the same model, settings and seed give the same pixels on the CPU."""
+    sampler = get_sampler(config.sampler)
+    width = config.width or native_size(model)
+    height = config.height or native_size(model)
+    first_seed = config.seed if config.seed >= 0 else random.randrange(2**32 - config.batch)
+    seeds = [first_seed + i for i in range(config.batch)]
+
+    cond, uncond = encode_pair(model, config.prompt, config.negative, embeddings or {})
+    pipe = make_pipeline(model, make_scheduler(sampler, model.scheduler_config))
+    dtype = model.unet.dtype
+    latents = initial_noise(model, seeds, width, height).to(model.device, dtype)
+    # Ancestral samplers draw fresh noise each step: one generator per image keeps batches reproducible.
+    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+    kwargs = dict(
+        prompt_embeds=cond.context.to(dtype),
+        negative_prompt_embeds=uncond.context.to(dtype),
+        num_images_per_prompt=config.batch,
+        num_inference_steps=config.steps,
+        guidance_scale=config.cfg,
+        width=width,
+        height=height,
+        latents=latents,
+        generator=generators,
+        output_type="pil",
+    )
+    if model.is_sdxl:
+        kwargs.update(pooled_prompt_embeds=cond.pooled.to(dtype), negative_pooled_prompt_embeds=uncond.pooled.to(dtype))
+    with torch.inference_mode():
+        images = pipe(**kwargs).images
+    return [
+        GeneratedImage(
+            image=image,
+            parameters=ImageParameters(
+                prompt=config.prompt, negative=config.negative, steps=config.steps, sampler=sampler.label,
+                cfg=config.cfg, seed=seed, width=width, height=height, model_hash=model.short_hash,
+                model_name=model.name,
+            ),
+        )
+        for image, seed in zip(images, seeds)
+    ]
+
+
+def save_images(images: list[GeneratedImage], out: Path) -> list[Path]:
+    """Write images as `NNNNN-SEED.png` (A1111's naming), numbering on from what the folder holds."""
+    out.mkdir(parents=True, exist_ok=True)
+    start = _next_index(out)
+    paths = []
+    for i, item in enumerate(images):
+        path = out / f"{start + i:05d}-{item.parameters.seed}.png"
+        save_png(item.image, path, format_parameters(item.parameters))
+        paths.append(path)
+    return paths
+
+
+def _next_index(folder: Path) -> int:
+    numbers = [int(p.name[:5]) for p in folder.glob("[0-9][0-9][0-9][0-9][0-9]-*.png")]
+    return max(numbers, default=-1) + 1
