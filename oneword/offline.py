@@ -18,3 +18,17 @@ def go_offline() -> None:
     """Set the libraries' offline switches for this process (called by the entry points, not on import)."""
     for key, value in OFFLINE_SWITCHES.items():
         os.environ[key] = value
+
+
+QUIET_SWITCHES = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DIFFUSERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def quiet_libraries() -> None:
+    """Keep the libraries' own warnings and progress bars out of oneword's output (unless the user set them)."""
+    for key, value in QUIET_SWITCHES.items():
+        os.environ.setdefault(key, value)

@@ -22,19 +22,23 @@ def load_pickle(path: Path, *, mmap: bool = False) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
-        detail = str(e).split("\n")[0]
-        if "Weights only load failed" in detail or "Unsupported global" in str(e):
-            culprit = _culprit(str(e))
+        culprit = _culprit(str(e))
+        if culprit:
             raise OnewordError(
-                f"{path}: refused: loading it would run code from the file{culprit} (only plain tensors are accepted)"
+                f"{path}: refused: loading it would run code from the file ({culprit}); only plain tensors are accepted"
             ) from None
-        raise OnewordError(f"{path}: not a readable PyTorch file ({detail})") from None
+        raise OnewordError(f"{path}: not a readable PyTorch file (not a pickle of plain tensors)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise OnewordError(f"{path}: not a readable PyTorch file ({str(e).splitlines()[0]})") from None
 
 
 def _culprit(message: str) -> str:
+    """What a refused pickle asked for (`posix.system`, a class ...), or "" when it is not such a refusal."""
     for line in message.splitlines():
-        if "Unsupported global" in line or "GLOBAL" in line:
-            return f" ({line.strip().rstrip('.')})"
+        if "GLOBAL" in line or "Unsupported global" in line:
+            words = line.replace(":", " ").split()
+            for i, word in enumerate(words):
+                if word in ("GLOBAL", "global") and i + 1 < len(words):
+                    return f"it asks for {words[i + 1]}"
+            return "it asks for a Python object"
     return ""

@@ -37,9 +37,10 @@ def _register() -> None:
 
 def main() -> None:
     """Entry point of the `oneword` script: one clear line and exit 1 on bad input, tracebacks with --debug."""
-    from oneword.offline import go_offline
+    from oneword.offline import go_offline, quiet_libraries
 
     go_offline()
+    quiet_libraries()
     _register()
     debug = "--debug" in sys.argv[1:]
     try:

@@ -12,8 +12,8 @@ from transformers import CLIPTokenizer
 def _tokenizer(pad_token: str) -> CLIPTokenizer:
     folder = resources.files("oneword.data.tokenizer")
     return CLIPTokenizer(
-        vocab_file=str(folder.joinpath("vocab.json")),
-        merges_file=str(folder.joinpath("merges.txt")),
+        vocab=str(folder.joinpath("vocab.json")),
+        merges=str(folder.joinpath("merges.txt")),
         pad_token=pad_token,
         model_max_length=77,
     )
