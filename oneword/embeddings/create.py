@@ -1,0 +1,125 @@
+"""Create a new embedding from an initialization text, as A1111's "Create embedding" does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from oneword.embeddings.embedding import SINGLE_KEY, Embedding
+from oneword.embeddings.formats import save_embedding
+from oneword.errors import gather
+
+if TYPE_CHECKING:
+    from oneword.models.base import BaseModel, TextEncoder
+
+MAX_VECTORS = 75
+"""A prompt chunk holds 75 tokens, so one word can stand for at most 75 vectors."""
+NAME_EXTRA_CHARS = "._- "
+"""Characters kept in a name besides letters and digits (A1111's rule)."""
+FORMATS = ("pt", "safetensors")
+
+
+@dataclass
+class CreateEmbeddingConfig:
+    """What `oneword create-embedding` is asked to do."""
+
+    name: str
+    """The prompt word; characters other than letters, digits and `._- ` are removed."""
+    init_text: str = "*"
+    """Text whose token vectors start the embedding; empty for zeros."""
+    vectors: int = 1
+    """Vectors per token, 1..75."""
+    embeddings_dir: Path = Path("embeddings")
+    """Folder the file is written to."""
+    overwrite: bool = False
+    """Replace an existing file of the same name."""
+    format: str = "pt"
+    """`pt` (A1111's pickle dict) or `safetensors`."""
+
+    @property
+    def path(self) -> Path:
+        """The file to write: EMBEDDINGS_DIR/NAME.FORMAT, with the cleaned name."""
+        return Path(self.embeddings_dir) / f"{sanitize_name(self.name)}.{self.format}"
+
+
+def sanitize_name(name: str) -> str:
+    """The name with characters other than letters, digits and `._- ` removed, and outer spaces stripped."""
+    return "".join(ch for ch in name if ch.isalnum() or ch in NAME_EXTRA_CHARS).strip()
+
+
+def name_problems(name: str) -> list[str]:
+    """Why a name cannot be an embedding name (empty when it can)."""
+    clean = sanitize_name(name)
+    if not clean:
+        return [f"NAME {name!r}: nothing is left after removing characters other than letters, digits and ._- "]
+    if not any(ch.isalnum() for ch in clean):
+        return [f"NAME {name!r}: needs at least one letter or digit"]
+    return []
+
+
+def vectors_problems(n_vectors: int) -> list[str]:
+    """Why a vector count is out of range (empty when it is fine)."""
+    if not 1 <= n_vectors <= MAX_VECTORS:
+        return [f"--vectors: {n_vectors} is out of range; an embedding has 1 to {MAX_VECTORS} vectors"]
+    return []
+
+
+def check_create(config: CreateEmbeddingConfig) -> None:
+    """Raise one OnewordError with every problem of the config, the existing file included (before any model loads)."""
+    problems = name_problems(config.name) + vectors_problems(config.vectors)
+    if config.format not in FORMATS:
+        problems.append(f"--format: {config.format!r} is not one of {', '.join(FORMATS)}")
+    if not problems and config.path.exists() and not config.overwrite:
+        problems.append(f"{config.path} already exists (use --overwrite to replace it)")
+    gather(problems)
+
+
+def init_vectors(encoder: TextEncoder, init_text: str, n_vectors: int) -> torch.Tensor:
+    """(n_vectors, width) rows of the encoder's token table for the init text; zeros when it has no tokens.
+
+    As in A1111, the text is tokenized (no BOS/EOS) and cut to its first n_vectors tokens, then vector i copies
+    token i * len // n_vectors, so "a b" with 4 vectors gives a, a, b, b.
+    """
+    table = encoder.model.get_input_embeddings().weight  # (vocab, width)
+    ids = encoder.tokenizer(init_text, add_special_tokens=False)["input_ids"][:n_vectors] if init_text else []
+    vectors = torch.zeros(n_vectors, table.shape[1], dtype=torch.float32)
+    for i in range(n_vectors if ids else 0):
+        vectors[i] = table[ids[i * len(ids) // n_vectors]].detach().to(device="cpu", dtype=torch.float32)
+    return vectors
+
+
+def create_embedding(model: BaseModel, name: str, init_text: str = "*", n_vectors: int = 1) -> Embedding:
+    """A new embedding (step 0) for `model`: one vector set per text encoder, each from its own token table."""
+    gather(name_problems(name) + vectors_problems(n_vectors))
+    if len(model.encoders) == 1:
+        vectors = {SINGLE_KEY: init_vectors(model.encoders[0], init_text, n_vectors)}
+    else:
+        vectors = {encoder.spec.key: init_vectors(encoder, init_text, n_vectors) for encoder in model.encoders}
+    return Embedding(name=sanitize_name(name), vectors=vectors, step=0)
+
+
+def known_token_warning(model: BaseModel, name: str) -> str | None:
+    """A warning when the name is already one token of the model's vocabulary (its old meaning gets hidden)."""
+    tokenizer = model.encoders[0].tokenizer
+    ids = tokenizer(sanitize_name(name), add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        return None
+    token = tokenizer.convert_ids_to_tokens(ids[0]).removesuffix("</w>")
+    return (
+        f"warning: {sanitize_name(name)!r} is already a word the model knows (token {ids[0]} {token!r}); "
+        "in prompts the embedding will take its place. A rarer name keeps both."
+    )
+
+
+def create_embedding_file(model: BaseModel, config: CreateEmbeddingConfig) -> tuple[Path, Embedding]:
+    """Create the embedding of `config` and write it (refusing an existing file unless `overwrite`)."""
+    check_create(config)
+    embedding = create_embedding(model, config.name, config.init_text, config.vectors)
+    path = config.path
+    save_embedding(embedding, path)
+    embedding.source = path
+    return path, embedding
+

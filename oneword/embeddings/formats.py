@@ -1,0 +1,283 @@
+"""Embedding files: read every layout people have (A1111, SDXL, diffusers, kohya, OneTrainer), write A1111's.
+
+Layouts read (the first that matches wins, as in A1111):
+- A1111 dict: `string_to_param` {"*": [n, dim]} with `name`, `step`, `sd_checkpoint`, `sd_checkpoint_name`;
+- SDXL: `clip_l` [n, 768] and `clip_g` [n, 1280], both required (OneTrainer's `*_out` tensors ignored);
+- kohya `emb_params`, OneTrainer `emp_params` (its `emp_params_out` ignored);
+- a flattened A1111 dict in a .safetensors file (`string_to_param.*`);
+- any single tensor, bare or under one key (diffusers `{"<token>": [n, dim]}`; 1-D means n = 1).
+The prompt word is the file stem (A1111), except for images, whose word is the `name` stored inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import torch
+
+from oneword.embeddings.embedding import SDXL_KEYS, SINGLE_KEY, Embedding, EmbeddingMismatch
+from oneword.errors import OnewordError
+
+if TYPE_CHECKING:
+    from oneword.models.base import BaseModel
+
+PICKLE_SUFFIXES = (".pt", ".bin")
+SAFETENSORS_SUFFIX = ".safetensors"
+IMAGE_SUFFIXES = (".png", ".webp", ".avif", ".jxl")
+EMBEDDING_SUFFIXES = (*PICKLE_SUFFIXES, SAFETENSORS_SUFFIX, *IMAGE_SUFFIXES)
+"""The suffixes A1111 loads from its embeddings folder (case-insensitive); other files are not embeddings."""
+WRITE_SUFFIXES = (".pt", SAFETENSORS_SUFFIX)
+
+A1111_TOKEN = 265
+"""The token id A1111 writes in `string_to_token` (left over from the original TI code; nothing reads it)."""
+MAX_TENSORS = 16
+"""A file with more tensors than this is a model, not an embedding: it is refused without reading them."""
+SINGLE_KEYS = ("emb_params", "emp_params", "string_to_param.*")
+"""Flat keys of single-encoder vectors: kohya, OneTrainer, and an A1111 dict flattened into .safetensors."""
+
+
+class EmbeddingFileError(OnewordError):
+    """A file that cannot be read as an embedding; `problem` is the reason without the file name."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def load_embedding_file(path: Path) -> Embedding:
+    """Read an embedding from any supported file; EmbeddingFileError (a OnewordError) naming the file if not."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise EmbeddingFileError(path, "no such file")
+    if suffix in IMAGE_SUFFIXES:
+        from oneword.embeddings.png import read_png_embedding
+
+        embedding = read_png_embedding(path)
+        if embedding is None:
+            raise EmbeddingFileError(path, "no embedding data (an image without the sd-ti-embedding data)")
+        return embedding
+    if suffix == SAFETENSORS_SUFFIX:
+        data, metadata = _read_safetensors(path)
+        return embedding_from_dict(data, path, name=path.stem, metadata=metadata)
+    if suffix in PICKLE_SUFFIXES:
+        from oneword.safeload import load_pickle
+
+        _check_pickle_magic(path)
+        try:
+            data = load_pickle(path, mmap=True)
+        except OnewordError as e:
+            raise EmbeddingFileError(path, _without_path(str(e), path)) from None
+        return embedding_from_dict(data, path, name=path.stem)
+    raise EmbeddingFileError(path, f"not an embedding file (expected {', '.join(EMBEDDING_SUFFIXES)})")
+
+
+def embedding_from_dict(
+    data: Any, path: Path, *, name: str, metadata: Mapping[str, str] | None = None
+) -> Embedding:
+    """An Embedding from the contents of a file (a dict in one of the known layouts, or a bare tensor).
+
+    `name` is the prompt word; `metadata` (a .safetensors header) supplies step and checkpoint when the dict does not.
+    """
+    if isinstance(data, torch.Tensor):
+        return Embedding(name=name, vectors={SINGLE_KEY: _vectors(data, "the tensor", path)}, source=path)
+    if not isinstance(data, Mapping):
+        raise EmbeddingFileError(path, f"not an embedding: it holds a {type(data).__name__}, not a dict of tensors")
+    vectors = _find_vectors(data, path)
+    meta = {**(metadata or {}), **{k: v for k, v in data.items() if not isinstance(v, torch.Tensor)}}
+    return Embedding(
+        name=name,
+        vectors=vectors,
+        step=_int_or_none(meta.get("step")),
+        sd_checkpoint=_str_or_none(meta.get("sd_checkpoint")),
+        sd_checkpoint_name=_str_or_none(meta.get("sd_checkpoint_name")),
+        source=path,
+    )
+
+
+def _find_vectors(data: Mapping[str, Any], path: Path) -> dict[str, torch.Tensor]:
+    if "string_to_param" in data:
+        params = data["string_to_param"]
+        if not isinstance(params, Mapping) or len(params) != 1:
+            count = len(params) if isinstance(params, Mapping) else type(params).__name__
+            raise EmbeddingFileError(path, f"string_to_param must hold exactly one tensor, it holds {count}")
+        return {SINGLE_KEY: _vectors(next(iter(params.values())), "string_to_param", path)}
+    tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    if all(key in tensors for key in SDXL_KEYS):
+        extra = sorted(str(k) for k in tensors if k not in SDXL_KEYS and k not in ("clip_l_out", "clip_g_out"))
+        if extra:
+            raise EmbeddingFileError(
+                path, f"not an SDXL embedding: beside clip_l and clip_g it holds {', '.join(extra)}"
+            )
+        vectors = {key: _vectors(tensors[key], key, path) for key in SDXL_KEYS}
+        if vectors["clip_l"].shape[0] != vectors["clip_g"].shape[0]:
+            raise EmbeddingFileError(
+                path, f"clip_l has {vectors['clip_l'].shape[0]} vectors but clip_g has {vectors['clip_g'].shape[0]}"
+            )
+        return vectors
+    for key in SINGLE_KEYS:
+        if key in tensors:
+            return {SINGLE_KEY: _vectors(tensors[key], key, path)}
+    if len(tensors) == 1:
+        key, tensor = next(iter(tensors.items()))
+        return {SINGLE_KEY: _vectors(tensor, repr(key), path)}
+    if not tensors:
+        raise EmbeddingFileError(path, "not an embedding: it holds no tensors")
+    if any(key in tensors for key in SDXL_KEYS):
+        raise EmbeddingFileError(path, "an SDXL embedding needs both clip_l and clip_g; it holds only "
+                                 + ", ".join(sorted(map(str, tensors))))
+    shown = ", ".join(sorted(map(str, tensors))[:5]) + (", ..." if len(tensors) > 5 else "")
+    raise EmbeddingFileError(
+        path,
+        f"not an embedding: {len(tensors)} tensors ({shown}); expected string_to_param, clip_l + clip_g, "
+        "emb_params, emp_params or a single tensor",
+    )
+
+
+def _vectors(tensor: Any, what: str, path: Path) -> torch.Tensor:
+    """A stored tensor as (n_vectors, width) float32 on the CPU, in memory of its own."""
+    if not isinstance(tensor, torch.Tensor):
+        raise EmbeddingFileError(path, f"{what} is a {type(tensor).__name__}, not a tensor")
+    if not tensor.is_floating_point():
+        raise EmbeddingFileError(path, f"{what} holds {tensor.dtype} numbers, not floats")
+    if tensor.dim() == 1:
+        tensor = tensor.unsqueeze(0)  # diffusers stores one vector as [dim]
+    if tensor.dim() != 2 or 0 in tensor.shape:
+        raise EmbeddingFileError(path, f"{what} has shape {list(tensor.shape)}, expected [n_vectors, width]")
+    return tensor.detach().to(device="cpu", dtype=torch.float32).clone().contiguous()
+
+
+def _check_pickle_magic(path: Path) -> None:
+    """Refuse what is neither torch.save's zip archive nor a pickle (protocol 2+), before unpickling anything."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        raise EmbeddingFileError(path, "not a PyTorch file (neither a zip archive nor a pickle)")
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            keys = list(f.keys())
+            if len(keys) > MAX_TENSORS:
+                shown = ", ".join(keys[:3])
+                raise EmbeddingFileError(path, f"not an embedding: {len(keys)} tensors ({shown}, ...), a model?")
+            return {key: f.get_tensor(key) for key in keys}, dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EmbeddingFileError(path, f"not a readable safetensors file ({detail})") from None
+
+
+def a1111_dict(embedding: Embedding) -> dict[str, Any]:
+    """The dict A1111 writes: its `string_to_param` layout, or SDXL's `clip_l`/`clip_g` with nothing else.
+
+    A1111 loads an SDXL file by calling `.detach()` on every value, so an SDXL dict must hold only the two tensors.
+    """
+    vectors = _stored(embedding)
+    if embedding.is_sdxl:
+        return {key: vectors[key] for key in SDXL_KEYS}
+    return {
+        "string_to_token": {SINGLE_KEY: A1111_TOKEN},
+        "string_to_param": {SINGLE_KEY: vectors[SINGLE_KEY]},
+        "name": embedding.name,
+        "step": embedding.step,
+        "sd_checkpoint": embedding.sd_checkpoint,
+        "sd_checkpoint_name": embedding.sd_checkpoint_name,
+    }
+
+
+def safetensors_dict(embedding: Embedding) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and header metadata of a .safetensors embedding.
+
+    Single-encoder vectors go under the embedding's name, diffusers' own `learned_embeds` layout: A1111, ComfyUI
+    and kohya take any single tensor, and diffusers then registers the name as the token. SDXL: clip_l, clip_g.
+    """
+    from oneword import __version__
+
+    vectors = _stored(embedding)
+    tensors = {key: vectors[key] for key in SDXL_KEYS} if embedding.is_sdxl else {embedding.name: vectors[SINGLE_KEY]}
+    fields = {"name": embedding.name, "step": embedding.step, "sd_checkpoint": embedding.sd_checkpoint,
+              "sd_checkpoint_name": embedding.sd_checkpoint_name}
+    metadata = {key: str(value) for key, value in fields.items() if value is not None}
+    metadata["oneword_version"] = __version__
+    return tensors, metadata
+
+
+def _stored(embedding: Embedding) -> dict[str, torch.Tensor]:
+    """The vectors as float32 CPU tensors with storage of their own (torch.save writes a view's whole storage)."""
+    return {key: tensor.detach().to(device="cpu", dtype=torch.float32).clone().contiguous()
+            for key, tensor in embedding.vectors.items()}
+
+
+def save_embedding(embedding: Embedding, path: Path, *, model: BaseModel | None = None) -> None:
+    """Write an embedding as A1111 `.pt` or `.safetensors` (by suffix), atomically.
+
+    With `model`, the vectors must fit it, and the file records the model as `sd_checkpoint`/`sd_checkpoint_name`
+    where the embedding has none (the embedding itself is left as it is).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITE_SUFFIXES:
+        allowed = " or ".join(WRITE_SUFFIXES)
+        raise OnewordError(f"{path}: embeddings are written as {allowed}, not {suffix or 'no suffix'}")
+    if model is not None:
+        try:
+            embedding.vectors_for(model)
+        except EmbeddingMismatch as e:
+            raise OnewordError(f"{path}: embedding {embedding.name!r} does not fit {model.name}: {e}") from None
+        embedding = dataclasses.replace(
+            embedding,
+            sd_checkpoint=embedding.sd_checkpoint if embedding.sd_checkpoint is not None else model.short_hash,
+            sd_checkpoint_name=embedding.sd_checkpoint_name if embedding.sd_checkpoint_name is not None else model.name,
+        )
+    if suffix == SAFETENSORS_SUFFIX:
+        import safetensors.torch
+
+        tensors, metadata = safetensors_dict(embedding)
+        blob = safetensors.torch.save(tensors, metadata=metadata)
+        atomic_write(path, lambda f: f.write(blob))
+    else:
+        data = a1111_dict(embedding)
+        atomic_write(path, lambda f: torch.save(data, f))
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write a file through a temporary file in the same folder, then rename it over `path` (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+        return int(value.item())
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _without_path(message: str, path: Path) -> str:
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
