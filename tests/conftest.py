@@ -31,3 +31,11 @@ def tiny_models():
 def tiny_sd1(tiny_models):
     """The tiny SD 1.x model."""
     return tiny_models("sd1")
+
+
+def pytest_configure(config):
+    """Let tests import the helpers beside them (`from cli_helpers import ...`)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))

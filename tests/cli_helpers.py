@@ -1,0 +1,21 @@
+"""Run the real `oneword` entry point in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_oneword(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m oneword ARGS`, output captured as text."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "oneword", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """The non-empty lines the command wrote to stderr."""
+    return [line for line in result.stderr.splitlines() if line.strip()]
