@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 import transformers
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
@@ -58,7 +59,16 @@ def load_diffusers_folder(folder: Path, prediction_type: str | None = None) -> B
                       name=folder.name, source=folder)
     for module in model.modules():
         module.eval().requires_grad_(False)
+        _own_storage(module)
     return model
+
+
+def _own_storage(module: torch.nn.Module) -> None:
+    # from_pretrained leaves weights memory-mapped at the file's unaligned offsets, where CPU kernels round
+    # differently (about 1e-6): copied, a folder draws exactly what the same weights in a single file draw.
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            tensor.data = tensor.data.clone()
 
 
 def save_diffusers_folder(model: BaseModel, folder: Path) -> None:

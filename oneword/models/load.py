@@ -13,7 +13,7 @@ PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
 def load_base(path: str | Path, prediction_type: str | None = None) -> BaseModel:
-    """Load a base model from a diffusers folder, a single checkpoint file, or a built-in name (`tiny-sd1`, ...).
+    """Load a base model from a diffusers folder, a single checkpoint file, or a built-in name (`toy`, `tiny-sd1`, ...).
 
     `prediction_type` overrides what the file implies (`epsilon` or `v_prediction`), for SD 2.x files whose
     keys cannot tell the 512 epsilon model from the 768 v-prediction one.
@@ -30,6 +30,12 @@ def load_base(path: str | Path, prediction_type: str | None = None) -> BaseModel
         if prediction_type:
             model.scheduler_config["prediction_type"] = prediction_type
         return model
+    if str(path) == "toy":
+        from oneword.toy.bundle import bundled_toy_path
+
+        path = bundled_toy_path()
+        if not (path / "model_index.json").is_file():
+            raise OnewordError("--model toy: the bundled toy model is missing from this installation")
     path = Path(path)
     if not path.exists():
         raise OnewordError(f"--model {path}: no such file or folder")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import diffusers
 from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
-from diffusers.schedulers import DDIMScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from oneword.models.base import BaseModel
 
 
 def make_pipeline(model: BaseModel, scheduler=None) -> DiffusionPipeline:
-    """A StableDiffusion(XL)Pipeline sharing the model's modules; `scheduler` defaults to the model's own config."""
-    scheduler = scheduler or DDIMScheduler.from_config(model.scheduler_config)
+    """A StableDiffusion(XL)Pipeline sharing the model's modules; `scheduler` defaults to the model's own."""
+    scheduler = scheduler or model_scheduler(model)
     first = model.encoders[0]
     if model.is_sdxl:
         second = model.encoders[1]
@@ -25,3 +26,12 @@ def make_pipeline(model: BaseModel, scheduler=None) -> DiffusionPipeline:
         )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def model_scheduler(model: BaseModel) -> SchedulerMixin:
+    """The scheduler the model's config names (`_class_name`), DDIM when it names none oneword knows."""
+    name = model.scheduler_config.get("_class_name", "DDIMScheduler")
+    cls = getattr(diffusers, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
+        cls = diffusers.DDIMScheduler
+    return cls.from_config(model.scheduler_config)
