@@ -13,6 +13,7 @@ app = typer.Typer(
     help="Teach a Stable Diffusion model a new word: embeddings that load in A1111, ComfyUI and diffusers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -32,7 +33,7 @@ def _root(
 
 
 def _register() -> None:
-    from oneword.cli import embeddings, generate  # noqa: F401  (each module adds its commands to `app`)
+    from oneword.cli import embeddings, generate, toy  # noqa: F401  (each module adds its commands to `app`)
 
 
 def main() -> None:
