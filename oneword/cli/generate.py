@@ -15,7 +15,9 @@ def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
     from oneword import load_base
     from oneword.embeddings.library import scan_embeddings
 
-    base = load_base(model, prediction_type=prediction_type)
+    from oneword.models.device import pick_device, place
+
+    base = place(load_base(model, prediction_type=prediction_type), pick_device())
     library = scan_embeddings(embeddings_dir, base) if embeddings_dir.is_dir() else None
     if library and library.skipped:
         typer.echo(
