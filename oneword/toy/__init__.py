@@ -1,0 +1,1 @@
+"""The toy world: procedural scenes, a small latent diffusion model trained on them, and a judge."""

@@ -1,0 +1,38 @@
+"""The bundled toy model: where it lives in the package and how it is loaded (with its judge)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from oneword.errors import OnewordError
+from oneword.models.base import BaseModel
+from oneword.toy.judge import Judge, load_judge
+
+TOY_NAME = "toy"
+
+
+def bundled_toy_path() -> Path:
+    """Folder of the bundled toy model inside the package."""
+    return Path(str(resources.files("oneword.data").joinpath("toy")))
+
+
+def resolve_toy(name_or_path: str | Path) -> Path:
+    """`toy` -> the bundled folder; anything else is taken as a toy model folder."""
+    path = bundled_toy_path() if str(name_or_path) == TOY_NAME else Path(name_or_path)
+    if not (path / "model_index.json").is_file() or not (path / "judge.safetensors").is_file():
+        raise OnewordError(f"--model {name_or_path}: not a toy model folder (needs model_index.json and judge.safetensors)")
+    return path
+
+
+def load_toy(name_or_path: str | Path = TOY_NAME) -> tuple[BaseModel, Judge]:
+    """The toy model (float32, for the CPU) and its judge."""
+    from oneword.models.load import load_base
+
+    path = resolve_toy(name_or_path)
+    model = load_base(path)
+    model.to("cpu", dtype=torch.float32)
+    model.name = TOY_NAME if str(name_or_path) == TOY_NAME else path.name
+    return model, load_judge(path / "judge.safetensors")

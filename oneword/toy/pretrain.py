@@ -1,0 +1,258 @@
+"""`oneword toy pretrain`: the recipe that trains the bundled toy model and its judge from a fixed seed.
+
+Three stages, each a plain function: a VAE (AutoencoderKL, 64 px -> 8x8x4 latents as in Stable Diffusion),
+then a CLIP text encoder and a UNet2DConditionModel trained together on cached latents, then the judge.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from torch import nn
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from oneword.models.base import BaseModel, TextEncoder
+from oneword.models.folder import save_diffusers_folder
+from oneword.models.kinds import encoder_specs, kind_config
+from oneword.models.tokenizer import clip_tokenizer
+from oneword.toy.judge import JudgeTraining, judge_accuracy, save_judge, train_judge
+from oneword.toy.world import Scene, caption, random_scene, render
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class PretrainConfig:
+    """Every setting of the recipe; the defaults are what built the bundled model."""
+
+    seed: int = 0
+    """Seed of everything: scenes, captions, initial weights, noise."""
+    n_images: int = 20000
+    """Distinct rendered scenes (captions are re-drawn for every use)."""
+    vae_steps: int = 2000
+    vae_batch: int = 32
+    vae_crop: int = 32
+    """The VAE is fully convolutional: it trains on random crops of this size (4x cheaper than whole images)."""
+    vae_lr: float = 1e-3
+    diffusion_steps: int = 5000
+    batch: int = 64
+    lr: float = 1e-3
+    caption_dropout: float = 0.1
+    """Share of empty captions, so that classifier-free guidance works."""
+    ema_decay: float = 0.999
+    judge_steps: int = 800
+    text_width: int = 64
+    text_layers: int = 2
+    unet_channels: tuple[int, ...] = (32, 64, 64)
+    eval_every: int = 500
+    """Judge a few samples every this many diffusion steps (0: never)."""
+
+
+def toy_config(cfg: PretrainConfig) -> dict:
+    """The SD 1.x kind config cut to toy size (the same classes and layout, small widths)."""
+    config = kind_config("sd1")
+    config["vae"].update(block_out_channels=[16, 32, 64, 64], layers_per_block=1, sample_size=64,
+                         norm_num_groups=16, mid_block_add_attention=False)
+    n = len(cfg.unet_channels)
+    config["unet"].update(
+        sample_size=8, block_out_channels=list(cfg.unet_channels), layers_per_block=1,
+        cross_attention_dim=cfg.text_width, attention_head_dim=8,
+        down_block_types=["CrossAttnDownBlock2D"] * n, up_block_types=["CrossAttnUpBlock2D"] * n,
+    )
+    config["text_encoders"][0]["config"].update(
+        hidden_size=cfg.text_width, intermediate_size=cfg.text_width * 4, num_attention_heads=max(1, cfg.text_width // 32),
+        num_hidden_layers=cfg.text_layers, projection_dim=cfg.text_width,
+    )
+    return config
+
+
+def render_dataset(n: int, seed: int) -> tuple[torch.Tensor, list[Scene]]:
+    """`n` random scenes rendered: uint8 (n, 3, 64, 64), and the scenes."""
+    rng = random.Random(seed)
+    scenes = [random_scene(rng) for _ in range(n)]
+    images = np.stack([np.asarray(render(s, seed=rng.randrange(2**31))) for s in scenes])
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), scenes
+
+
+def _to_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 127.5 - 1.0  # (B, 3, 64, 64) in [-1, 1]
+
+
+def _random_crops(images: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    side = images.shape[-1]
+    if size >= side:
+        return images
+    y, x = (int(v) for v in torch.randint(0, (side - size) // 8 + 1, (2,), generator=gen) * 8)
+    return images[..., y : y + size, x : x + size]
+
+
+def train_vae(config: dict, images: torch.Tensor, cfg: PretrainConfig, log: Log) -> AutoencoderKL:
+    """An AutoencoderKL trained to reconstruct renders (MSE plus a light KL term)."""
+    torch.manual_seed(cfg.seed)
+    vae = AutoencoderKL(**{k: v for k, v in config["vae"].items() if not k.startswith("_")})
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    vae.train()
+    for step in range(1, cfg.vae_steps + 1):
+        lr = cfg.vae_lr * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = _to_float(_random_crops(images[torch.randint(len(images), (cfg.vae_batch,), generator=gen)], cfg.vae_crop, gen))
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator=gen)).sample
+        loss = nn.functional.mse_loss(recon, x) + 1e-6 * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % 100 == 0:
+            log(f"vae step {step}/{cfg.vae_steps}: loss {loss.item():.5f}")
+    return vae.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
+    """Posterior means of every image, unscaled: (n, 4, 8, 8)."""
+    out = [vae.encode(_to_float(images[i : i + 256])).latent_dist.mean for i in range(0, len(images), 256)]
+    return torch.cat(out)
+
+
+def _tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
+    return tokenizer(texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+
+
+def train_diffusion(
+    config: dict, latents: torch.Tensor, scenes: list[Scene], cfg: PretrainConfig, log: Log,
+    evaluate: Callable[[UNet2DConditionModel, CLIPTextModel], str] | None = None,
+) -> tuple[UNet2DConditionModel, CLIPTextModel]:
+    """UNet and text encoder trained together from scratch on (latent, fresh caption) pairs; EMA weights returned."""
+    torch.manual_seed(cfg.seed + 1)
+    spec = encoder_specs(config)[0]
+    tokenizer = clip_tokenizer(spec.pad_token)
+    text = CLIPTextModel(CLIPTextConfig(**spec.config))
+    unet = UNet2DConditionModel(**{k: v for k, v in config["unet"].items() if not k.startswith("_")})
+    scheduler = DDPMScheduler.from_config(config["scheduler"])
+    params = [*unet.parameters(), *text.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    ema = [p.detach().clone() for p in params]
+    rng = random.Random(cfg.seed + 2)
+    gen = torch.Generator().manual_seed(cfg.seed + 3)
+    alphas = scheduler.alphas_cumprod
+    unet.train()
+    text.train()
+    start = time.time()
+    for step in range(1, cfg.diffusion_steps + 1):
+        warm = min(1.0, step / 200)
+        lr = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.diffusion_steps))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        index = torch.randint(len(latents), (cfg.batch,), generator=gen)
+        captions = ["" if rng.random() < cfg.caption_dropout else caption(scenes[i], rng) for i in index.tolist()]
+        x0 = latents[index]
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch,), generator=gen)
+        a = alphas[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        context = text(_tokenize(tokenizer, captions)).last_hidden_state  # (B, 77, width)
+        pred = unet(noisy, t, context).sample
+        loss = nn.functional.mse_loss(pred, noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            for e, p in zip(ema, params):
+                e.lerp_(p, 1 - decay)
+        if step % 100 == 0:
+            rate = step / (time.time() - start)
+            log(f"diffusion step {step}/{cfg.diffusion_steps}: loss {loss.item():.4f}, {rate:.2f} steps/s")
+        if evaluate and cfg.eval_every and step % cfg.eval_every == 0:
+            with _swapped(params, ema):
+                log(f"diffusion step {step}: EMA weights judged: {evaluate(unet.eval(), text.eval())}")
+            unet.train()
+            text.train()
+    with torch.no_grad():
+        for e, p in zip(ema, params):
+            p.copy_(e)
+    return unet.eval().requires_grad_(False), text.eval().requires_grad_(False)
+
+
+class _swapped:
+    """Temporarily put the EMA weights into the live parameters."""
+
+    def __init__(self, params: list[torch.Tensor], ema: list[torch.Tensor]) -> None:
+        self.params, self.ema = params, ema
+
+    def __enter__(self) -> None:
+        self.saved = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, e in zip(self.params, self.ema):
+                p.copy_(e)
+
+    def __exit__(self, *exc) -> None:
+        with torch.no_grad():
+            for p, s in zip(self.params, self.saved):
+                p.copy_(s)
+
+
+def _toy_model(config: dict, unet, vae, text) -> BaseModel:
+    spec = encoder_specs(config)[0]
+    return BaseModel(kind="sd1", unet=unet, vae=vae,
+                     encoders=[TextEncoder(spec=spec, model=text, tokenizer=clip_tokenizer(spec.pad_token))],
+                     scheduler_config=dict(config["scheduler"]), name="toy")
+
+
+def pretrain(cfg: PretrainConfig, out: Path, log: Log = print) -> dict:
+    """Run the whole recipe and write the bundle into `out` (a diffusers folder plus `judge.safetensors`)."""
+    timings = {}
+    t0 = time.time()
+    config = toy_config(cfg)
+    images, scenes = render_dataset(cfg.n_images, cfg.seed)
+    timings["render_s"] = time.time() - t0
+    log(f"rendered {len(images)} scenes in {timings['render_s']:.0f} s")
+
+    t = time.time()
+    vae = train_vae(config, images, cfg, log)
+    timings["vae_s"] = time.time() - t
+    # Scale latents to unit variance, as Stable Diffusion's scaling_factor does.
+    raw = encode_latents(vae, images)
+    scaling = float(1.0 / raw.std())
+    vae.register_to_config(scaling_factor=scaling)
+    config["vae"]["scaling_factor"] = scaling
+    latents = raw * scaling
+
+    t = time.time()
+    judge = train_judge(JudgeTraining(steps=cfg.judge_steps, seed=cfg.seed), log)
+    timings["judge_s"] = time.time() - t
+    accuracy = judge_accuracy(judge)
+    log("judge accuracy on fresh renders: " + ", ".join(f"{k} {v:.1%}" for k, v in accuracy.items()))
+
+    def evaluate(unet, text) -> str:
+        from oneword.toy.report import ReportConfig, word_rates
+
+        rates, _ = word_rates(_toy_model(config, unet, vae, text), judge, ReportConfig(samples=15, steps=15))
+        return ", ".join(f"{k} {v:.0%}" for k, v in rates.items())
+
+    t = time.time()
+    unet, text = train_diffusion(config, latents, scenes, cfg, log, evaluate)
+    timings["diffusion_s"] = time.time() - t
+
+    model = _toy_model(config, unet, vae, text)
+    for module in model.modules():
+        module.half()
+    out.mkdir(parents=True, exist_ok=True)
+    save_diffusers_folder(model, out)
+    save_judge(judge, out / "judge.safetensors")
+    timings["total_s"] = time.time() - t0
+    info = {"recipe": asdict(cfg), "timings": timings, "judge_accuracy": accuracy, "latent_scaling": scaling}
+    (out / "toy.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

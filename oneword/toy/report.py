@@ -1,0 +1,92 @@
+"""`oneword toy report`: how often the judge agrees with the prompt, per word and per concept baseline."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from oneword.generate.config import GenerateConfig
+from oneword.generate.grid import labelled_grid
+from oneword.generate.txt2img import generate
+from oneword.models.base import BaseModel
+from oneword.toy.concepts import CONCEPTS
+from oneword.toy.judge import Judge, judge_accuracy, to_tensor
+from oneword.toy.world import COLOURS, NAMED_SHAPES
+
+
+@dataclass
+class ReportConfig:
+    """Sampling settings of the report (fixed seeds: the same model gives the same figures)."""
+
+    samples: int = 64
+    """Samples per word and per concept."""
+    steps: int = 20
+    cfg: float = 5.0
+    sampler: str = "ddim"
+    seed: int = 0
+
+
+def _draw(model: BaseModel, prompt: str, n: int, rc: ReportConfig, seed: int):
+    config = GenerateConfig(prompt=prompt, seed=seed, steps=rc.steps, cfg=rc.cfg, sampler=rc.sampler, batch=n)
+    return [g.image for g in generate(model, config)]
+
+
+def agreement(judge: Judge, images: list, factor: str, value: str) -> float:
+    """Share of images the judge reads as `value` for `factor`."""
+    verdicts = judge.predict(to_tensor(images))[factor]
+    return sum(v == value for v in verdicts) / len(verdicts)
+
+
+def word_rates(model: BaseModel, judge: Judge, rc: ReportConfig) -> tuple[dict[str, float], dict[str, list]]:
+    """Rates for every shape and colour word, from prompts "a COLOUR SHAPE" over all pairs."""
+    per_pair = -(-rc.samples // len(NAMED_SHAPES))  # each colour word sees every shape: ceil(samples / 3)
+    images = {}
+    for s_i, shape in enumerate(NAMED_SHAPES):
+        for c_i, colour in enumerate(COLOURS):
+            seed = rc.seed + 1000 * (s_i * len(COLOURS) + c_i)
+            images[(shape, colour)] = _draw(model, f"a {colour} {shape}", per_pair, rc, seed)
+    rates = {}
+    for shape in NAMED_SHAPES:
+        pool = [im for (s, _), ims in images.items() if s == shape for im in ims][: rc.samples]
+        rates[shape] = agreement(judge, pool, "shape", shape)
+    for colour in COLOURS:
+        pool = [im for (_, c), ims in images.items() if c == colour for im in ims][: rc.samples]
+        rates[colour] = agreement(judge, pool, "colour", colour)
+    columns = {f"a {c} {s}": ims[:4] for (s, c), ims in images.items()}
+    return rates, columns
+
+
+def concept_baselines(model: BaseModel, judge: Judge, rc: ReportConfig) -> tuple[dict[str, float], dict[str, list]]:
+    """For each concept, how often the best prompt without an embedding is judged as the concept."""
+    rates, columns = {}, {}
+    for i, concept in enumerate(CONCEPTS.values()):
+        if concept.kind == "object":
+            prompt = f"a photo of an {concept.init_text}"
+            images = _draw(model, prompt, rc.samples, rc, rc.seed + 50000 + i * 1000)
+            rates[concept.name] = agreement(judge, images, "shape", concept.shape)
+        else:
+            prompt = f"a {concept.init_text} of a red circle"
+            images = _draw(model, prompt, rc.samples, rc, rc.seed + 50000 + i * 1000)
+            rates[concept.name] = agreement(judge, images, "style", concept.style)
+        columns[f"{concept.name}: {prompt}"] = images[:4]
+    return rates, columns
+
+
+def toy_report(model: BaseModel, judge: Judge, rc: ReportConfig, out: Path) -> dict:
+    """Write `out/report.json` and `out/grid.png`; return the report."""
+    words, word_columns = word_rates(model, judge, rc)
+    baselines, concept_columns = concept_baselines(model, judge, rc)
+    accuracy = judge_accuracy(judge)
+    report = {
+        "words": words,
+        "concept_baselines": baselines,
+        "judge_accuracy": min(accuracy.values()),
+        "judge_accuracy_per_factor": accuracy,
+        "settings": {"samples": rc.samples, "steps": rc.steps, "cfg": rc.cfg, "sampler": rc.sampler, "seed": rc.seed},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    grid = labelled_grid([(label, ims) for label, ims in {**word_columns, **concept_columns}.items()], label_height=14)
+    grid.save(out / "grid.png")
+    return report
