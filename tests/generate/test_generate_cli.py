@@ -59,3 +59,27 @@ def torch_randn(*shape: int, seed: int):
     import torch
 
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_bad_model_files_are_one_line_each_through_the_command(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    text = tmp_path / "notes.safetensors"
+    text.write_text("these are my notes, not a model\n")
+    other = tmp_path / "other.safetensors"
+    save_file({"encoder.weight": torch.zeros(2, 2)}, str(other))
+    truncated = tmp_path / "cut.safetensors"
+    save_file({"model.diffusion_model.x": torch.zeros(64, 64)}, str(truncated))
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    for path, expected in [
+        (text, f"error: {text}: "),
+        (other, f"error: {other}: not a Stable Diffusion checkpoint"),
+        (truncated, f"error: {truncated}: "),
+    ]:
+        result = run_oneword("generate", "--prompt", "a cat", "--model", str(path), "--out", str(tmp_path / "o"))
+        lines = error_lines(result)
+        assert result.returncode == 1, path
+        assert len(lines) == 1 and lines[0].startswith(expected), lines
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
