@@ -136,6 +136,8 @@ def apply_weights(z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     z: (n_chunks, 77, width); weights: (n_chunks, 77). Chunks whose weights are all 1 are returned as they are
     (A1111's arithmetic leaves them unchanged too, unless their mean is 0 and it divides 0 by 0). The means are
     taken in float32, which keeps half-precision encoders from overflowing or dividing by a rounded-off zero.
+    A chunk whose weighted mean is (nearly) zero, under 1e-4 of its mean magnitude, keeps the plain product:
+    A1111 would divide by it and draw NaN or a blown-out image; real encoders' means are far from zero.
     """
     weighted = (weights != 1.0).any(dim=1).to(z.device)[:, None, None]  # (n_chunks, 1, 1)
     if not bool(weighted.any()):
@@ -144,7 +146,10 @@ def apply_weights(z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     scaled = z.float() * weights
     # Ratio exactly 1 for unweighted chunks, without computing 0/0 there (its NaN would reach the gradients).
     original_mean = torch.where(weighted, z.float().mean(dim=(1, 2), keepdim=True), 1.0)
-    new_mean = torch.where(weighted, scaled.mean(dim=(1, 2), keepdim=True), 1.0)
+    new_mean = scaled.mean(dim=(1, 2), keepdim=True)
+    degenerate = new_mean.abs() <= 1e-4 * scaled.abs().mean(dim=(1, 2), keepdim=True)
+    original_mean = torch.where(degenerate, 1.0, original_mean)
+    new_mean = torch.where(weighted & ~degenerate, new_mean, 1.0)
     return (scaled * (original_mean / new_mean)).to(z.dtype)
 
 

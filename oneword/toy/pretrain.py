@@ -65,7 +65,7 @@ def toy_config(cfg: PretrainConfig) -> dict:
     n = len(cfg.unet_channels)
     config["unet"].update(
         sample_size=8, block_out_channels=list(cfg.unet_channels), layers_per_block=1,
-        cross_attention_dim=cfg.text_width, attention_head_dim=8,
+        cross_attention_dim=cfg.text_width, attention_head_dim=[c // 16 for c in cfg.unet_channels],
         down_block_types=["CrossAttnDownBlock2D"] * n, up_block_types=["CrossAttnUpBlock2D"] * n,
     )
     config["text_encoders"][0]["config"].update(
@@ -123,6 +123,24 @@ def encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
     """Posterior means of every image, unscaled: (n, 4, 8, 8)."""
     out = [vae.encode(_to_float(images[i : i + 256])).latent_dist.mean for i in range(0, len(images), 256)]
     return torch.cat(out)
+
+
+@torch.no_grad()
+def standardize_latents(vae: AutoencoderKL, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Fold a per-channel standardisation of the latents into the VAE's 1x1 quant convolutions (exact).
+
+    Stable Diffusion pipelines only scale latents by one number; latent channels with their own offsets and
+    spreads leave colour in a low-variance corner that the UNet learns last. Afterwards the posterior mean has
+    zero mean and unit spread per channel, and `scaling_factor` is 1.
+    """
+    c = mean.numel()
+    q, p = vae.quant_conv, vae.post_quant_conv
+    q.weight[:c] /= std.view(c, 1, 1, 1)  # mean' = (mean - m) / s
+    q.bias[:c] = (q.bias[:c] - mean) / std
+    q.bias[c:] -= 2 * std.log()  # logvar' = logvar - 2 log s
+    p.bias += (p.weight[:, :, 0, 0] * mean).sum(1)  # z = z' * s + m
+    p.weight *= std.view(1, c, 1, 1)
+    vae.register_to_config(scaling_factor=1.0)
 
 
 def _tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
@@ -223,12 +241,11 @@ def pretrain(cfg: PretrainConfig, out: Path, log: Log = print) -> dict:
     t = time.time()
     vae = train_vae(config, images, cfg, log)
     timings["vae_s"] = time.time() - t
-    # Scale latents to unit variance, as Stable Diffusion's scaling_factor does.
     raw = encode_latents(vae, images)
-    scaling = float(1.0 / raw.std())
-    vae.register_to_config(scaling_factor=scaling)
-    config["vae"]["scaling_factor"] = scaling
-    latents = raw * scaling
+    standardize_latents(vae, raw.mean(dim=(0, 2, 3)), raw.std(dim=(0, 2, 3)))
+    config["vae"]["scaling_factor"] = 1.0
+    latents = encode_latents(vae, images)
+    log(f"latents per channel: mean {latents.mean(dim=(0, 2, 3)).tolist()}, std {latents.std(dim=(0, 2, 3)).tolist()}")
 
     t = time.time()
     judge = train_judge(JudgeTraining(steps=cfg.judge_steps, seed=cfg.seed), log)
@@ -253,6 +270,6 @@ def pretrain(cfg: PretrainConfig, out: Path, log: Log = print) -> dict:
     save_diffusers_folder(model, out)
     save_judge(judge, out / "judge.safetensors")
     timings["total_s"] = time.time() - t0
-    info = {"recipe": asdict(cfg), "timings": timings, "judge_accuracy": accuracy, "latent_scaling": scaling}
+    info = {"recipe": asdict(cfg), "timings": timings, "judge_accuracy": accuracy}
     (out / "toy.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

@@ -14,6 +14,7 @@ from transformers.models.clip.modeling_clip import CLIPTextEmbeddings
 
 from oneword.conditioning.encode import (
     PromptChunk,
+    apply_weights,
     chunk_token_ids,
     encode_pair,
     encode_prompt,
@@ -403,3 +404,19 @@ def test_half_precision_encoder_with_fp32_trainable_vectors(tiny_sd1):
         assert torch.isfinite(vectors.grad).all() and vectors.grad.abs().sum() > 0
         reference = encode_prompt(_with_norm_bias(tiny_sd1), prompt, embeddings)
         assert torch.allclose(cond.context.float(), reference.context, atol=2e-2)
+
+
+def test_weighting_a_chunk_with_a_zero_mean_keeps_the_plain_product():
+    # the tiny models' outputs average about 1e-9: dividing by the weighted mean would blow up to inf/NaN
+    z = torch.tensor([[[1.0, -1.0], [2.0, -2.0]]])  # (1, 2, 2), mean exactly 0
+    weights = torch.tensor([[1.5, 1.0]])
+    out = apply_weights(z, weights)
+    assert torch.equal(out, torch.tensor([[[1.5, -1.5], [2.0, -2.0]]]))
+
+
+def test_weighting_still_restores_an_ordinary_mean():
+    z = torch.tensor([[[1.0, 3.0], [2.0, 2.0]]])  # mean 2
+    out = apply_weights(z, torch.tensor([[2.0, 1.0]]))
+    scaled = torch.tensor([[[2.0, 6.0], [2.0, 2.0]]])  # mean 3
+    assert torch.allclose(out, scaled * (2.0 / 3.0))
+    assert torch.isclose(out.mean(), torch.tensor(2.0))
