@@ -19,6 +19,7 @@ app = typer.Typer(
 
 DEFAULT_MODEL = "tiny-sd1"
 """What `--model` loads when not given: a tiny random SD 1.x model built on the spot."""
+MODEL_HELP = "Base model: a diffusers folder, a .safetensors/.ckpt file, or a built-in name (tiny-sd1, ...)."
 DEFAULT_EMBEDDINGS_DIR = "embeddings"
 """The folder every command reads embeddings from (A1111's `embeddings/`)."""
 

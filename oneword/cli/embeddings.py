@@ -6,10 +6,9 @@ from pathlib import Path
 
 import typer
 
-from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, app
+from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, MODEL_HELP, app
 from oneword.errors import OnewordError
 
-MODEL_HELP = "Base model: a diffusers folder, a .safetensors/.ckpt file, or a built-in name (tiny-sd1, ...)."
 DIR_HELP = "Embeddings folder (searched with its subfolders)."
 PIPED_WIDTH = 200
 """Table width when the output is not a terminal, so that piped rows are not wrapped."""

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, app
+from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, MODEL_HELP, app
 
-MODEL_HELP = "Base model: a diffusers folder, a .safetensors/.ckpt file, or a built-in name (tiny-sd1, ...)."
 
 
 def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
