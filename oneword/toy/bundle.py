@@ -9,6 +9,7 @@ import torch
 
 from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
+from oneword.models.device import place
 from oneword.toy.judge import Judge, load_judge
 
 TOY_NAME = "toy"
@@ -28,11 +29,11 @@ def resolve_toy(name_or_path: str | Path) -> Path:
 
 
 def load_toy(name_or_path: str | Path = TOY_NAME) -> tuple[BaseModel, Judge]:
-    """The toy model (float32, for the CPU) and its judge."""
+    """The toy model (placed on the CPU in float32, like any model drawn there) and its judge."""
     from oneword.models.load import load_base
 
     path = resolve_toy(name_or_path)
     model = load_base(path)
-    model.to("cpu", dtype=torch.float32)
+    place(model, torch.device("cpu"))
     model.name = TOY_NAME if str(name_or_path) == TOY_NAME else path.name
     return model, load_judge(path / "judge.safetensors")
