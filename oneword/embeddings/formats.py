@@ -12,16 +12,15 @@ The prompt word is the file stem (A1111), except for images, whose word is the `
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from oneword.embeddings.embedding import SDXL_KEYS, SINGLE_KEY, Embedding, EmbeddingMismatch
 from oneword.errors import OnewordError
+from oneword.files import atomic_write
 
 if TYPE_CHECKING:
     from oneword.models.base import BaseModel
@@ -247,19 +246,6 @@ def save_embedding(embedding: Embedding, path: Path, *, model: BaseModel | None 
     else:
         data = a1111_dict(embedding)
         atomic_write(path, lambda f: torch.save(data, f))
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write a file through a temporary file in the same folder, then rename it over `path` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -22,7 +22,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, UnidentifiedImageError
 
 from oneword.embeddings.embedding import SDXL_KEYS, SINGLE_KEY, Embedding
-from oneword.embeddings.formats import EmbeddingFileError, a1111_dict, atomic_write, embedding_from_dict
+from oneword.embeddings.formats import EmbeddingFileError, a1111_dict, embedding_from_dict
+from oneword.files import atomic_write
 
 TEXT_KEY = "sd-ti-embedding"
 """Name of the PNG text chunk that holds the embedding as base64 JSON."""

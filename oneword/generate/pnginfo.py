@@ -8,6 +8,8 @@ from pathlib import Path
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from oneword.files import atomic_write
+
 
 @dataclass(frozen=True)
 class ImageParameters:
@@ -57,9 +59,7 @@ def save_png(image: Image.Image, path: Path, parameters: str) -> None:
     """Save `image` as PNG with the `parameters` text chunk, atomically."""
     info = PngInfo()
     info.add_text("parameters", parameters)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG", pnginfo=info)
-    tmp.replace(path)
+    atomic_write(Path(path), lambda f: image.save(f, format="PNG", pnginfo=info))
 
 
 def read_parameters(path: Path) -> str | None:
