@@ -26,9 +26,9 @@ class Conditioning:
     """What the UNet is conditioned on for one prompt."""
 
     context: torch.Tensor
-    """(1, 77 * n_chunks, context_width); SDXL: clip_l and clip_g outputs side by side (768 + 1280)."""
+    """(prompts, 77 * n_chunks, context_width); SDXL: clip_l and clip_g outputs side by side (768 + 1280)."""
     pooled: torch.Tensor | None
-    """SDXL: (1, 1280), clip_g's projected vector at the EOS of the first chunk; None for SD 1.x/2.x."""
+    """SDXL: (prompts, 1280), clip_g's projected vector at the EOS of the first chunk; None for SD 1.x/2.x."""
 
 
 @dataclass
@@ -155,11 +155,12 @@ def apply_weights(z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class _EncoderOutput:
-    hidden: torch.Tensor  # (n_chunks, 77, width), before weighting
-    pooled: torch.Tensor | None  # (1, projection_dim) for the first chunk, encoders with a projection only
+    hidden: torch.Tensor  # (rows, 77, width), before weighting
+    pooled: torch.Tensor | None  # (prompts, projection_dim) at each prompt's first chunk; projection encoders only
 
 
-def _run_encoder(encoder: TextEncoder, ids: torch.Tensor, table: torch.Tensor) -> _EncoderOutput:
+def _run_encoder(encoder: TextEncoder, ids: torch.Tensor, table: torch.Tensor, n_chunks: int) -> _EncoderOutput:
+    """Run one encoder on (prompts * n_chunks, 77) ids, each prompt's chunks in consecutive rows."""
     model = encoder.model
     ids = ids.to(model.device)
     penultimate = encoder.spec.layer == "penultimate"
@@ -172,23 +173,27 @@ def _run_encoder(encoder: TextEncoder, ids: torch.Tensor, table: torch.Tensor) -
     if projection is not None:
         # The final-normed last layer at the first EOS. transformers picks argmax(ids) when the config's
         # eos_token_id is the legacy 2, which would land on a placeholder id; A1111 takes the EOS.
-        eos = int((ids[0] == encoder.tokenizer.eos_token_id).nonzero()[0])
-        pooled = projection(out.last_hidden_state[0, eos]).unsqueeze(0)
+        first = ids[::n_chunks]  # (prompts, 77)
+        eos = (first == encoder.tokenizer.eos_token_id).int().argmax(dim=1)  # (prompts,)
+        last = out.last_hidden_state[::n_chunks]
+        pooled = projection(last[torch.arange(len(first), device=last.device), eos])
     return _EncoderOutput(hidden=hidden, pooled=pooled)
 
 
 def _encode_chunks(
-    model: BaseModel, chunks: list[PromptChunk], vocabulary: EmbeddingVocabulary, grad: bool
+    model: BaseModel, chunks: list[PromptChunk], vocabulary: EmbeddingVocabulary, grad: bool, n_prompts: int = 1
 ) -> Conditioning:
+    """Encode `n_prompts` prompts of equally many chunks each, given one after another in `chunks`."""
     tables = vocabulary.tables()
     weights = chunk_weights(chunks)
+    n_chunks = len(chunks) // n_prompts
     contexts = []
     pooled = None
     with contextlib.nullcontext() if grad else torch.no_grad():
         for encoder, table in zip(model.encoders, tables):
-            out = _run_encoder(encoder, chunk_token_ids(chunks, encoder.tokenizer), table)
+            out = _run_encoder(encoder, chunk_token_ids(chunks, encoder.tokenizer), table, n_chunks)
             z = apply_weights(out.hidden, weights)
-            contexts.append(z.reshape(1, -1, z.shape[-1]))  # (1, 77 * n_chunks, width)
+            contexts.append(z.reshape(n_prompts, -1, z.shape[-1]))  # (prompts, 77 * n_chunks, width)
             if model.is_sdxl:
                 pooled = out.pooled  # the last encoder (clip_g) gives SDXL's pooled vector
     return Conditioning(context=torch.cat(contexts, dim=-1), pooled=pooled)
@@ -242,3 +247,24 @@ def encode_pair(
     else:
         uncond = _encode_chunks(model, _padded(negative_chunks, n_chunks, negative), vocabulary, grad)
     return cond, uncond
+
+
+def encode_prompts(
+    model: BaseModel,
+    prompts: list[str],
+    embeddings: Mapping[str, Embedding] | None = None,
+    *,
+    grad: bool = False,
+) -> Conditioning:
+    """The conditioning of several prompts in one pass of each encoder: context (len(prompts), 77 * n, width).
+
+    Every prompt is padded with empty chunks to the longest one's count; each row equals `encode_prompt` of that
+    prompt padded the same way. Training uses it to condition a whole batch at once.
+    """
+    if not prompts:
+        raise ValueError("encode_prompts needs at least one prompt")
+    vocabulary = EmbeddingVocabulary(model, embeddings)
+    per_prompt = [prompt_chunks(model, prompt, vocabulary) for prompt in prompts]
+    n_chunks = max(len(chunks) for chunks in per_prompt)
+    chunks = [c for prompt, own in zip(prompts, per_prompt) for c in _padded(own, n_chunks, prompt)]
+    return _encode_chunks(model, chunks, vocabulary, grad, n_prompts=len(prompts))
