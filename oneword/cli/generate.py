@@ -9,11 +9,9 @@ import typer
 from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, MODEL_HELP, app
 
 
-
 def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
     from oneword import load_base
     from oneword.embeddings.library import scan_embeddings
-
     from oneword.models.device import pick_device, place
 
     base = place(load_base(model, prediction_type=prediction_type), pick_device())
