@@ -19,3 +19,17 @@ def run_oneword(*args: str, cwd: Path | None = None) -> subprocess.CompletedProc
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:
     """The non-empty lines the command wrote to stderr."""
     return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def run_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """`oneword ARGS` through `main()` in this process (no interpreter start-up): exit code, stdout, stderr."""
+    from oneword.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["oneword", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 import torch
 import typer
-
 from cli_helpers import error_lines, run_oneword
-from oneword.cli import app, main
+from cli_helpers import run_in_process as _run
+
+from oneword.cli import app
 from oneword.embeddings.create import create_embedding
 from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.formats import load_embedding_file, save_embedding
-
-
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """`oneword ARGS` in this process: exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["oneword", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_create_embedding_writes_the_file(tmp_path, monkeypatch, capsys, tiny_sd1):

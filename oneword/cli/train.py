@@ -1,0 +1,115 @@
+"""`oneword train`: A1111's Train tab on the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import typer
+
+from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, MODEL_HELP, app
+from oneword.train.config import TrainConfig
+
+_D = TrainConfig()
+
+
+def _default(name: str) -> str:
+    return f" [default: {getattr(_D, name)}]"
+
+
+@app.command("train")
+def train_command(
+    name: str = typer.Argument(..., help="The embedding's name (created from --init-text if it does not exist)."),
+    data: Path | None = typer.Option(None, "--data", "-d", help="Folder of training images (.txt captions beside)."),
+    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP + f" [default: {DEFAULT_MODEL}]"),
+    config_file: Path | None = typer.Option(None, "--config", help="TOML file with any of these settings."),
+    init_text: str | None = typer.Option(None, help="Initialization text of a new embedding." + _default("init_text")),
+    vectors: int | None = typer.Option(None, help="Vectors per token of a new embedding." + _default("vectors")),
+    learn_rate: str | None = typer.Option(None, help='Rate or schedule "0.005:100, 1e-3:1000, 1e-5".'
+                                          + _default("learn_rate")),
+    clip_grad: str | None = typer.Option(None, help="Gradient clipping: none, value or norm." + _default("clip_grad")),
+    clip_grad_value: str | None = typer.Option(None, help="Clip value, or a schedule." + _default("clip_grad_value")),
+    batch_size: int | None = typer.Option(None, help="Images per batch." + _default("batch_size")),
+    grad_accum: int | None = typer.Option(None, help="Gradient accumulation steps." + _default("grad_accum")),
+    width: int | None = typer.Option(None, help="Training width (multiple of 8) [default: the model's size]."),
+    height: int | None = typer.Option(None, help="Training height (multiple of 8) [default: the model's size]."),
+    keep_size: bool | None = typer.Option(None, "--keep-size/--resize", help="Do not resize images [default: resize]."),
+    max_steps: int | None = typer.Option(None, help="Steps to train." + _default("max_steps")),
+    save_every: int | None = typer.Option(None, help="Save a copy every N steps (0: never)." + _default("save_every")),
+    preview_every: int | None = typer.Option(None, help="Preview every N steps (0: never)." + _default("preview_every")),
+    template: str | None = typer.Option(None, help="Prompt template: a shipped name or a file." + _default("template")),
+    shuffle_tags: bool | None = typer.Option(None, "--shuffle-tags/--keep-tag-order",
+                                             help="Shuffle caption tags [default: keep order]."),
+    tag_dropout: float | None = typer.Option(None, help="Drop each tag with this probability." + _default("tag_dropout")),
+    latent_sampling: str | None = typer.Option(None, help="once, deterministic or random." + _default("latent_sampling")),
+    alpha_weight: bool | None = typer.Option(None, "--alpha-weight/--no-alpha-weight",
+                                             help="PNG alpha as loss weight [default: off]."),
+    seed: int | None = typer.Option(None, help="Seed of the whole run." + _default("seed")),
+    log_dir: Path | None = typer.Option(None, help="Log folder root." + _default("log_dir")),
+    embeddings_dir: Path | None = typer.Option(None, help=f"Embeddings folder. [default: {DEFAULT_EMBEDDINGS_DIR}]"),
+    preview_prompt: str | None = typer.Option(None, help="Preview prompt [default: the template's first line]."),
+    preview_seed: int | None = typer.Option(None, help="Preview seed." + _default("preview_seed")),
+    csv_every: int | None = typer.Option(None, help="Loss CSV row every N steps." + _default("csv_every")),
+    gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
+                                                       help="Less memory, more time [default: off]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an embedding that has steps, with its optimizer state."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+) -> None:
+    """Train a Textual Inversion embedding; writes LOG_DIR/YYYY-MM-DD/NAME/ and EMBEDDINGS_DIR/NAME.pt."""
+    from oneword import load_base
+    from oneword.train.config import read_config_file
+    from oneword.train.loop import train
+
+    given = {k: v for k, v in locals().items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+    settings = read_config_file(config_file) if config_file else {}
+    settings.update({k: v for k, v in given.items() if v is not None and k != "resume"})
+    settings["resume"] = resume or bool(settings.get("resume", False))
+    settings.setdefault("model", DEFAULT_MODEL)
+    settings.setdefault("embeddings_dir", Path(DEFAULT_EMBEDDINGS_DIR))
+    if "data" not in settings:
+        from oneword.errors import OnewordError
+
+        raise OnewordError("--data is missing: give the folder of training images")
+    config = TrainConfig(**settings)
+    config.check()  # before the model loads: a bad option fails at once
+    finished = train(config, load_base(config.model), ProgressView(), device=device)
+    typer.echo(finished.message)
+    typer.echo(f"log folder: {finished.log_folder}")
+
+
+class ProgressView:
+    """Training events drawn as a Rich progress bar: step, it/s, ETA, smoothed loss and learning rate."""
+
+    def __init__(self) -> None:
+        self.progress = None
+        self.task = None
+        self.smoothed: float | None = None
+
+    def __call__(self, event: object) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from oneword.train import events
+
+        if isinstance(event, events.Started):
+            for note in event.notes:
+                typer.echo(note, err=True)
+            typer.echo(f"training {event.name} on {event.images} images, steps {event.start_step} -> "
+                       f"{event.total_steps}; log folder {event.log_folder}", err=True)
+            self.progress = Progress(
+                TextColumn("step {task.completed}/{task.total}"), BarColumn(),
+                TextColumn("{task.fields[rate]:.2f} it/s"), TimeRemainingColumn(),
+                TextColumn("loss {task.fields[loss]} lr {task.fields[lr]}"), transient=False,
+            )
+            self.task = self.progress.add_task("train", total=event.total_steps, completed=event.start_step,
+                                               rate=0.0, loss="-", lr="-")
+            self.progress.start()
+        elif isinstance(event, events.Progress) and self.progress is not None:
+            self.smoothed = event.loss if self.smoothed is None else 0.9 * self.smoothed + 0.1 * event.loss
+            self.progress.update(self.task, completed=event.step, rate=event.steps_per_second,
+                                 loss=f"{self.smoothed:.4f}", lr=f"{event.learn_rate:g}")
+        elif isinstance(event, events.Skipped):
+            typer.echo(f"step {event.step}: loss or gradient is NaN/inf, step skipped ({event.in_a_row} in a row)",
+                       err=True)
+        elif isinstance(event, events.Finished) and self.progress is not None:
+            self.progress.stop()
+            self.progress = None

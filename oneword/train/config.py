@@ -1,0 +1,151 @@
+"""Every setting of a training run, filled alike by the command line, a TOML file (`--config`) or a UI."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oneword.errors import OnewordError, gather
+from oneword.train.schedule import parse_schedule
+
+LATENT_SAMPLING = ("once", "deterministic", "random")
+CLIP_MODES = ("none", "value", "norm")
+
+
+@dataclass
+class TrainConfig:
+    """A1111's Train tab, with its names and defaults where it has them."""
+
+    name: str = ""
+    """The embedding's name: the prompt word and the file stem."""
+    data: Path = Path()
+    """Folder of training images, each with an optional `.txt` caption beside it."""
+    model: str = "toy"
+    """Base model: `toy`, a diffusers folder or a single checkpoint file."""
+    init_text: str = "*"
+    """Initialization text when the embedding does not exist yet ('' for zeros)."""
+    vectors: int = 1
+    """Vectors per token when the embedding does not exist yet (1 to 75)."""
+    learn_rate: str = "0.005"
+    """Learning rate or schedule, e.g. "0.005:100, 1e-3:1000, 1e-5"; training ends when it runs out."""
+    clip_grad: str = "none"
+    """Gradient clipping: none, value or norm."""
+    clip_grad_value: str = "0.1"
+    """Clip value or norm, as a number or a schedule string like the learning rate's."""
+    batch_size: int = 1
+    grad_accum: int = 1
+    """Batches whose gradients are summed before each optimizer step."""
+    width: int | None = None
+    """Training width in pixels, a multiple of 8; None uses the model's native size (512 for SD 1.x)."""
+    height: int | None = None
+    keep_size: bool = False
+    """Do not resize images (sizes rounded down to multiples of 8; batches grouped by size)."""
+    max_steps: int = 100000
+    save_every: int = 500
+    """Write a copy of the embedding every N steps (0: never)."""
+    preview_every: int = 500
+    """Draw a preview image every N steps (0: never)."""
+    template: str = "subject_filewords"
+    """A shipped template name (subject, subject_filewords, style, style_filewords, hypernetwork, none) or a file."""
+    shuffle_tags: bool = False
+    """Shuffle the comma-separated tags of each caption."""
+    tag_dropout: float = 0.0
+    """Drop each caption tag with this probability."""
+    latent_sampling: str = "once"
+    """once (one posterior sample, cached), deterministic (posterior mean) or random (new sample each time)."""
+    alpha_weight: bool = False
+    """Use PNG transparency as a per-pixel loss weight."""
+    seed: int = 0
+    """Seed of the data order, noise, timesteps and template choices: the same seed gives the same run on a CPU."""
+    log_dir: Path = Path("textual_inversion")
+    """Runs go to LOG_DIR/YYYY-MM-DD/NAME/."""
+    embeddings_dir: Path = Path("embeddings")
+    """Where the embedding is read from, created in, and where the final one is written."""
+    preview_prompt: str = ""
+    """Preview prompt; empty uses the template's first line with the first image's caption."""
+    preview_negative: str = ""
+    preview_seed: int = 0
+    preview_steps: int = 20
+    preview_cfg: float = 7.0
+    preview_sampler: str = "euler_a"
+    csv_every: int = 50
+    """Write a loss row (the mean since the last row) every N steps."""
+    gradient_checkpointing: bool = False
+    """Recompute UNet activations in the backward pass: less memory, about a third more time."""
+    resume: bool = False
+    """Continue an embedding that has steps, with the optimizer state saved beside it."""
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Settings a caller records in the settings JSON without oneword reading them."""
+
+    def problems(self) -> list[str]:
+        """Everything wrong with the settings, each naming its option."""
+        problems = []
+        if not self.name:
+            problems.append("NAME is empty")
+        for option, value, low in (
+            ("--vectors", self.vectors, 1), ("--batch-size", self.batch_size, 1), ("--grad-accum", self.grad_accum, 1),
+            ("--max-steps", self.max_steps, 1), ("--save-every", self.save_every, 0),
+            ("--preview-every", self.preview_every, 0), ("--csv-every", self.csv_every, 1),
+            ("--preview-steps", self.preview_steps, 1),
+        ):
+            if value < low:
+                problems.append(f"{option} must be at least {low}, but is {value}")
+        if self.vectors > 75:
+            problems.append(f"--vectors must be at most 75, but is {self.vectors}")
+        for option, value in (("--width", self.width), ("--height", self.height)):
+            if value is not None and (value < 8 or value % 8):
+                problems.append(f"{option} must be a positive multiple of 8, but is {value}")
+        if not 0.0 <= self.tag_dropout < 1.0:
+            problems.append(f"--tag-dropout must be in [0, 1), but is {self.tag_dropout}")
+        if self.latent_sampling not in LATENT_SAMPLING:
+            problems.append(f"--latent-sampling must be one of {', '.join(LATENT_SAMPLING)}, not {self.latent_sampling!r}")
+        if self.clip_grad not in CLIP_MODES:
+            problems.append(f"--clip-grad must be one of {', '.join(CLIP_MODES)}, not {self.clip_grad!r}")
+        if self.seed < 0:
+            problems.append(f"--seed must not be negative, but is {self.seed}")
+        for option, text in (("--learn-rate", self.learn_rate), ("--clip-grad-value", self.clip_grad_value)):
+            if option == "--clip-grad-value" and self.clip_grad == "none":
+                continue
+            try:
+                parse_schedule(text, max(self.max_steps, 1), option)
+            except OnewordError as error:
+                problems.append(str(error))
+        return problems
+
+    def check(self) -> None:
+        """Raise one OnewordError listing every problem."""
+        gather(self.problems())
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as JSON-ready values (paths as strings)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Settings from a TOML file: keys are TrainConfig's field names (dashes allowed), unknown keys are errors."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise OnewordError(f"--config {path}: no such file") from error
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise OnewordError(f"--config {path}: not a readable TOML file ({error})") from error
+    if isinstance(data.get("train"), dict):
+        data = data["train"]
+    names = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
+    settings, problems = {}, []
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in names:
+            problems.append(f"unknown setting {key!r}")
+            continue
+        settings[name] = Path(value) if names[name].type in ("Path", Path) and isinstance(value, str) else value
+    if problems:
+        raise OnewordError(f"--config {path}: " + "; ".join(problems))
+    return settings

@@ -1,0 +1,64 @@
+"""What a run reports while it goes: the CLI draws a progress bar from these, a UI could draw widgets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Started:
+    """The run is set up: steps to go, where it writes."""
+
+    name: str
+    start_step: int
+    total_steps: int
+    images: int
+    log_folder: Path
+    notes: list[str]
+    """Things the user should know (skipped files, a resumed optimizer state missing...)."""
+
+
+@dataclass
+class Progress:
+    """After an optimizer step (sent every few steps: reading the loss back waits for the device)."""
+
+    step: int
+    total_steps: int
+    loss: float
+    """Mean training loss since the previous Progress."""
+    learn_rate: float
+    steps_per_second: float
+
+
+@dataclass
+class Saved:
+    """A checkpoint or preview was written."""
+
+    step: int
+    paths: list[Path]
+
+
+@dataclass
+class Skipped:
+    """A step whose loss or gradient was NaN or infinite: the vectors were left as they were."""
+
+    step: int
+    in_a_row: int
+
+
+@dataclass
+class Finished:
+    """The run ended: why, after how many steps, and the embedding written."""
+
+    reason: str
+    """`done` (max steps), `schedule` (the learning-rate schedule ran out), `interrupted`, `diverged`."""
+    step: int
+    embedding_path: Path
+    log_folder: Path
+    message: str
+
+
+Event = Started | Progress | Saved | Skipped | Finished
+Listener = Callable[[Event], None]

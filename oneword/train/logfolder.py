@@ -1,0 +1,95 @@
+"""The log folder of a run, laid out as A1111 users know it, and its loss CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oneword.files import atomic_write_text
+
+CSV_COLUMNS = ("step", "epoch", "epoch_step", "loss", "learn_rate")
+"""A1111's `textual_inversion_loss.csv` header; extra columns may follow."""
+
+
+@dataclass
+class LogFolder:
+    """LOG_DIR/YYYY-MM-DD/NAME with embeddings/, images/, image_embeddings/, the CSV and the settings JSON."""
+
+    root: Path
+    name: str
+    suffix: str = ".pt"
+    """`.pt` (A1111's dict); `.safetensors` for SDXL, whose A1111 `.pt` has no room for the step."""
+
+    @classmethod
+    def for_run(cls, log_dir: Path, name: str, suffix: str = ".pt", today: dt.date | None = None) -> LogFolder:
+        """The folder of a run started today (not created yet)."""
+        day = (today or dt.date.today()).isoformat()
+        return cls(Path(log_dir) / day / name, name, suffix)
+
+    def make(self) -> None:
+        """Create the folder and its three subfolders."""
+        for sub in (self.embeddings, self.images, self.image_embeddings):
+            sub.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def embeddings(self) -> Path:
+        return self.root / "embeddings"
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def image_embeddings(self) -> Path:
+        return self.root / "image_embeddings"
+
+    @property
+    def csv(self) -> Path:
+        return self.root / "textual_inversion_loss.csv"
+
+    def checkpoint(self, step: int) -> Path:
+        """`embeddings/NAME-STEP.pt`: the vectors after STEP optimizer steps."""
+        return self.embeddings / f"{self.name}-{step}{self.suffix}"
+
+    def preview(self, step: int) -> Path:
+        return self.images / f"{self.name}-{step}.png"
+
+    def preview_embedding(self, step: int) -> Path:
+        return self.image_embeddings / f"{self.name}-{step}.png"
+
+    def write_settings(self, settings: dict[str, Any], now: dt.datetime | None = None) -> Path:
+        """`settings-YYYY-MM-DD-HH-MM-SS.json` with every training parameter."""
+        stamp = (now or dt.datetime.now()).strftime("%Y-%m-%d-%H-%M-%S")
+        path = self.root / f"settings-{stamp}.json"
+        atomic_write_text(path, json.dumps(settings, indent=2, default=str) + "\n")
+        return path
+
+
+class LossCsv:
+    """Rows of `step,epoch,epoch_step,loss,learn_rate[,extra...]`; a resumed run appends to the same file.
+
+    Each write replaces the whole file atomically, so an interrupted run never leaves a torn row.
+    """
+
+    def __init__(self, path: Path, extra_columns: tuple[str, ...] = ()) -> None:
+        self.path = path
+        self.columns = CSV_COLUMNS + tuple(extra_columns)
+        header = ",".join(self.columns)
+        self.lines = [header]
+        if path.is_file():
+            old = path.read_text(encoding="utf-8").splitlines()
+            if old and old[0] == header:
+                self.lines = old
+
+    def keep_until(self, step: int) -> None:
+        """Drop rows past `step` (a run resumed from an earlier checkpoint rewrites them)."""
+        self.lines = [self.lines[0], *(r for r in self.lines[1:] if int(r.split(",")[0]) <= step)]
+
+    def add(self, step: int, epoch: int, epoch_step: int, loss: float, learn_rate: float, *extra: object) -> None:
+        """Append one row (loss with 7 decimals, as A1111 prints it) and write the file."""
+        cells = [str(step), str(epoch), str(epoch_step), f"{loss:.7f}", f"{learn_rate}", *(str(e) for e in extra)]
+        self.lines.append(",".join(cells))
+        atomic_write_text(self.path, "\n".join(self.lines) + "\n")

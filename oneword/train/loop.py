@@ -1,0 +1,359 @@
+"""Training: set a run up, then fit it step by step. One loop for whatever `Trainable` is trained.
+
+Only the trainable tensors get gradients; the base model is frozen (half precision on GPUs, float32 on the
+CPU); latents are cached once; every step's randomness comes from (seed, step), so a resumed run draws exactly
+what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from oneword.embeddings.create import create_embedding, sanitize_name
+from oneword.embeddings.embedding import Embedding, EmbeddingMismatch
+from oneword.embeddings.formats import load_embedding_file, save_embedding
+from oneword.errors import OnewordError, gather
+from oneword.generate.config import GenerateConfig
+from oneword.models.base import BaseModel
+from oneword.models.device import pick_device
+from oneword.train.checkpoint import load_optimizer_state, save_with_optimizer
+from oneword.train.config import TrainConfig
+from oneword.train.dataset import (
+    Dataset,
+    LatentCache,
+    cache_latents,
+    epoch_batches,
+    read_dataset,
+)
+from oneword.train.events import Finished, Listener, Progress, Saved, Skipped, Started
+from oneword.train.logfolder import LogFolder, LossCsv
+from oneword.train.preview import draw_preview
+from oneword.train.schedule import Schedule, parse_schedule
+from oneword.train.templates import fill_template, read_template
+from oneword.train.trainable import EmbeddingTrainable, Trainable
+
+MAX_BAD_STEPS = 3
+"""Steps in a row with a NaN or infinite loss after which training stops."""
+PROGRESS_EVERY = 10
+"""Steps between progress events (each reads the loss back from the device)."""
+
+
+@dataclass
+class Run:
+    """Everything a run needs, set up and checked before anything is written."""
+
+    config: TrainConfig
+    model: BaseModel
+    dataset: Dataset
+    latents: LatentCache
+    lines: list[str]
+    schedule: Schedule
+    clip: Schedule | None
+    trainable: Trainable
+    optimizer: torch.optim.Optimizer
+    folder: LogFolder
+    embedding_path: Path
+    start_step: int
+    total_steps: int
+    preview: GenerateConfig
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """A1111's `len(dataset) // batch // accum`, at least 1."""
+        c = self.config
+        return max(1, len(self.dataset.images) // c.batch_size // c.grad_accum)
+
+
+def training_dtype(device: torch.device) -> torch.dtype:
+    """Frozen weights: bf16 on GPUs that have it (no fp16 overflow), else fp16; float32 on the CPU."""
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def embedding_suffix(model: BaseModel) -> str:
+    """`.pt` as A1111 writes; SDXL `.safetensors` (its A1111 `.pt` holds the two tensors and no step)."""
+    return ".safetensors" if model.is_sdxl else ".pt"
+
+
+def embedding_file(folder: Path, name: str, suffix: str = ".pt") -> Path:
+    """An existing `NAME.pt` or `NAME.safetensors` in the embeddings folder, else the new file's path."""
+    for existing in (".pt", ".safetensors"):
+        path = Path(folder) / f"{name}{existing}"
+        if path.is_file():
+            return path
+    return Path(folder) / f"{name}{suffix}"
+
+
+def _starting_embedding(config: TrainConfig, model: BaseModel, name: str) -> tuple[Embedding, Path]:
+    path = embedding_file(config.embeddings_dir, name, embedding_suffix(model))
+    if not path.is_file():
+        if config.resume:
+            raise OnewordError(f"--resume: there is no embedding {path} to continue")
+        return create_embedding(model, name, config.init_text, config.vectors), path
+    embedding = load_embedding_file(path)
+    try:
+        embedding.vectors_for(model)
+    except EmbeddingMismatch as error:
+        raise OnewordError(f"{path}: trained for another model, it does not fit {model.name}: {error}") from None
+    embedding.name = name
+    if (embedding.step or 0) > 0 and not config.resume:
+        raise OnewordError(
+            f"{path} has been trained for {embedding.step} steps already: pass --resume to continue it, "
+            "or choose another name"
+        )
+    return embedding, path
+
+
+def setup(config: TrainConfig, model: BaseModel, device: str = "auto") -> Run:
+    """Check the settings and the data, load the embedding, cache latents: a Run ready to fit (nothing written yet)."""
+    config.check()
+    name = sanitize_name(config.name)
+    lines = read_template(config.template)
+    native = int(model.vae.config.sample_size)
+    size = None if config.keep_size else (config.width or native, config.height or native)
+    dataset = read_dataset(config.data, size, alpha_weight=config.alpha_weight)
+    embedding, path = _starting_embedding(config, model, name)
+    schedule = parse_schedule(config.learn_rate, config.max_steps, "--learn-rate")
+    clip = None if config.clip_grad == "none" else parse_schedule(config.clip_grad_value, config.max_steps,
+                                                                  "--clip-grad-value")
+    gather([] if name else [f"NAME {config.name!r} has no letters or digits"])
+
+    target = pick_device(device)
+    model.to(target, training_dtype(target))
+    for module in model.modules():
+        module.requires_grad_(False).eval()
+    if config.gradient_checkpointing:
+        model.unet.enable_gradient_checkpointing()
+    latents = cache_latents(model, dataset.images, config.latent_sampling, config.seed)
+    model.vae.to("cpu")  # no VAE work per step: it leaves the accelerator after caching
+
+    trainable = EmbeddingTrainable(embedding, target)
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=schedule.entries[0][0], weight_decay=0.0,
+                                  fused=target.type == "cuda")
+    notes = [f"skipped {s}" for s in dataset.skipped]
+    start = embedding.step or 0
+    if config.resume:
+        state, why = load_optimizer_state(embedding, path, type(optimizer).__name__)
+        if state is not None:
+            optimizer.load_state_dict(state)
+        else:
+            notes.append(f"--resume: {why}")
+    first = dataset.images[0].caption
+    preview = GenerateConfig(
+        prompt=config.preview_prompt or fill_template(lines[0], name, first, random.Random(0)),
+        negative=config.preview_negative, seed=config.preview_seed, steps=config.preview_steps,
+        cfg=config.preview_cfg, sampler=config.preview_sampler,
+        width=size[0] if size else None, height=size[1] if size else None,
+    )
+    return Run(
+        config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedule=schedule, clip=clip,
+        trainable=trainable, optimizer=optimizer, folder=LogFolder.for_run(Path(config.log_dir), name, embedding_suffix(model)),
+        embedding_path=path, start_step=start, total_steps=min(config.max_steps, schedule.end), preview=preview,
+        notes=notes,
+    )
+
+
+def step_generators(seed: int, step: int) -> tuple[torch.Generator, random.Random]:
+    """The randomness of one optimizer step (noise, timesteps, template lines, tag order), from (seed, step)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step), random.Random(f"{seed}-step-{step}")
+
+
+def step_batches(run: Run, step: int) -> list[list[int]]:
+    """The image indices of each accumulated batch of optimizer step `step` (1-based)."""
+    epoch, epoch_step = divmod(step - 1, run.steps_per_epoch)
+    c = run.config
+    batches = epoch_batches([im.size for im in run.dataset.images], c.batch_size, c.seed, epoch)
+    return [batches[(epoch_step * c.grad_accum + a) % len(batches)] for a in range(c.grad_accum)]
+
+
+def training_loss(run: Run, indices: list[int], gen: torch.Generator, rng: random.Random) -> torch.Tensor:
+    """MSE between the UNet's prediction and its target (noise, or v for v-prediction models) on one batch."""
+    model, c = run.model, run.config
+    device, dtype = model.unet.device, model.unet.dtype
+    x0 = torch.stack([run.latents.latent(i, gen) for i in indices]).to(device, torch.float32)  # (B, 4, h, w)
+    noise = torch.randn(x0.shape, generator=gen).to(device)
+    t = torch.randint(0, model.scheduler_config.get("num_train_timesteps", 1000), (len(indices),), generator=gen)
+    alphas = _alphas_cumprod(model).to(device)[t.to(device)].view(-1, 1, 1, 1)
+    noisy = alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise
+    target = noise if model.prediction_type == "epsilon" else alphas.sqrt() * noise - (1 - alphas).sqrt() * x0
+    prompts = [
+        fill_template(rng.choice(run.lines), run.trainable.name, run.dataset.images[i].caption, rng,
+                      shuffle_tags=c.shuffle_tags, tag_dropout=c.tag_dropout)
+        for i in indices
+    ]
+    cond = run.trainable.conditioning(model, prompts)
+    kwargs = {}
+    if model.is_sdxl:
+        h, w = (s * 8 for s in x0.shape[-2:])
+        time_ids = torch.tensor([[h, w, 0, 0, h, w]] * len(indices), device=device, dtype=dtype)
+        kwargs["added_cond_kwargs"] = {"text_embeds": cond.pooled.to(dtype), "time_ids": time_ids}
+    pred = model.unet(noisy.to(dtype), t.to(device), cond.context.to(dtype), **kwargs).sample
+    error = (pred.float() - target) ** 2  # (B, 4, h, w)
+    weights = [run.latents.weight[i] for i in indices]
+    if any(w is not None for w in weights):
+        error = error * torch.stack([w if w is not None else torch.ones_like(error[0, :1]) for w in weights]).to(device)
+    return error.mean()
+
+
+def _alphas_cumprod(model: BaseModel) -> torch.Tensor:
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config(model.scheduler_config).alphas_cumprod.float()
+
+
+def _clip_gradients(run: Run, done: int) -> None:
+    if run.clip is None:
+        return
+    value = run.clip.value(done)
+    if value is None:
+        value = run.clip.entries[-1][0]
+    params = run.trainable.parameters()
+    if run.config.clip_grad == "value":
+        torch.nn.utils.clip_grad_value_(params, value)
+    else:
+        torch.nn.utils.clip_grad_norm_(params, value)
+
+
+class _StopSignals:
+    """Ctrl-C and SIGTERM set a flag that the loop reads between steps; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.saved: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+
+
+def _save(run: Run, step: int, final: bool) -> list[Path]:
+    """The log folder's `NAME-STEP.pt`, and (at save points and at the end) the embedding with its optimizer state."""
+    snapshot = run.trainable.snapshot(step)
+    path = run.folder.checkpoint(step)
+    save_embedding(snapshot, path, model=run.model)
+    save_with_optimizer(snapshot, run.embedding_path, run.model, run.optimizer)
+    return [path, run.embedding_path] if final else [path]
+
+
+def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
+    """Train from `run.start_step` to `run.total_steps`, writing the log folder; returns how it ended."""
+    c, folder = run.config, run.folder
+    folder.make()
+    folder.write_settings({**c.settings(), "start_step": run.start_step, "model_name": run.model.name,
+                           "model_hash": run.model.short_hash, "preview_prompt": run.preview.prompt})
+    csv = LossCsv(folder.csv)
+    csv.keep_until(run.start_step)
+    on_event(Started(run.trainable.name, run.start_step, run.total_steps, len(run.dataset.images), folder.root,
+                     run.notes))
+    done, bad, reason = run.start_step, 0, "done"
+    losses: list[torch.Tensor] = []
+    row_losses: list[float] = []
+    clock, clock_step = time.perf_counter(), done
+    lr = 0.0
+    with _StopSignals() as signals:
+        while done < run.total_steps:
+            if signals.received is not None:
+                reason = "interrupted"
+                break
+            lr = run.schedule.value(done)
+            if lr is None:
+                reason = "schedule"
+                break
+            step = done + 1
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr
+            gen, rng = step_generators(c.seed, step)
+            run.optimizer.zero_grad(set_to_none=True)
+            total = torch.zeros((), device=run.model.unet.device)
+            for indices in step_batches(run, step):
+                loss = training_loss(run, indices, gen, rng) / c.grad_accum
+                loss.backward()
+                total += loss.detach()
+            finite = bool(torch.isfinite(total)) and all(
+                p.grad is None or bool(torch.isfinite(p.grad).all()) for p in run.trainable.parameters()
+            )
+            if not finite:
+                bad += 1
+                on_event(Skipped(step, bad))
+                if bad >= MAX_BAD_STEPS:
+                    reason = "diverged"
+                    break
+                continue
+            bad = 0
+            _clip_gradients(run, done)
+            run.optimizer.step()
+            done = step
+            losses.append(total)
+            if done % PROGRESS_EVERY == 0 or done == run.total_steps:
+                values = torch.stack(losses).tolist()
+                row_losses.extend(values)
+                losses.clear()
+                rate = (done - clock_step) / max(time.perf_counter() - clock, 1e-9)
+                on_event(Progress(done, run.total_steps, sum(values) / len(values), lr, rate))
+            if done % c.csv_every == 0 or done == run.total_steps:
+                _write_row(run, csv, done, lr, row_losses, losses)
+            if c.save_every and done % c.save_every == 0:
+                on_event(Saved(done, _save(run, done, final=False)))
+            if c.preview_every and done % c.preview_every == 0:
+                snapshot = run.trainable.snapshot(done)
+                paths = draw_preview(run.model, snapshot, run.preview, folder.preview(done),
+                                     folder.preview_embedding(done))
+                on_event(Saved(done, paths))
+        else:
+            if run.schedule.value(done) is None and done < c.max_steps:
+                reason = "schedule"
+    _write_row(run, csv, done, lr, row_losses, losses)  # what an early stop left since the last row
+    paths = _save(run, done, final=True)
+    on_event(Saved(done, paths))
+    finished = Finished(reason, done, run.embedding_path, folder.root, _ending(reason, done, run))
+    on_event(finished)
+    return finished
+
+
+def _write_row(run: Run, csv: LossCsv, done: int, lr: float, row_losses: list[float],
+               losses: list[torch.Tensor]) -> None:
+    """A CSV row for `done` with the mean loss of the steps since the last row (none: no row)."""
+    row_losses.extend(torch.stack(losses).tolist() if losses else [])
+    losses.clear()
+    if row_losses:
+        epoch, epoch_step = divmod(done - 1, run.steps_per_epoch)
+        csv.add(done, epoch, epoch_step, sum(row_losses) / len(row_losses), lr)
+        row_losses.clear()
+
+
+def _ending(reason: str, done: int, run: Run) -> str:
+    if reason == "interrupted":
+        return f"stopped at step {done}: saved {run.embedding_path}; continue with --resume"
+    if reason == "diverged":
+        return (f"stopped at step {done}: the loss was NaN or infinite {MAX_BAD_STEPS} steps in a row; the vectors "
+                f"of step {done} (the last good ones) are in {run.embedding_path}. Try a lower --learn-rate, "
+                "--clip-grad norm, or float32 (--device cpu)")
+    if reason == "schedule":
+        return f"the learning-rate schedule ended at step {done}: saved {run.embedding_path}"
+    return f"trained {done} steps: saved {run.embedding_path}"
+
+
+def train(config: TrainConfig, model: BaseModel, on_event: Listener = lambda event: None,
+          device: str = "auto") -> Finished:
+    """Set up and fit a run."""
+    return fit(setup(config, model, device), on_event)
