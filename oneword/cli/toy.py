@@ -17,10 +17,13 @@ app.add_typer(toy_app, name="toy")
 def pretrain_command(
     out: Path = typer.Option(Path("toy-model"), help="Folder for the trained model (a diffusers folder + judge)."),
     seed: int = typer.Option(0, help="Seed of scenes, captions, weights and noise."),
-    diffusion_steps: int = typer.Option(5000, help="Optimizer steps of the UNet and text encoder."),
-    vae_steps: int = typer.Option(2000, help="Optimizer steps of the VAE."),
+    diffusion_steps: int = typer.Option(4000, help="Optimizer steps of the UNet and text encoder."),
+    vae_steps: int = typer.Option(1500, help="Optimizer steps of the VAE."),
     judge_steps: int = typer.Option(800, help="Optimizer steps of the judge."),
     n_images: int = typer.Option(20000, help="Distinct rendered scenes."),
+    stages: Path | None = typer.Option(
+        None, help="Keep the VAE and judge here and reuse them on a rerun with the same settings; EMA snapshots too."
+    ),
 ) -> None:
     """Train the toy model and its judge from scratch (the recipe of the bundled model)."""
     import torch
@@ -30,7 +33,7 @@ def pretrain_command(
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = PretrainConfig(seed=seed, diffusion_steps=diffusion_steps, vae_steps=vae_steps, judge_steps=judge_steps,
                          n_images=n_images)
-    info = pretrain(cfg, out, log=lambda line: typer.echo(line, err=True))
+    info = pretrain(cfg, out, log=lambda line: typer.echo(line, err=True), stages=stages)
     typer.echo(f"wrote {out} in {info['timings']['total_s'] / 60:.1f} min")
 
 

@@ -6,6 +6,7 @@ then a CLIP text encoder and a UNet2DConditionModel trained together on cached l
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -24,7 +26,13 @@ from oneword.models.base import BaseModel, TextEncoder
 from oneword.models.folder import save_diffusers_folder
 from oneword.models.kinds import encoder_specs, kind_config
 from oneword.models.tokenizer import clip_tokenizer
-from oneword.toy.judge import JudgeTraining, judge_accuracy, save_judge, train_judge
+from oneword.toy.judge import (
+    JudgeTraining,
+    judge_accuracy,
+    load_judge,
+    save_judge,
+    train_judge,
+)
 from oneword.toy.world import Scene, caption, random_scene, render
 
 Log = Callable[[str], None]
@@ -38,17 +46,20 @@ class PretrainConfig:
     """Seed of everything: scenes, captions, initial weights, noise."""
     n_images: int = 20000
     """Distinct rendered scenes (captions are re-drawn for every use)."""
-    vae_steps: int = 2000
+    vae_steps: int = 1500
     vae_batch: int = 32
-    vae_crop: int = 32
-    """The VAE is fully convolutional: it trains on random crops of this size (4x cheaper than whole images)."""
-    vae_lr: float = 1e-3
-    diffusion_steps: int = 5000
+    vae_lr: float = 2e-3
+    vae_logvar_init: float = -8.0
+    """Initial log-variance of the posterior: nearly deterministic latents from the first step (a start at 0
+    buries the early latents in unit noise, and the decoder learns nothing until the encoder shrinks it)."""
+    diffusion_steps: int = 4000
     batch: int = 64
     lr: float = 1e-3
     caption_dropout: float = 0.1
     """Share of empty captions, so that classifier-free guidance works."""
     ema_decay: float = 0.999
+    min_snr_gamma: float = 5.0
+    """Min-SNR loss weighting (Hang et al. 2023): min(SNR, gamma) / SNR per sample; 0 turns it off."""
     judge_steps: int = 800
     text_width: int = 64
     text_layers: int = 2
@@ -60,8 +71,10 @@ class PretrainConfig:
 def toy_config(cfg: PretrainConfig) -> dict:
     """The SD 1.x kind config cut to toy size (the same classes and layout, small widths)."""
     config = kind_config("sd1")
+    # 4 groups: 4-16 channels per group, as in Stable Diffusion's VAE (128-512 channels in 32 groups); one channel
+    # per group would normalise away each channel's level, and with it a flat background's colour.
     config["vae"].update(block_out_channels=[16, 32, 64, 64], layers_per_block=1, sample_size=64,
-                         norm_num_groups=16, mid_block_add_attention=False)
+                         norm_num_groups=4, mid_block_add_attention=False)
     n = len(cfg.unet_channels)
     config["unet"].update(
         sample_size=8, block_out_channels=list(cfg.unet_channels), layers_per_block=1,
@@ -87,26 +100,21 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 127.5 - 1.0  # (B, 3, 64, 64) in [-1, 1]
 
 
-def _random_crops(images: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-    side = images.shape[-1]
-    if size >= side:
-        return images
-    y, x = (int(v) for v in torch.randint(0, (side - size) // 8 + 1, (2,), generator=gen) * 8)
-    return images[..., y : y + size, x : x + size]
-
-
 def train_vae(config: dict, images: torch.Tensor, cfg: PretrainConfig, log: Log) -> AutoencoderKL:
     """An AutoencoderKL trained to reconstruct renders (MSE plus a light KL term)."""
     torch.manual_seed(cfg.seed)
     vae = AutoencoderKL(**{k: v for k, v in config["vae"].items() if not k.startswith("_")})
+    c = config["vae"]["latent_channels"]
+    with torch.no_grad():
+        vae.quant_conv.bias[c:] = cfg.vae_logvar_init
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     vae.train()
     for step in range(1, cfg.vae_steps + 1):
-        lr = cfg.vae_lr * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps))
+        lr = cfg.vae_lr * min(1.0, step / 100) * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x = _to_float(_random_crops(images[torch.randint(len(images), (cfg.vae_batch,), generator=gen)], cfg.vae_crop, gen))
+        x = _to_float(images[torch.randint(len(images), (cfg.vae_batch,), generator=gen)])
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample(generator=gen)).sample
         loss = nn.functional.mse_loss(recon, x) + 1e-6 * posterior.kl().mean()
@@ -149,7 +157,7 @@ def _tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
 
 def train_diffusion(
     config: dict, latents: torch.Tensor, scenes: list[Scene], cfg: PretrainConfig, log: Log,
-    evaluate: Callable[[UNet2DConditionModel, CLIPTextModel], str] | None = None,
+    evaluate: Callable[[UNet2DConditionModel, CLIPTextModel, int], str] | None = None,
 ) -> tuple[UNet2DConditionModel, CLIPTextModel]:
     """UNet and text encoder trained together from scratch on (latent, fresh caption) pairs; EMA weights returned."""
     torch.manual_seed(cfg.seed + 1)
@@ -181,7 +189,11 @@ def train_diffusion(
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
         context = text(_tokenize(tokenizer, captions)).last_hidden_state  # (B, 77, width)
         pred = unet(noisy, t, context).sample
-        loss = nn.functional.mse_loss(pred, noise)
+        per_sample = ((pred - noise) ** 2).mean(dim=(1, 2, 3))  # (B,)
+        if cfg.min_snr_gamma:
+            snr = a.flatten() / (1 - a.flatten())
+            per_sample = per_sample * snr.clamp(max=cfg.min_snr_gamma) / snr
+        loss = per_sample.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -195,7 +207,7 @@ def train_diffusion(
             log(f"diffusion step {step}/{cfg.diffusion_steps}: loss {loss.item():.4f}, {rate:.2f} steps/s")
         if evaluate and cfg.eval_every and step % cfg.eval_every == 0:
             with _swapped(params, ema):
-                log(f"diffusion step {step}: EMA weights judged: {evaluate(unet.eval(), text.eval())}")
+                log(f"diffusion step {step}: EMA weights judged: {evaluate(unet.eval(), text.eval(), step)}")
             unet.train()
             text.train()
     with torch.no_grad():
@@ -229,8 +241,48 @@ def _toy_model(config: dict, unet, vae, text) -> BaseModel:
                      scheduler_config=dict(config["scheduler"]), name="toy")
 
 
-def pretrain(cfg: PretrainConfig, out: Path, log: Log = print) -> dict:
-    """Run the whole recipe and write the bundle into `out` (a diffusers folder plus `judge.safetensors`)."""
+def _stage_key(cfg: PretrainConfig, fields: tuple[str, ...], config: dict | None = None) -> str:
+    """A digest of the settings a stage depends on: a cached stage is reused only for the same settings."""
+    values = {name: getattr(cfg, name) for name in fields}
+    text = json.dumps([values, config], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _cached_vae(config: dict, images: torch.Tensor, cfg: PretrainConfig, stages: Path | None, log: Log):
+    key = _stage_key(cfg, ("seed", "n_images", "vae_steps", "vae_batch", "vae_lr", "vae_logvar_init"), config["vae"])
+    path = stages / f"vae-{key}.safetensors" if stages else None
+    vae = AutoencoderKL(**{k: v for k, v in config["vae"].items() if not k.startswith("_")})
+    if path and path.is_file():
+        vae.load_state_dict(load_file(str(path)))
+        log(f"VAE: reusing {path}")
+        return vae.eval().requires_grad_(False)
+    vae = train_vae(config, images, cfg, log)
+    if path:
+        stages.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(path))
+    return vae
+
+
+def _cached_judge(cfg: PretrainConfig, stages: Path | None, log: Log):
+    key = _stage_key(cfg, ("seed", "judge_steps"))
+    path = stages / f"judge-{key}.safetensors" if stages else None
+    if path and path.is_file():
+        log(f"judge: reusing {path}")
+        return load_judge(path)
+    judge = train_judge(JudgeTraining(steps=cfg.judge_steps, seed=cfg.seed), log)
+    if path:
+        stages.mkdir(parents=True, exist_ok=True)
+        save_judge(judge, path)
+        judge = load_judge(path)  # the fp16-rounded weights the bundle ships, whether cached or not
+    return judge
+
+
+def pretrain(cfg: PretrainConfig, out: Path, log: Log = print, stages: Path | None = None) -> dict:
+    """Run the whole recipe and write the bundle into `out` (a diffusers folder plus `judge.safetensors`).
+
+    With `stages`, the VAE and the judge are kept there and reused by a later run with the same settings, and the
+    EMA model is written to `stages/step-N/` at each evaluation.
+    """
     timings = {}
     t0 = time.time()
     config = toy_config(cfg)
@@ -239,7 +291,7 @@ def pretrain(cfg: PretrainConfig, out: Path, log: Log = print) -> dict:
     log(f"rendered {len(images)} scenes in {timings['render_s']:.0f} s")
 
     t = time.time()
-    vae = train_vae(config, images, cfg, log)
+    vae = _cached_vae(config, images, cfg, stages, log)
     timings["vae_s"] = time.time() - t
     raw = encode_latents(vae, images)
     standardize_latents(vae, raw.mean(dim=(0, 2, 3)), raw.std(dim=(0, 2, 3)))
@@ -248,15 +300,19 @@ def pretrain(cfg: PretrainConfig, out: Path, log: Log = print) -> dict:
     log(f"latents per channel: mean {latents.mean(dim=(0, 2, 3)).tolist()}, std {latents.std(dim=(0, 2, 3)).tolist()}")
 
     t = time.time()
-    judge = train_judge(JudgeTraining(steps=cfg.judge_steps, seed=cfg.seed), log)
+    judge = _cached_judge(cfg, stages, log)
     timings["judge_s"] = time.time() - t
     accuracy = judge_accuracy(judge)
     log("judge accuracy on fresh renders: " + ", ".join(f"{k} {v:.1%}" for k, v in accuracy.items()))
+    log("judge on VAE reconstructions: " + ", ".join(f"{k} {v:.1%}" for k, v in reconstruction_agreement(vae, judge).items()))
 
-    def evaluate(unet, text) -> str:
+    def evaluate(unet, text, step: int) -> str:
         from oneword.toy.report import ReportConfig, word_rates
 
-        rates, _ = word_rates(_toy_model(config, unet, vae, text), judge, ReportConfig(samples=15, steps=15))
+        model = _toy_model(config, unet, vae, text)
+        if stages:
+            save_diffusers_folder(model, stages / f"step-{step}")
+        rates, _ = word_rates(model, judge, ReportConfig(samples=15, steps=15))
         return ", ".join(f"{k} {v:.0%}" for k, v in rates.items())
 
     t = time.time()
@@ -273,3 +329,19 @@ def pretrain(cfg: PretrainConfig, out: Path, log: Log = print) -> dict:
     info = {"recipe": asdict(cfg), "timings": timings, "judge_accuracy": accuracy}
     (out / "toy.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+@torch.no_grad()
+def reconstruction_agreement(vae: AutoencoderKL, judge, n: int = 500, seed: int = 999) -> dict[str, float]:
+    """How often the judge reads each factor of fresh renders correctly after a trip through the VAE."""
+    from oneword.toy.judge import FACTORS
+
+    images, scenes = render_dataset(n, seed)
+    latents = encode_latents(vae, images)
+    decoded = torch.cat([vae.decode(latents[i : i + 100]).sample for i in range(0, n, 100)])
+    pixels = ((decoded.clamp(-1, 1) + 1) / 2)  # (n, 3, 64, 64) in [0, 1], as `to_tensor` gives
+    logits = judge(pixels)
+    return {
+        factor: sum(values[int(i)] == getattr(s, factor) for i, s in zip(logits[factor].argmax(1), scenes)) / n
+        for factor, values in FACTORS.items()
+    }
