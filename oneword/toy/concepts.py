@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oneword.errors import OnewordError
-from oneword.toy.world import BACKGROUNDS, COLOURS, POSITIONS, SIZES, Scene, caption, render
+from oneword.toy.world import (
+    BACKGROUNDS,
+    COLOURS,
+    POSITIONS,
+    SIZES,
+    Scene,
+    caption,
+    render,
+)
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,11 @@ def get_concept(name: str) -> Concept:
 
 
 def write_concept_examples(concept: Concept, out: Path, n: int = N_EXAMPLES, seed: int = 0) -> list[Path]:
-    """Write the concept's example images (and `.txt` captions for style concepts) as a user's dataset folder.
+    """Write the concept's example images with a `.txt` caption each, as a user's dataset folder.
 
-    Object concepts get no captions (the file name says "object"); style examples carry the scene caption so
-    that `[filewords]` describes the content and the embedding only has to carry the look.
+    Captions describe what the base model has words for (colour, background, size, position; a hidden shape is
+    "object", and the style is never mentioned), so that `[filewords]` carries the rest of the picture and the
+    embedding only has to carry the concept: the new word then combines with colour words.
     """
     rng = random.Random(f"{concept.name}-{seed}")
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +82,6 @@ def write_concept_examples(concept: Concept, out: Path, n: int = N_EXAMPLES, see
         scene = concept.example_scene(rng)
         path = out / f"{i:02d}-{concept.name}.png"
         render(scene, seed=rng.randrange(2**31)).save(path)
-        if concept.kind == "style":
-            path.with_suffix(".txt").write_text(caption(scene, rng, drop_rate=0.0) + "\n")
+        path.with_suffix(".txt").write_text(caption(scene, rng, drop_rate=0.0) + "\n")
         paths.append(path)
     return paths

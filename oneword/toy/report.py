@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from oneword.embeddings.embedding import Embedding
 from oneword.generate.config import GenerateConfig
 from oneword.generate.grid import labelled_grid
 from oneword.generate.txt2img import generate
 from oneword.models.base import BaseModel
-from oneword.toy.concepts import CONCEPTS
+from oneword.toy.concepts import CONCEPTS, Concept
 from oneword.toy.judge import Judge, judge_accuracy, to_tensor
 from oneword.toy.world import COLOURS, NAMED_SHAPES
 
@@ -27,9 +29,10 @@ class ReportConfig:
     seed: int = 0
 
 
-def _draw(model: BaseModel, prompt: str, n: int, rc: ReportConfig, seed: int):
+def draw(model: BaseModel, prompt: str, n: int, rc: ReportConfig, seed: int, embeddings=None) -> list:
+    """`n` images of `prompt` from seeds `seed`, `seed + 1`, ... with the report's sampler settings."""
     config = GenerateConfig(prompt=prompt, seed=seed, steps=rc.steps, cfg=rc.cfg, sampler=rc.sampler, batch=n)
-    return [g.image for g in generate(model, config)]
+    return [g.image for g in generate(model, config, embeddings)]
 
 
 def agreement(judge: Judge, images: list, factor: str, value: str) -> float:
@@ -45,7 +48,7 @@ def word_rates(model: BaseModel, judge: Judge, rc: ReportConfig) -> tuple[dict[s
     for s_i, shape in enumerate(NAMED_SHAPES):
         for c_i, colour in enumerate(COLOURS):
             seed = rc.seed + 1000 * (s_i * len(COLOURS) + c_i)
-            images[(shape, colour)] = _draw(model, f"a {colour} {shape}", per_pair, rc, seed)
+            images[(shape, colour)] = draw(model, f"a {colour} {shape}", per_pair, rc, seed)
     rates = {}
     for shape in NAMED_SHAPES:
         pool = [im for (s, _), ims in images.items() if s == shape for im in ims][: rc.samples]
@@ -57,18 +60,30 @@ def word_rates(model: BaseModel, judge: Judge, rc: ReportConfig) -> tuple[dict[s
     return rates, columns
 
 
+def concept_rate(
+    model: BaseModel, judge: Judge, concept: Concept, prompt: str, rc: ReportConfig, seed: int,
+    embeddings: Mapping[str, Embedding] | None = None,
+) -> tuple[float, list]:
+    """How often `rc.samples` images drawn from `prompt` (fixed seeds from `seed`) are judged as the concept."""
+    images = draw(model, prompt, rc.samples, rc, seed, embeddings)
+    if concept.kind == "object":
+        return agreement(judge, images, "shape", concept.shape), images
+    return agreement(judge, images, "style", concept.style), images
+
+
+def baseline_prompt(concept: Concept) -> str:
+    """The best prompt without an embedding: the initialization word in the training templates' wording."""
+    if concept.kind == "object":
+        return f"a photo of an {concept.init_text}"
+    return f"a {concept.init_text} of a red circle"
+
+
 def concept_baselines(model: BaseModel, judge: Judge, rc: ReportConfig) -> tuple[dict[str, float], dict[str, list]]:
     """For each concept, how often the best prompt without an embedding is judged as the concept."""
     rates, columns = {}, {}
     for i, concept in enumerate(CONCEPTS.values()):
-        if concept.kind == "object":
-            prompt = f"a photo of an {concept.init_text}"
-            images = _draw(model, prompt, rc.samples, rc, rc.seed + 50000 + i * 1000)
-            rates[concept.name] = agreement(judge, images, "shape", concept.shape)
-        else:
-            prompt = f"a {concept.init_text} of a red circle"
-            images = _draw(model, prompt, rc.samples, rc, rc.seed + 50000 + i * 1000)
-            rates[concept.name] = agreement(judge, images, "style", concept.style)
+        prompt = baseline_prompt(concept)
+        rates[concept.name], images = concept_rate(model, judge, concept, prompt, rc, rc.seed + 50000 + i * 1000)
         columns[f"{concept.name}: {prompt}"] = images[:4]
     return rates, columns
 
