@@ -32,3 +32,16 @@ def quiet_libraries() -> None:
     """Keep the libraries' own warnings and progress bars out of oneword's output (unless the user set them)."""
     for key, value in QUIET_SWITCHES.items():
         os.environ.setdefault(key, value)
+    # The switches are read at import; a library imported already (a test process, a notebook) is told directly.
+    import sys
+
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    if "diffusers" in sys.modules:
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.set_verbosity_error()
+        diffusers_logging.disable_progress_bar()
