@@ -17,9 +17,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-DEFAULT_MODEL = "tiny-sd1"
-"""What `--model` loads when not given: a tiny random SD 1.x model built on the spot."""
-MODEL_HELP = "Base model: a diffusers folder, a .safetensors/.ckpt file, or a built-in name (tiny-sd1, ...)."
+DEFAULT_MODEL = "toy"
+"""What `--model` loads when not given: the toy-world model bundled in the package (64 px, SD 1.x layout)."""
+MODEL_HELP = ("Base model: a diffusers folder, a .safetensors/.ckpt file, `toy` (bundled) or a tiny random model "
+              "(tiny-sd1, tiny-sd2, tiny-sd2-v, tiny-sdxl).")
 DEFAULT_EMBEDDINGS_DIR = "embeddings"
 """The folder every command reads embeddings from (A1111's `embeddings/`)."""
 
@@ -34,7 +35,7 @@ def _root(
 
 
 def _register() -> None:
-    from oneword.cli import embeddings, generate, toy  # noqa: F401  (each module adds its commands to `app`)
+    from oneword.cli import demo, embeddings, generate, toy, train  # noqa: F401  (each module adds its commands to `app`)
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ from oneword.embeddings.formats import load_embedding_file, save_embedding
 
 def test_create_embedding_writes_the_file(tmp_path, monkeypatch, capsys, tiny_sd1):
     folder = tmp_path / "emb"
-    code, out, err = _run(monkeypatch, capsys, "create-embedding", "my toy!", "--init-text", "1girl, solo",
+    code, out, err = _run(monkeypatch, capsys, "create-embedding", "my toy!", "--init-text", "1girl, solo", "--model",
+                          "tiny-sd1",
                           "--vectors", "4", "--embeddings-dir", str(folder))
     assert (code, err) == (0, "")
     path = folder / "my toy.pt"
