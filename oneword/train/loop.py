@@ -63,6 +63,8 @@ class Run:
     start_step: int
     total_steps: int
     preview: GenerateConfig
+    alphas_cumprod: torch.Tensor
+    """The scheduler's cumulative alphas on the model's device, float32 (T,)."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -158,7 +160,7 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto") -> Run:
         config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedule=schedule, clip=clip,
         trainable=trainable, optimizer=optimizer, folder=LogFolder.for_run(Path(config.log_dir), name, embedding_suffix(model)),
         embedding_path=path, start_step=start, total_steps=min(config.max_steps, schedule.end), preview=preview,
-        notes=notes,
+        alphas_cumprod=_alphas_cumprod(model).to(target), notes=notes,
     )
 
 
@@ -181,8 +183,8 @@ def training_loss(run: Run, indices: list[int], gen: torch.Generator, rng: rando
     device, dtype = model.unet.device, model.unet.dtype
     x0 = torch.stack([run.latents.latent(i, gen) for i in indices]).to(device, torch.float32)  # (B, 4, h, w)
     noise = torch.randn(x0.shape, generator=gen).to(device)
-    t = torch.randint(0, model.scheduler_config.get("num_train_timesteps", 1000), (len(indices),), generator=gen)
-    alphas = _alphas_cumprod(model).to(device)[t.to(device)].view(-1, 1, 1, 1)
+    t = torch.randint(0, len(run.alphas_cumprod), (len(indices),), generator=gen)
+    alphas = run.alphas_cumprod[t.to(device)].view(-1, 1, 1, 1)
     noisy = alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise
     target = noise if model.prediction_type == "epsilon" else alphas.sqrt() * noise - (1 - alphas).sqrt() * x0
     prompts = [

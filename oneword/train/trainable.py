@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Protocol
 
 import torch
@@ -28,10 +27,6 @@ class Trainable(Protocol):
 
     def snapshot(self, step: int) -> Embedding:
         """A detached copy of the current state, stamped with `step`."""
-        ...
-
-    def embeddings(self) -> Mapping[str, Embedding]:
-        """What generation needs to use the current state (previews)."""
         ...
 
 
@@ -61,10 +56,6 @@ class EmbeddingTrainable:
         """The vectors now, as float32 CPU tensors of their own."""
         vectors = {key: p.detach().to("cpu", torch.float32).clone() for key, p in self.params.items()}
         return dataclasses.replace(self.base, vectors=vectors, step=step)
-
-    def embeddings(self) -> Mapping[str, Embedding]:
-        """The embedding as generation reads it."""
-        return {self.name: self.snapshot(0)}
 
     def load(self, embedding: Embedding) -> None:
         """Put an embedding's vectors into the parameters (same keys and shapes)."""
