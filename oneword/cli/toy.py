@@ -17,7 +17,7 @@ app.add_typer(toy_app, name="toy")
 def pretrain_command(
     out: Path = typer.Option(Path("toy-model"), help="Folder for the trained model (a diffusers folder + judge)."),
     seed: int = typer.Option(0, help="Seed of scenes, captions, weights and noise."),
-    diffusion_steps: int = typer.Option(4000, help="Optimizer steps of the UNet and text encoder."),
+    diffusion_steps: int = typer.Option(7000, help="Optimizer steps of the UNet and text encoder."),
     vae_steps: int = typer.Option(1500, help="Optimizer steps of the VAE."),
     judge_steps: int = typer.Option(800, help="Optimizer steps of the judge."),
     n_images: int = typer.Option(20000, help="Distinct rendered scenes."),

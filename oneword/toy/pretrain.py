@@ -33,7 +33,7 @@ from oneword.toy.judge import (
     save_judge,
     train_judge,
 )
-from oneword.toy.world import Scene, caption, random_scene, render
+from oneword.toy.world import HIDDEN_SHAPES, Scene, caption, random_scene, render
 
 Log = Callable[[str], None]
 
@@ -52,11 +52,19 @@ class PretrainConfig:
     vae_logvar_init: float = -8.0
     """Initial log-variance of the posterior: nearly deterministic latents from the first step (a start at 0
     buries the early latents in unit noise, and the decoder learns nothing until the encoder shrinks it)."""
-    diffusion_steps: int = 4000
+    diffusion_steps: int = 7000
     batch: int = 64
     lr: float = 1e-3
     caption_dropout: float = 0.1
     """Share of empty captions, so that classifier-free guidance works."""
+    generic_rate: float = 0.2
+    """Share of named-shape captions that say "object": the word then stands for all six shapes about evenly,
+    so that no hidden shape is what it mostly means."""
+    private_rate: float = 0.75
+    """Share of hidden-shape captions whose "object" becomes the shape's private token (see `train_diffusion`)."""
+    hidden_share: float = 0.5
+    """Share of hidden-shape scenes in the batches (a quarter of the rendered scenes): drawn more often, so that
+    each private token sees about as many examples as a shape word."""
     ema_decay: float = 0.999
     min_snr_gamma: float = 5.0
     """Min-SNR loss weighting (Hang et al. 2023): min(SNR, gamma) / SNR per sample; 0 turns it off."""
@@ -159,11 +167,20 @@ def train_diffusion(
     config: dict, latents: torch.Tensor, scenes: list[Scene], cfg: PretrainConfig, log: Log,
     evaluate: Callable[[UNet2DConditionModel, CLIPTextModel, int], str] | None = None,
 ) -> tuple[UNet2DConditionModel, CLIPTextModel]:
-    """UNet and text encoder trained together from scratch on (latent, fresh caption) pairs; EMA weights returned."""
+    """UNet and text encoder trained together from scratch on (latent, fresh caption) pairs; EMA weights returned.
+
+    Each hidden shape has a private token, an extra row of the token embeddings that no word reaches: in
+    `cfg.private_rate` of its captions it stands where "object" would. The model thus learns to draw each hidden
+    shape from a text feature, as a real model knows concepts it has no single word for, while "object" still
+    covers all three evenly. The rows are dropped at the end; an embedding has to find its way back to them.
+    """
     torch.manual_seed(cfg.seed + 1)
     spec = encoder_specs(config)[0]
     tokenizer = clip_tokenizer(spec.pad_token)
     text = CLIPTextModel(CLIPTextConfig(**spec.config))
+    vocab = text.config.vocab_size
+    text.resize_token_embeddings(vocab + len(HIDDEN_SHAPES), mean_resizing=False)
+    (object_id,) = tokenizer("object", add_special_tokens=False).input_ids
     unet = UNet2DConditionModel(**{k: v for k, v in config["unet"].items() if not k.startswith("_")})
     scheduler = DDPMScheduler.from_config(config["scheduler"])
     params = [*unet.parameters(), *text.parameters()]
@@ -172,6 +189,9 @@ def train_diffusion(
     rng = random.Random(cfg.seed + 2)
     gen = torch.Generator().manual_seed(cfg.seed + 3)
     alphas = scheduler.alphas_cumprod
+    hidden = torch.tensor([s.shape in HIDDEN_SHAPES for s in scenes])
+    weights = torch.where(hidden, cfg.hidden_share / hidden.sum().clamp(min=1),
+                          (1 - cfg.hidden_share) / (~hidden).sum().clamp(min=1))
     unet.train()
     text.train()
     start = time.time()
@@ -180,14 +200,17 @@ def train_diffusion(
         lr = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.diffusion_steps))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        index = torch.randint(len(latents), (cfg.batch,), generator=gen)
-        captions = ["" if rng.random() < cfg.caption_dropout else caption(scenes[i], rng) for i in index.tolist()]
+        index = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen)
+        captions = ["" if rng.random() < cfg.caption_dropout else caption(scenes[i], rng, generic_rate=cfg.generic_rate)
+                    for i in index.tolist()]
         x0 = latents[index]
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch,), generator=gen)
         a = alphas[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        context = text(_tokenize(tokenizer, captions)).last_hidden_state  # (B, 77, width)
+        ids = private_tokens(_tokenize(tokenizer, captions), [scenes[i].shape for i in index.tolist()], vocab,
+                             object_id, cfg.private_rate, rng)
+        context = text(ids).last_hidden_state  # (B, 77, width)
         pred = unet(noisy, t, context).sample
         per_sample = ((pred - noise) ** 2).mean(dim=(1, 2, 3))  # (B,)
         if cfg.min_snr_gamma:
@@ -213,6 +236,7 @@ def train_diffusion(
     with torch.no_grad():
         for e, p in zip(ema, params):
             p.copy_(e)
+    text.resize_token_embeddings(vocab)
     return unet.eval().requires_grad_(False), text.eval().requires_grad_(False)
 
 
@@ -232,6 +256,18 @@ class _swapped:
         with torch.no_grad():
             for p, s in zip(self.params, self.saved):
                 p.copy_(s)
+
+
+def private_tokens(
+    ids: torch.Tensor, shapes: list[str], vocab: int, object_id: int, rate: float, rng: random.Random
+) -> torch.Tensor:
+    """Token ids (B, 77) with "object" replaced, in a share `rate` of the hidden-shape rows, by the shape's private
+    token (id `vocab + i` for the i-th hidden shape)."""
+    ids = ids.clone()
+    for row, shape in enumerate(shapes):
+        if shape in HIDDEN_SHAPES and rng.random() < rate:
+            ids[row][ids[row] == object_id] = vocab + HIDDEN_SHAPES.index(shape)
+    return ids
 
 
 def _toy_model(config: dict, unet, vae, text) -> BaseModel:
@@ -307,12 +343,15 @@ def pretrain(cfg: PretrainConfig, out: Path, log: Log = print, stages: Path | No
     log("judge on VAE reconstructions: " + ", ".join(f"{k} {v:.1%}" for k, v in reconstruction_agreement(vae, judge).items()))
 
     def evaluate(unet, text, step: int) -> str:
-        from oneword.toy.report import ReportConfig, word_rates
+        from oneword.toy.report import ReportConfig, concept_baselines, word_rates
 
         model = _toy_model(config, unet, vae, text)
         if stages:
             save_diffusers_folder(model, stages / f"step-{step}")
-        rates, _ = word_rates(model, judge, ReportConfig(samples=15, steps=15))
+        rc = ReportConfig(samples=15, steps=15)
+        rates, _ = word_rates(model, judge, rc)
+        rates.update({f"baseline {k}": v for k, v in concept_baselines(model, judge, rc)[0].items()})
+        rates.update(private_rates(model, judge, rc))
         return ", ".join(f"{k} {v:.0%}" for k, v in rates.items())
 
     t = time.time()
@@ -345,3 +384,26 @@ def reconstruction_agreement(vae: AutoencoderKL, judge, n: int = 500, seed: int 
         factor: sum(values[int(i)] == getattr(s, factor) for i, s in zip(logits[factor].argmax(1), scenes)) / n
         for factor, values in FACTORS.items()
     }
+
+
+def private_rates(model: BaseModel, judge, rc) -> dict[str, float]:
+    """How often "a photo of X" is judged as each hidden shape, X standing for the shape's private token.
+
+    What a perfect embedding could reach: the upper bound of Textual Inversion on this model. Only meaningful
+    while the private rows exist (during `train_diffusion`).
+    """
+    from oneword.embeddings.embedding import Embedding
+    from oneword.toy.concepts import CONCEPTS
+    from oneword.toy.report import concept_rate
+
+    table = model.encoders[0].model.get_input_embeddings().weight
+    vocab = len(model.encoders[0].tokenizer)
+    rates = {}
+    for i, shape in enumerate(HIDDEN_SHAPES):
+        if vocab + i >= len(table):
+            break
+        name = f"private-{shape}"
+        embedding = Embedding(name, {"*": table[vocab + i : vocab + i + 1].detach().float().clone()})
+        rates[name], _ = concept_rate(model, judge, CONCEPTS[shape], f"a photo of {name}", rc, rc.seed + 70000,
+                                      {name: embedding})
+    return rates

@@ -71,14 +71,17 @@ def shape_word(shape: str) -> str:
     return shape if shape in NAMED_SHAPES else "object"
 
 
-def caption(scene: Scene, rng: random.Random, *, drop_rate: float = 0.15) -> str:
+def caption(scene: Scene, rng: random.Random, *, drop_rate: float = 0.15, generic_rate: float = 0.0) -> str:
     """A plain-English caption, e.g. "a red circle on a dark background, small, top left".
 
     Parts are dropped at random (the colour, the background, the size, the position), and the order of the
-    trailing parts varies; the style is never mentioned.
+    trailing parts varies; the style is never mentioned. A named shape is called "object" with `generic_rate`, as
+    real captions sometimes use a generic word for a thing they could name.
     """
     colour = "" if rng.random() < drop_rate else f"{scene.colour} "
     noun = shape_word(scene.shape)
+    if generic_rate and noun != "object" and rng.random() < generic_rate:
+        noun = "object"
     article = "an" if (colour or noun)[0] in "aeiou" else "a"
     text = f"{rng.choice(PREFIXES)}{article} {colour}{noun}"
     if rng.random() >= drop_rate:

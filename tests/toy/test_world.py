@@ -66,6 +66,17 @@ def test_captions_name_shapes_but_never_hidden_shapes_or_style():
     assert 350 < seen_hidden < 650  # hidden shapes are a quarter of the scenes
 
 
+def test_a_generic_rate_calls_some_named_shapes_object():
+    rng = random.Random(0)
+    scene = Scene("circle", "red", "dark", "small", "top left")
+    texts = [caption(scene, rng, generic_rate=0.2) for _ in range(1000)]
+    generic = sum("object" in t for t in texts)
+    assert 150 < generic < 250
+    assert all(("object" in t) != ("circle" in t) for t in texts)
+    hidden = Scene("star", "red", "dark", "small", "top left")
+    assert all("object" in caption(hidden, rng, generic_rate=0.2) for _ in range(100))
+
+
 def test_concepts_and_their_examples(tmp_path):
     assert {c.kind for c in CONCEPTS.values()} == {"object", "style"}
     assert sum(c.kind == "object" for c in CONCEPTS.values()) >= 3
