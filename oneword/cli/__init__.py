@@ -35,7 +35,7 @@ def _root(
 
 
 def _register() -> None:
-    from oneword.cli import demo, embeddings, generate, toy, train  # noqa: F401  (each module adds its commands to `app`)
+    from oneword.cli import demo, embeddings, generate, prep, toy, train  # noqa: F401  (each module adds its commands to `app`)
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
     _register()
     debug = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's `typer.Exit(n)` comes back as n
     except OnewordError as e:
         if debug:
             raise
@@ -70,3 +70,5 @@ def main() -> None:
             raise
         typer.secho(f"error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True, fg="red")
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
