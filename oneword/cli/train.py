@@ -50,6 +50,10 @@ def train_command(
     preview_prompt: str | None = typer.Option(None, help="Preview prompt [default: the template's first line]."),
     preview_seed: int | None = typer.Option(None, help="Preview seed." + _default("preview_seed")),
     csv_every: int | None = typer.Option(None, help="Loss CSV row every N steps." + _default("csv_every")),
+    validate_every: int | None = typer.Option(
+        None, help="Loss on a fixed validation batch every N steps, 0: never." + _default("validate_every")),
+    validation_size: int | None = typer.Option(
+        None, help="Samples in the validation batch." + _default("validation_size")),
     gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                        help="Less memory, more time [default: off]."),
     resume: bool = typer.Option(False, "--resume", help="Continue an embedding that has steps, with its optimizer state."),
@@ -78,7 +82,7 @@ def train_command(
 
 
 class ProgressView:
-    """Training events drawn as a Rich progress bar: step, it/s, ETA, smoothed loss and learning rate."""
+    """Training events drawn as a Rich progress bar: step, it/s, ETA, smoothed loss, validation loss, learning rate."""
 
     def __init__(self) -> None:
         self.progress = None
@@ -98,15 +102,17 @@ class ProgressView:
             self.progress = Progress(
                 TextColumn("step {task.completed}/{task.total}"), BarColumn(),
                 TextColumn("{task.fields[rate]:.2f} it/s"), TimeRemainingColumn(),
-                TextColumn("loss {task.fields[loss]} lr {task.fields[lr]}"), transient=False,
+                TextColumn("loss {task.fields[loss]} val {task.fields[val]} lr {task.fields[lr]}"), transient=False,
             )
             self.task = self.progress.add_task("train", total=event.total_steps, completed=event.start_step,
-                                               rate=0.0, loss="-", lr="-")
+                                               rate=0.0, loss="-", val="-", lr="-")
             self.progress.start()
         elif isinstance(event, events.Progress) and self.progress is not None:
             self.smoothed = event.loss if self.smoothed is None else 0.9 * self.smoothed + 0.1 * event.loss
             self.progress.update(self.task, completed=event.step, rate=event.steps_per_second,
                                  loss=f"{self.smoothed:.4f}", lr=f"{event.learn_rate:g}")
+        elif isinstance(event, events.Validated) and self.progress is not None:
+            self.progress.update(self.task, val=f"{event.val_loss:.4f}")
         elif isinstance(event, events.Skipped):
             typer.echo(f"step {event.step}: loss or gradient is NaN/inf, step skipped ({event.in_a_row} in a row)",
                        err=True)

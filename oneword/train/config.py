@@ -73,6 +73,10 @@ class TrainConfig:
     preview_sampler: str = "euler_a"
     csv_every: int = 50
     """Write a loss row (the mean since the last row) every N steps."""
+    validate_every: int = 50
+    """Measure the loss on a fixed validation batch every N steps (0: never); it goes in the CSV's `val_loss`."""
+    validation_size: int = 8
+    """Samples in the validation batch (the images in turn, timesteps spread over the whole range)."""
     gradient_checkpointing: bool = False
     """Recompute UNet activations in the backward pass: less memory, about a third more time."""
     resume: bool = False
@@ -89,7 +93,8 @@ class TrainConfig:
             ("--vectors", self.vectors, 1), ("--batch-size", self.batch_size, 1), ("--grad-accum", self.grad_accum, 1),
             ("--max-steps", self.max_steps, 1), ("--save-every", self.save_every, 0),
             ("--preview-every", self.preview_every, 0), ("--csv-every", self.csv_every, 1),
-            ("--preview-steps", self.preview_steps, 1),
+            ("--preview-steps", self.preview_steps, 1), ("--validate-every", self.validate_every, 0),
+            ("--validation-size", self.validation_size, 1),
         ):
             if value < low:
                 problems.append(f"{option} must be at least {low}, but is {value}")

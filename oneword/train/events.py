@@ -33,6 +33,14 @@ class Progress:
 
 
 @dataclass
+class Validated:
+    """The loss on the fixed validation batch, measured after `step` optimizer steps."""
+
+    step: int
+    val_loss: float
+
+
+@dataclass
 class Saved:
     """A checkpoint or preview was written."""
 
@@ -60,5 +68,5 @@ class Finished:
     message: str
 
 
-Event = Started | Progress | Saved | Skipped | Finished
+Event = Started | Progress | Validated | Saved | Skipped | Finished
 Listener = Callable[[Event], None]

@@ -32,12 +32,13 @@ from oneword.train.dataset import (
     epoch_batches,
     read_dataset,
 )
-from oneword.train.events import Finished, Listener, Progress, Saved, Skipped, Started
+from oneword.train.events import Finished, Listener, Progress, Saved, Skipped, Started, Validated
 from oneword.train.logfolder import LogFolder, LossCsv
 from oneword.train.preview import draw_preview
 from oneword.train.schedule import Schedule, parse_schedule
 from oneword.train.templates import fill_template, read_template
 from oneword.train.trainable import EmbeddingTrainable, Trainable
+from oneword.train.validation import ValidationBatch, groups_of_equal_shape, validation_batch
 
 MAX_BAD_STEPS = 3
 """Steps in a row with a NaN or infinite loss after which training stops."""
@@ -65,6 +66,7 @@ class Run:
     preview: GenerateConfig
     alphas_cumprod: torch.Tensor
     """The scheduler's cumulative alphas on the model's device, float32 (T,)."""
+    validation: ValidationBatch | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -156,11 +158,16 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto") -> Run:
         cfg=config.preview_cfg, sampler=config.preview_sampler,
         width=size[0] if size else None, height=size[1] if size else None,
     )
+    alphas = _alphas_cumprod(model)
+    validation = None
+    if config.validate_every:
+        validation = validation_batch([m.shape for m in latents.mean], [im.caption for im in dataset.images], lines,
+                                      name, len(alphas), config.validation_size, config.seed)
     return Run(
         config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedule=schedule, clip=clip,
         trainable=trainable, optimizer=optimizer, folder=LogFolder.for_run(Path(config.log_dir), name, embedding_suffix(model)),
         embedding_path=path, start_step=start, total_steps=min(config.max_steps, schedule.end), preview=preview,
-        alphas_cumprod=_alphas_cumprod(model).to(target), notes=notes,
+        alphas_cumprod=alphas.to(target), validation=validation, notes=notes,
     )
 
 
@@ -179,19 +186,28 @@ def step_batches(run: Run, step: int) -> list[list[int]]:
 
 def training_loss(run: Run, indices: list[int], gen: torch.Generator, rng: random.Random) -> torch.Tensor:
     """MSE between the UNet's prediction and its target (noise, or v for v-prediction models) on one batch."""
-    model, c = run.model, run.config
-    device, dtype = model.unet.device, model.unet.dtype
-    x0 = torch.stack([run.latents.latent(i, gen) for i in indices]).to(device, torch.float32)  # (B, 4, h, w)
-    noise = torch.randn(x0.shape, generator=gen).to(device)
+    c = run.config
+    x0 = torch.stack([run.latents.latent(i, gen) for i in indices])  # (B, 4, h, w)
+    noise = torch.randn(x0.shape, generator=gen)
     t = torch.randint(0, len(run.alphas_cumprod), (len(indices),), generator=gen)
-    alphas = run.alphas_cumprod[t.to(device)].view(-1, 1, 1, 1)
-    noisy = alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise
-    target = noise if model.prediction_type == "epsilon" else alphas.sqrt() * noise - (1 - alphas).sqrt() * x0
     prompts = [
         fill_template(rng.choice(run.lines), run.trainable.name, run.dataset.images[i].caption, rng,
                       shuffle_tags=c.shuffle_tags, tag_dropout=c.tag_dropout)
         for i in indices
     ]
+    return denoising_error(run, indices, x0, noise, t, prompts).mean()
+
+
+def denoising_error(run: Run, indices: list[int], x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+                    prompts: list[str]) -> torch.Tensor:
+    """Per-sample squared error (B,) of the UNet's prediction on latents `x0` noised with `noise` at timesteps `t`,
+    conditioned on `prompts` (the trained vectors in them), weighted by the images' alpha where they have one."""
+    model = run.model
+    device, dtype = model.unet.device, model.unet.dtype
+    x0, noise = x0.to(device, torch.float32), noise.to(device)
+    alphas = run.alphas_cumprod[t.to(device)].view(-1, 1, 1, 1)
+    noisy = alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise
+    target = noise if model.prediction_type == "epsilon" else alphas.sqrt() * noise - (1 - alphas).sqrt() * x0
     cond = run.trainable.conditioning(model, prompts)
     kwargs = {}
     if model.is_sdxl:
@@ -203,7 +219,22 @@ def training_loss(run: Run, indices: list[int], gen: torch.Generator, rng: rando
     weights = [run.latents.weight[i] for i in indices]
     if any(w is not None for w in weights):
         error = error * torch.stack([w if w is not None else torch.ones_like(error[0, :1]) for w in weights]).to(device)
-    return error.mean()
+    return error.mean(dim=(1, 2, 3))
+
+
+@torch.no_grad()
+def validation_loss(run: Run) -> float:
+    """Mean denoising error on the run's fixed validation batch with the current vectors."""
+    batch = run.validation
+    total = 0.0
+    for group in groups_of_equal_shape(batch, max(run.config.batch_size, 1)):
+        indices = [batch.indices[k] for k in group]
+        x0 = torch.stack([run.latents.mean[i] for i in indices])
+        noise = torch.stack([batch.noise[k] for k in group])
+        t = torch.tensor([batch.timesteps[k] for k in group])
+        errors = denoising_error(run, indices, x0, noise, t, [batch.prompts[k] for k in group])
+        total += float(errors.sum())
+    return total / len(batch.indices)
 
 
 def _alphas_cumprod(model: BaseModel) -> torch.Tensor:
@@ -263,7 +294,7 @@ def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
     folder.make()
     folder.write_settings({**c.settings(), "start_step": run.start_step, "model_name": run.model.name,
                            "model_hash": run.model.short_hash, "preview_prompt": run.preview.prompt})
-    csv = LossCsv(folder.csv)
+    csv = LossCsv(folder.csv, ("val_loss",))
     csv.keep_until(run.start_step)
     on_event(Started(run.trainable.name, run.start_step, run.total_steps, len(run.dataset.images), folder.root,
                      run.notes))
@@ -312,8 +343,12 @@ def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
                 losses.clear()
                 rate = (done - clock_step) / max(time.perf_counter() - clock, 1e-9)
                 on_event(Progress(done, run.total_steps, sum(values) / len(values), lr, rate))
-            if done % c.csv_every == 0 or done == run.total_steps:
-                _write_row(run, csv, done, lr, row_losses, losses)
+            val = None
+            if run.validation is not None and done % c.validate_every == 0:
+                val = validation_loss(run)
+                on_event(Validated(done, val))
+            if done % c.csv_every == 0 or done == run.total_steps or val is not None:
+                _write_row(run, csv, done, lr, row_losses, losses, val)
             if c.save_every and done % c.save_every == 0:
                 on_event(Saved(done, _save(run, done, final=False)))
             if c.preview_every and done % c.preview_every == 0:
@@ -333,13 +368,14 @@ def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
 
 
 def _write_row(run: Run, csv: LossCsv, done: int, lr: float, row_losses: list[float],
-               losses: list[torch.Tensor]) -> None:
-    """A CSV row for `done` with the mean loss of the steps since the last row (none: no row)."""
+               losses: list[torch.Tensor], val: float | None = None) -> None:
+    """A CSV row for `done` with the mean loss of the steps since the last row (none: no row), and the validation
+    loss when one was measured at `done`."""
     row_losses.extend(torch.stack(losses).tolist() if losses else [])
     losses.clear()
     if row_losses:
         epoch, epoch_step = divmod(done - 1, run.steps_per_epoch)
-        csv.add(done, epoch, epoch_step, sum(row_losses) / len(row_losses), lr)
+        csv.add(done, epoch, epoch_step, sum(row_losses) / len(row_losses), lr, "" if val is None else f"{val:.7f}")
         row_losses.clear()
 
 

@@ -18,6 +18,6 @@ def test_demo_prints_the_verdict_and_writes_the_log_folder(tmp_path, monkeypatch
     folder = Path(lines[-1].split(": ", 1)[1])
     assert folder.parent.parent == tmp_path / "runs" and folder.name == "star-demo"
     assert folder.is_dir() and (folder / "comparison.png").is_file()
-    assert (folder / "textual_inversion_loss.csv").read_text().startswith("step,epoch,epoch_step,loss,learn_rate\n")
+    assert (folder / "textual_inversion_loss.csv").read_text().startswith("step,epoch,epoch_step,loss,learn_rate,val_loss\n")
     assert (tmp_path / "runs" / "embeddings" / "star-demo.pt").is_file()
     assert len(list((tmp_path / "runs" / "datasets" / "star").glob("*.png"))) == 12

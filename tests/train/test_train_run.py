@@ -42,7 +42,7 @@ def test_log_folder_tree_csv_and_settings_are_as_a1111_users_know_them(tmp_path,
         "textual_inversion_loss.csv",
     ]
     lines = (folder / "textual_inversion_loss.csv").read_text().splitlines()
-    assert lines[0] == "step,epoch,epoch_step,loss,learn_rate"
+    assert lines[0] == "step,epoch,epoch_step,loss,learn_rate,val_loss"  # A1111's columns, then oneword's
     # 4 images, batch 2: two steps per epoch; epoch = (step-1) // 2, epoch_step = (step-1) % 2
     assert [row.split(",")[:3] for row in lines[1:]] == [
         ["3", "1", "0"], ["6", "2", "1"], ["9", "4", "0"], ["12", "5", "1"]]
