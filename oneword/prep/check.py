@@ -105,7 +105,9 @@ def check_dataset(config: CheckConfig, on_progress: Callable[[int, int], None] =
     for a, b in near_duplicates(hashes):
         report.add("warning", f"nearly the same picture as {b.name} (it counts twice in training)", a)
     if sizes:
-        aspects = Counter(_aspect(w, h) for (w, h), n in sizes.items() for _ in range(n))
+        aspects: Counter = Counter()
+        for (w, h), n in sizes.items():
+            aspects[_aspect(w, h)] += n
         smallest = min(sizes, key=lambda s: s[0] * s[1])
         largest = max(sizes, key=lambda s: s[0] * s[1])
         report.add("note", f"{report.pictures} pictures from {smallest[0]}x{smallest[1]} to {largest[0]}x{largest[1]};"

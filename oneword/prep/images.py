@@ -57,10 +57,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image) * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     has_alpha = image.mode in ("RGBA", "LA", "PA", "La") or (image.mode == "P" and "transparency" in image.info)
-    if image.mode == "RGBA" or not has_alpha:
-        image = image.convert("RGB") if image.mode != "RGBA" else image
-    else:
-        image = image.convert("RGBA")
-    if image.mode == "RGBA" and image.getchannel("A").getextrema()[0] == 255:
+    image = image.convert("RGBA" if has_alpha else "RGB")
+    if has_alpha and image.getchannel("A").getextrema()[0] == 255:
         image = image.convert("RGB")
     return image
