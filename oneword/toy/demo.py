@@ -80,15 +80,22 @@ def run_demo(config: DemoConfig, on_event: Listener = lambda event: None, log=pr
     finished = train(TrainConfig(**{**settings, **config.train}), model, on_event)
 
     prompt = embedding_prompt(concept.kind, name)
-    rates, columns = {}, [(f"no embedding: {base_prompt}", base_images[:4])]
+    rates, columns = {}, [("no embedding", _enlarged(base_images[:4]))]
     checkpoints = sorted(finished.log_folder.glob(f"embeddings/{name}-*.pt"), key=lambda p: int(p.stem.split("-")[-1]))
     for path in checkpoints:
         embedding = load_embedding_file(path)
         embedding.name = name
         step = embedding.step
         rates[step], images = concept_rate(model, judge, concept, prompt, rc, config.seed, {name: embedding})
-        columns.append((f"step {step}: {rates[step]:.0%}", images[:4]))
+        columns.append((f"step {step}: {rates[step]:.0%}", _enlarged(images[:4])))
     grid = finished.log_folder / "comparison.png"
     labelled_grid(columns, label_height=14).save(grid)
     after = rates[max(rates)] if rates else before
     return DemoResult(concept.name, before, after, rates, finished.log_folder, grid, finished.embedding_path)
+
+
+def _enlarged(images: list, factor: int = 2) -> list:
+    """Toy images (64 px) shown `factor` times larger, pixels kept sharp, so that the column labels fit."""
+    from PIL import Image
+
+    return [im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST) for im in images]
