@@ -15,9 +15,9 @@ class BadImage(Exception):
     """A file that cannot be used as a picture; the message says why (without the path)."""
 
 
-def source_files(folder: Path) -> list[Path]:
+def source_files(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
     """The picture files directly in `folder` (by suffix), sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
 
 
 def open_image(path: Path, max_pixels: int | None = None) -> Image.Image:

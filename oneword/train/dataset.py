@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
+from oneword.prep.images import source_files
 from oneword.train.templates import caption_from_name
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -43,11 +44,6 @@ class Dataset:
     skipped: list[str]
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files directly in `folder`, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def read_dataset(
     folder: Path, size: tuple[int, int] | None, *, alpha_weight: bool = False
 ) -> Dataset:
@@ -59,7 +55,7 @@ def read_dataset(
     folder = Path(folder)
     if not folder.is_dir():
         raise OnewordError(f"--data {folder}: no such folder")
-    files = image_files(folder)
+    files = source_files(folder, IMAGE_SUFFIXES)
     if not files:
         raise OnewordError(f"--data {folder}: no images in it ({', '.join(IMAGE_SUFFIXES)})")
     images, skipped = [], []
