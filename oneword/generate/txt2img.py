@@ -45,6 +45,30 @@ def generate(
     model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None = None
 ) -> list[GeneratedImage]:
     """Draw `config.batch` images; the same model, settings and seed give the same pixels on the CPU."""
+    images, seeds, width, height = _sample(model, config, embeddings, "pil")
+    label = get_sampler(config.sampler).label
+    return [
+        GeneratedImage(
+            image=image,
+            parameters=ImageParameters(
+                prompt=config.prompt, negative=config.negative, steps=config.steps, sampler=label,
+                cfg=config.cfg, seed=seed, width=width, height=height, model_hash=model.short_hash,
+                model_name=model.name,
+            ),
+        )
+        for image, seed in zip(images, seeds)
+    ]
+
+
+def generate_latents(
+    model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None = None
+) -> torch.Tensor:
+    """The final latents (B, 4, H/8, W/8) of what `generate` would draw, without decoding them."""
+    return _sample(model, config, embeddings, "latent")[0]
+
+
+def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None, output_type: str):
+    """Run the pipeline: (images or latents, seeds, width, height)."""
     sampler = get_sampler(config.sampler)
     width = config.width or native_size(model)
     height = config.height or native_size(model)
@@ -67,23 +91,13 @@ def generate(
         height=height,
         latents=latents,
         generator=generators,
-        output_type="pil",
+        output_type=output_type,
     )
     if model.is_sdxl:
         kwargs.update(pooled_prompt_embeds=cond.pooled.to(dtype), negative_pooled_prompt_embeds=uncond.pooled.to(dtype))
     with torch.inference_mode():
-        images = pipe(**kwargs).images
-    return [
-        GeneratedImage(
-            image=image,
-            parameters=ImageParameters(
-                prompt=config.prompt, negative=config.negative, steps=config.steps, sampler=sampler.label,
-                cfg=config.cfg, seed=seed, width=width, height=height, model_hash=model.short_hash,
-                model_name=model.name,
-            ),
-        )
-        for image, seed in zip(images, seeds)
-    ]
+        out = pipe(**kwargs).images
+    return out, seeds, width, height
 
 
 def save_images(images: list[GeneratedImage], out: Path) -> list[Path]:

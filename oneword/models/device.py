@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from oneword.errors import OnewordError
@@ -25,3 +28,14 @@ def place(model: BaseModel, device: torch.device) -> BaseModel:
     """Move the model for inference: fp16 on a GPU, fp32 on the CPU (where half precision is slow or missing)."""
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     return model.to(device, dtype)
+
+
+@contextmanager
+def vae_beside_unet(model: BaseModel) -> Iterator[None]:
+    """The VAE on the UNet's device for the duration (training keeps it on the CPU), then back where it was."""
+    vae_device = model.vae.device
+    model.vae.to(model.unet.device)
+    try:
+        yield
+    finally:
+        model.vae.to(vae_device)

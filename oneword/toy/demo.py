@@ -11,7 +11,7 @@ from pathlib import Path
 
 from oneword.generate.grid import labelled_grid
 from oneword.toy.concepts import get_concept, write_concept_examples
-from oneword.toy.report import ReportConfig, baseline_prompt, concept_rate
+from oneword.toy.report import ReportConfig, baseline_prompt, concept_rate, embedding_prompt
 from oneword.train.config import TrainConfig
 from oneword.train.events import Listener
 
@@ -46,11 +46,6 @@ class DemoResult:
     log_folder: Path
     grid: Path
     embedding: Path
-
-
-def embedding_prompt(kind: str, name: str) -> str:
-    """The prompt that asks for the concept through the embedding."""
-    return f"a photo of {name}" if kind == "object" else f"a red circle, art by {name}"
 
 
 def run_demo(config: DemoConfig, on_event: Listener = lambda event: None, log=print) -> DemoResult:

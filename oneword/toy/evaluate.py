@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.formats import load_embedding_file
+from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
-from oneword.toy.concepts import Concept, write_concept_examples
-from oneword.toy.judge import Judge
+from oneword.models.device import vae_beside_unet
+from oneword.toy.concepts import Concept, get_concept, write_concept_examples
+from oneword.toy.judge import Judge, load_judge
 from oneword.toy.report import (
     ReportConfig,
     agreement,
     baseline_prompt,
     concept_rate,
     draw,
+    embedding_prompt,
 )
 from oneword.toy.world import COLOURS
+
+if TYPE_CHECKING:
+    from oneword.train.loop import Run
 
 
 def colour_rate(model: BaseModel, judge: Judge, name: str, embedding: Embedding, rc: ReportConfig) -> float:
@@ -72,3 +80,37 @@ def evaluate_concept(
     final.name = name
     return {"baseline": baseline, "per_step": per_step, "final": per_step[max(per_step)],
             "colour": colour_rate(model, judge, name, final, rc)}
+
+
+@dataclass
+class JudgeScorer:
+    """The toy world's judge as a checkpoint scorer: how often the concept is drawn (accuracy) and, for object
+    concepts, how often a colour word still gets its colour with the new word (editability)."""
+
+    concept: Concept
+    judge: Judge
+    samples: int = 32
+    seed: int = 0
+    editability: bool = True
+    key: str = "judge_accuracy"
+
+    @classmethod
+    def for_model(cls, model: BaseModel, concept: str, samples: int = 32, seed: int = 0) -> JudgeScorer:
+        """The judge shipped beside a toy model (`--score judge:CONCEPT`)."""
+        folder = model.source if model.source is not None and model.source.is_dir() else None
+        if folder is None or not (folder / "judge.safetensors").is_file():
+            raise OnewordError(f"--score judge:{concept}: the model {model.name} is not a toy model "
+                               "(no judge beside it)")
+        return cls(get_concept(concept), load_judge(folder / "judge.safetensors"), samples=samples, seed=seed)
+
+    def score(self, run: Run, embedding: Embedding) -> dict[str, float]:
+        """{"judge_accuracy": rate, "judge_editability": rate} in 0..1, from fixed seeds."""
+        rc = ReportConfig(samples=self.samples, seed=self.seed)
+        name = embedding.name
+        prompt = embedding_prompt(self.concept.kind, name)
+        with vae_beside_unet(run.model):
+            scores = {self.key: concept_rate(run.model, self.judge, self.concept, prompt, rc, rc.seed,
+                                             {name: embedding})[0]}
+            if self.editability and self.concept.kind == "object":
+                scores["judge_editability"] = colour_rate(run.model, self.judge, name, embedding, rc)
+        return scores

@@ -71,6 +71,11 @@ def concept_rate(
     return agreement(judge, images, "style", concept.style), images
 
 
+def embedding_prompt(kind: str, name: str) -> str:
+    """The prompt that asks for a concept of `kind` through the embedding called `name`."""
+    return f"a photo of {name}" if kind == "object" else f"a red circle, art by {name}"
+
+
 def baseline_prompt(concept: Concept) -> str:
     """The best prompt without an embedding: the initialization word in the training templates' wording."""
     if concept.kind == "object":

@@ -11,6 +11,7 @@ from oneword.generate.config import GenerateConfig
 from oneword.generate.pnginfo import format_parameters, save_png
 from oneword.generate.txt2img import generate
 from oneword.models.base import BaseModel
+from oneword.models.device import vae_beside_unet
 
 
 def draw_preview(
@@ -20,12 +21,8 @@ def draw_preview(
 
     The VAE visits the model's device for the decode and goes back where it was.
     """
-    vae_device = model.vae.device
-    model.vae.to(model.unet.device)
-    try:
+    with vae_beside_unet(model):
         drawn = generate(model, dataclasses.replace(config, batch=1), {embedding.name: embedding})[0]
-    finally:
-        model.vae.to(vae_device)
     parameters = dataclasses.replace(drawn.parameters, extra=(("Embedding step", str(embedding.step)),))
     save_png(drawn.image, image_path, format_parameters(parameters))
     write_png_embedding(embedding, embedding_path, drawn.image, model_name=model.name, model_hash=model.short_hash,

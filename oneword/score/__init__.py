@@ -1,0 +1,66 @@
+"""Quality scores of a run's checkpoints, behind one interface: the toy world's judge, CLIP, or the base model's own
+features. Each scorer draws samples with the checkpoint's vectors and measures them; higher is better."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from oneword.errors import OnewordError
+from oneword.models.base import BaseModel
+from oneword.train.templates import fill_template
+
+if TYPE_CHECKING:
+    from oneword.embeddings.embedding import Embedding
+    from oneword.train.loop import Run
+
+
+class Scorer(Protocol):
+    """Scores one checkpoint of a run."""
+
+    name: str
+    """Prefix of its columns in the summary (`judge`, `clip`, `features`)."""
+    key: str
+    """The score, among those `score` returns, that picks the best checkpoint and feeds `--stop auto`."""
+
+    def score(self, run: Run, embedding: Embedding) -> dict[str, float]:
+        """Named scores of the vectors in `embedding` (higher is better), e.g. {"features": 0.93}."""
+        ...
+
+
+def sample_prompts(run: Run, n: int) -> list[str]:
+    """`n` prompts as the run trains: its template lines in turn, filled with the name and the images' captions."""
+    images = run.dataset.images
+    return [
+        fill_template(run.lines[k % len(run.lines)], run.trainable.name, images[k % len(images)].caption,
+                      random.Random(k))
+        for k in range(n)
+    ]
+
+
+WEIGHT_FREE = "none"
+"""What `--score auto` uses without `--clip`: the fixed-batch validation loss alone, no scorer (docs/training.md
+gives the measurement behind this choice)."""
+
+
+def make_scorers(score: str, clip: Path | None, samples: int, seed: int, model: BaseModel) -> list[Scorer]:
+    """The scorers `--score` asks for (`auto`: clip with `--clip`, else WEIGHT_FREE)."""
+    kind, _, argument = score.partition(":")
+    if kind == "auto":
+        kind = "clip" if clip is not None else WEIGHT_FREE
+    if kind == "none":
+        return []
+    if kind == "features":
+        from oneword.score.features import FeatureScorer
+
+        return [FeatureScorer(samples=samples, seed=seed)]
+    if kind == "clip":
+        from oneword.score.clip import ClipScorer
+
+        return [ClipScorer.load(clip, samples=samples, seed=seed)]
+    if kind == "judge":
+        from oneword.toy.evaluate import JudgeScorer
+
+        return [JudgeScorer.for_model(model, argument, samples=samples, seed=seed)]
+    raise OnewordError(f"--score: unknown scorer {score!r}")
