@@ -54,6 +54,19 @@ def train_command(
         None, help="Loss on a fixed validation batch every N steps, 0: never." + _default("validate_every")),
     validation_size: int | None = typer.Option(
         None, help="Samples in the validation batch." + _default("validation_size")),
+    stop: str | None = typer.Option(None, help="max: run to --max-steps; auto: stop when the signal plateaus."
+                                    + _default("stop")),
+    stop_signal: str | None = typer.Option(None, help="val_loss, a score name, or auto (the scorer's score, else "
+                                           "val_loss)." + _default("stop_signal")),
+    stop_patience: int | None = typer.Option(None, help="--stop auto: measurements without improvement."
+                                             + _default("stop_patience")),
+    stop_min_delta: float | None = typer.Option(None, help="--stop auto: smallest relative improvement."
+                                                + _default("stop_min_delta")),
+    score: str | None = typer.Option(None, help="Checkpoint scorer: auto, none, features, clip, judge:CONCEPT."
+                                     + _default("score")),
+    clip: Path | None = typer.Option(None, help="Local CLIP model folder for --score clip (auto uses it)."),
+    score_samples: int | None = typer.Option(None, help="Samples per checkpoint for scoring."
+                                             + _default("score_samples")),
     gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                        help="Less memory, more time [default: off]."),
     resume: bool = typer.Option(False, "--resume", help="Continue an embedding that has steps, with its optimizer state."),
@@ -77,8 +90,28 @@ def train_command(
     config = TrainConfig(**settings)
     config.check()  # before the model loads: a bad option fails at once
     finished = train(config, load_base(config.model), ProgressView(), device=device)
+    print_summary(finished)
     typer.echo(finished.message)
     typer.echo(f"log folder: {finished.log_folder}")
+
+
+def print_summary(finished) -> None:
+    """The checkpoints' table (step, validation loss, scores), the chosen one marked."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from oneword.train.best import summary_table
+
+    if not finished.records:
+        return
+    best = next((r for r in finished.records if r.step == finished.best_step), None)
+    header, rows = summary_table(finished.records, best)
+    table = Table(title=f"checkpoints (best by {finished.signal})")
+    for name in header:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*row, style="bold" if row[-1] else None)
+    Console().print(table)
 
 
 class ProgressView:
@@ -113,6 +146,9 @@ class ProgressView:
                                  loss=f"{self.smoothed:.4f}", lr=f"{event.learn_rate:g}")
         elif isinstance(event, events.Validated) and self.progress is not None:
             self.progress.update(self.task, val=f"{event.val_loss:.4f}")
+        elif isinstance(event, events.Checked) and self.progress is not None and event.scores:
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in event.scores.items())
+            self.progress.console.print(f"checkpoint {event.step}: {scores}")
         elif isinstance(event, events.Skipped):
             typer.echo(f"step {event.step}: loss or gradient is NaN/inf, step skipped ({event.in_a_row} in a row)",
                        err=True)

@@ -12,7 +12,9 @@ from oneword.errors import OnewordError, gather
 from oneword.train.schedule import parse_schedule
 
 LATENT_SAMPLING = ("once", "deterministic", "random")
+STOPS = ("max", "auto")
 CLIP_MODES = ("none", "value", "norm")
+SCORERS = ("auto", "none", "features", "clip", "judge")
 
 
 @dataclass
@@ -77,6 +79,21 @@ class TrainConfig:
     """Measure the loss on a fixed validation batch every N steps (0: never); it goes in the CSV's `val_loss`."""
     validation_size: int = 8
     """Samples in the validation batch (the images in turn, timesteps spread over the whole range)."""
+    stop: str = "max"
+    """max: train to --max-steps (or the schedule's end); auto: stop once the stop signal has plateaued."""
+    stop_signal: str = "auto"
+    """What --stop auto watches and what picks the best checkpoint: val_loss, a score's name, or auto (the first
+    scorer's score if there is one, else val_loss)."""
+    stop_patience: int = 4
+    """--stop auto: measurements in a row without an improvement before the run stops."""
+    stop_min_delta: float = 0.01
+    """--stop auto: the smallest relative improvement (of the smoothed signal over its best) that counts."""
+    score: str = "auto"
+    """Checkpoint scorer: auto (clip with --clip, else none), none, features, clip, or judge:CONCEPT (toy models)."""
+    clip: Path | None = None
+    """A local CLIP model folder (transformers or open_clip layout) for the clip scorer."""
+    score_samples: int = 8
+    """Samples drawn per checkpoint by a scorer."""
     gradient_checkpointing: bool = False
     """Recompute UNet activations in the backward pass: less memory, about a third more time."""
     resume: bool = False
@@ -94,7 +111,8 @@ class TrainConfig:
             ("--max-steps", self.max_steps, 1), ("--save-every", self.save_every, 0),
             ("--preview-every", self.preview_every, 0), ("--csv-every", self.csv_every, 1),
             ("--preview-steps", self.preview_steps, 1), ("--validate-every", self.validate_every, 0),
-            ("--validation-size", self.validation_size, 1),
+            ("--validation-size", self.validation_size, 1), ("--stop-patience", self.stop_patience, 1),
+            ("--score-samples", self.score_samples, 1),
         ):
             if value < low:
                 problems.append(f"{option} must be at least {low}, but is {value}")
@@ -109,6 +127,11 @@ class TrainConfig:
             problems.append(f"--latent-sampling must be one of {', '.join(LATENT_SAMPLING)}, not {self.latent_sampling!r}")
         if self.clip_grad not in CLIP_MODES:
             problems.append(f"--clip-grad must be one of {', '.join(CLIP_MODES)}, not {self.clip_grad!r}")
+        if self.stop not in STOPS:
+            problems.append(f"--stop must be one of {', '.join(STOPS)}, not {self.stop!r}")
+        if self.stop_min_delta < 0:
+            problems.append(f"--stop-min-delta must not be negative, but is {self.stop_min_delta}")
+        problems += self._scoring_problems()
         if self.seed < 0:
             problems.append(f"--seed must not be negative, but is {self.seed}")
         for option, text in (("--learn-rate", self.learn_rate), ("--clip-grad-value", self.clip_grad_value)):
@@ -118,6 +141,23 @@ class TrainConfig:
                 parse_schedule(text, max(self.max_steps, 1), option)
             except OnewordError as error:
                 problems.append(str(error))
+        return problems
+
+    def _scoring_problems(self) -> list[str]:
+        problems = []
+        kind = self.score.split(":", 1)[0]
+        if kind not in SCORERS:
+            problems.append(f"--score must be one of {', '.join(SCORERS)} (judge as judge:CONCEPT), not {self.score!r}")
+        if kind == "clip" and self.clip is None:
+            problems.append("--score clip needs --clip PATH, a local CLIP model folder")
+        if kind == "judge" and ":" not in self.score:
+            problems.append("--score judge needs the toy concept, e.g. judge:star")
+        if self.clip is not None and not Path(self.clip).is_dir():
+            problems.append(f"--clip {self.clip}: no such folder")
+        if self.stop == "auto" and self.stop_signal == "val_loss" and not self.validate_every:
+            problems.append("--stop auto on val_loss needs --validate-every above 0")
+        if self.stop == "auto" and self.stop_signal not in ("auto", "val_loss") and not self.save_every:
+            problems.append(f"--stop auto on {self.stop_signal} needs --save-every above 0 (scores are measured there)")
         return problems
 
     def check(self) -> None:
@@ -150,7 +190,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if name not in names:
             problems.append(f"unknown setting {key!r}")
             continue
-        settings[name] = Path(value) if names[name].type in ("Path", Path) and isinstance(value, str) else value
+        settings[name] = Path(value) if "Path" in str(names[name].type) and isinstance(value, str) else value
     if problems:
         raise OnewordError(f"--config {path}: " + "; ".join(problems))
     return settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -41,6 +41,15 @@ class Validated:
 
 
 @dataclass
+class Checked:
+    """A saved checkpoint was measured: its validation loss and its scores (higher is better)."""
+
+    step: int
+    val_loss: float | None
+    scores: dict[str, float]
+
+
+@dataclass
 class Saved:
     """A checkpoint or preview was written."""
 
@@ -61,12 +70,17 @@ class Finished:
     """The run ended: why, after how many steps, and the embedding written."""
 
     reason: str
-    """`done` (max steps), `schedule` (the learning-rate schedule ran out), `interrupted`, `diverged`."""
+    """`done` (max steps), `schedule` (the schedule ran out), `plateau` (--stop auto), `interrupted`, `diverged`."""
     step: int
     embedding_path: Path
     log_folder: Path
     message: str
+    best_step: int | None = None
+    """The checkpoint chosen by `signal` (copied to `embedding_path` unless the run was interrupted)."""
+    signal: str = ""
+    records: list = field(default_factory=list)
+    """Every checkpoint of the run with its measurements (oneword.train.best.CheckpointRecord)."""
 
 
-Event = Started | Progress | Validated | Saved | Skipped | Finished
+Event = Started | Progress | Validated | Checked | Saved | Skipped | Finished
 Listener = Callable[[Event], None]

@@ -50,6 +50,19 @@ class LogFolder:
     def csv(self) -> Path:
         return self.root / "textual_inversion_loss.csv"
 
+    @property
+    def summary(self) -> Path:
+        """One row per saved checkpoint: step, validation loss, scores, the best marked."""
+        return self.root / "checkpoints.csv"
+
+    @property
+    def loss_plot(self) -> Path:
+        return self.root / "loss.png"
+
+    @property
+    def preview_grid(self) -> Path:
+        return self.root / "previews.png"
+
     def checkpoint(self, step: int) -> Path:
         """`embeddings/NAME-STEP.pt`: the vectors after STEP optimizer steps."""
         return self.embeddings / f"{self.name}-{step}{self.suffix}"

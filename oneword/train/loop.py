@@ -20,9 +20,11 @@ from oneword.embeddings.create import create_embedding, sanitize_name
 from oneword.embeddings.embedding import Embedding, EmbeddingMismatch
 from oneword.embeddings.formats import load_embedding_file, save_embedding
 from oneword.errors import OnewordError, gather
+from oneword.files import atomic_write
 from oneword.generate.config import GenerateConfig
 from oneword.models.base import BaseModel
 from oneword.models.device import pick_device
+from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record, lower_is_better, write_summary
 from oneword.train.checkpoint import load_optimizer_state, save_with_optimizer
 from oneword.train.config import TrainConfig
 from oneword.train.dataset import (
@@ -32,8 +34,10 @@ from oneword.train.dataset import (
     epoch_batches,
     read_dataset,
 )
-from oneword.train.events import Finished, Listener, Progress, Saved, Skipped, Started, Validated
+from oneword.train.events import Checked, Finished, Listener, Progress, Saved, Skipped, Started, Validated
 from oneword.train.logfolder import LogFolder, LossCsv
+from oneword.train.pictures import plot_losses, preview_grid
+from oneword.train.plateau import Plateau
 from oneword.train.preview import draw_preview
 from oneword.train.schedule import Schedule, parse_schedule
 from oneword.train.templates import fill_template, read_template
@@ -67,6 +71,10 @@ class Run:
     alphas_cumprod: torch.Tensor
     """The scheduler's cumulative alphas on the model's device, float32 (T,)."""
     validation: ValidationBatch | None = None
+    scorers: list = field(default_factory=list)
+    """Scorers run on every saved checkpoint (oneword.score.Scorer)."""
+    signal: str = VAL_LOSS
+    """What picks the best checkpoint and what `--stop auto` watches: `val_loss` or a scorer's key."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -117,8 +125,13 @@ def _starting_embedding(config: TrainConfig, model: BaseModel, name: str) -> tup
     return embedding, path
 
 
-def setup(config: TrainConfig, model: BaseModel, device: str = "auto") -> Run:
-    """Check the settings and the data, load the embedding, cache latents: a Run ready to fit (nothing written yet)."""
+def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: list | None = None) -> Run:
+    """Check the settings and the data, load the embedding, cache latents: a Run ready to fit (nothing written yet).
+
+    `scorers` replace what `config.score` asks for (the benchmarks pass the toy judge this way).
+    """
+    from oneword.score import make_scorers
+
     config.check()
     name = sanitize_name(config.name)
     lines = read_template(config.template)
@@ -158,6 +171,9 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto") -> Run:
         cfg=config.preview_cfg, sampler=config.preview_sampler,
         width=size[0] if size else None, height=size[1] if size else None,
     )
+    if scorers is None:
+        scorers = make_scorers(config.score, config.clip, config.score_samples, config.seed, model)
+    signal = stop_signal(config, scorers)
     alphas = _alphas_cumprod(model)
     validation = None
     if config.validate_every:
@@ -167,8 +183,20 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto") -> Run:
         config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedule=schedule, clip=clip,
         trainable=trainable, optimizer=optimizer, folder=LogFolder.for_run(Path(config.log_dir), name, embedding_suffix(model)),
         embedding_path=path, start_step=start, total_steps=min(config.max_steps, schedule.end), preview=preview,
-        alphas_cumprod=alphas.to(target), validation=validation, notes=notes,
+        alphas_cumprod=alphas.to(target), validation=validation, scorers=scorers, signal=signal, notes=notes,
     )
+
+
+def stop_signal(config: TrainConfig, scorers: list) -> str:
+    """`--stop-signal` resolved: auto is the first scorer's key, else the validation loss."""
+    keys = [s.key for s in scorers]
+    signal = config.stop_signal if config.stop_signal != "auto" else (keys[0] if keys else VAL_LOSS)
+    if signal != VAL_LOSS and signal not in keys:
+        known = ", ".join([VAL_LOSS, *keys])
+        raise OnewordError(f"--stop-signal {signal}: no scorer of this run gives it; this run has {known}")
+    if signal == VAL_LOSS and not config.validate_every and config.stop == "auto":
+        raise OnewordError("--stop auto watches val_loss here: set --validate-every above 0, or give a --score")
+    return signal
 
 
 def step_generators(seed: int, step: int) -> tuple[torch.Generator, random.Random]:
@@ -203,23 +231,28 @@ def denoising_error(run: Run, indices: list[int], x0: torch.Tensor, noise: torch
     """Per-sample squared error (B,) of the UNet's prediction on latents `x0` noised with `noise` at timesteps `t`,
     conditioned on `prompts` (the trained vectors in them), weighted by the images' alpha where they have one."""
     model = run.model
-    device, dtype = model.unet.device, model.unet.dtype
+    device = model.unet.device
     x0, noise = x0.to(device, torch.float32), noise.to(device)
     alphas = run.alphas_cumprod[t.to(device)].view(-1, 1, 1, 1)
     noisy = alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise
     target = noise if model.prediction_type == "epsilon" else alphas.sqrt() * noise - (1 - alphas).sqrt() * x0
-    cond = run.trainable.conditioning(model, prompts)
-    kwargs = {}
-    if model.is_sdxl:
-        h, w = (s * 8 for s in x0.shape[-2:])
-        time_ids = torch.tensor([[h, w, 0, 0, h, w]] * len(indices), device=device, dtype=dtype)
-        kwargs["added_cond_kwargs"] = {"text_embeds": cond.pooled.to(dtype), "time_ids": time_ids}
-    pred = model.unet(noisy.to(dtype), t.to(device), cond.context.to(dtype), **kwargs).sample
+    pred = unet_predict(model, noisy, t, run.trainable.conditioning(model, prompts))
     error = (pred.float() - target) ** 2  # (B, 4, h, w)
     weights = [run.latents.weight[i] for i in indices]
     if any(w is not None for w in weights):
         error = error * torch.stack([w if w is not None else torch.ones_like(error[0, :1]) for w in weights]).to(device)
     return error.mean(dim=(1, 2, 3))
+
+
+def unet_predict(model: BaseModel, noisy: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
+    """The UNet's output for latents `noisy` (B, 4, h, w) at timesteps `t` (B,) under `cond` (a Conditioning)."""
+    device, dtype = model.unet.device, model.unet.dtype
+    kwargs = {}
+    if model.is_sdxl:
+        h, w = (s * 8 for s in noisy.shape[-2:])
+        time_ids = torch.tensor([[h, w, 0, 0, h, w]] * len(noisy), device=device, dtype=dtype)
+        kwargs["added_cond_kwargs"] = {"text_embeds": cond.pooled.to(dtype), "time_ids": time_ids}
+    return model.unet(noisy.to(device, dtype), t.to(device), cond.context.to(dtype), **kwargs).sample
 
 
 @torch.no_grad()
@@ -288,12 +321,52 @@ def _save(run: Run, step: int, final: bool) -> list[Path]:
     return [path, run.embedding_path] if final else [path]
 
 
+@dataclass
+class _History:
+    """What the run measured so far: per-step training losses, validation losses, checkpoint records."""
+
+    train: list[tuple[int, float]] = field(default_factory=list)
+    val: list[tuple[int, float]] = field(default_factory=list)
+    records: list[CheckpointRecord] = field(default_factory=list)
+    plateau: Plateau | None = None
+
+    def measured(self, step: int) -> float | None:
+        """The validation loss measured after `step` steps, if any."""
+        return self.val[-1][1] if self.val and self.val[-1][0] == step else None
+
+
+def _stop_rule(run: Run) -> Plateau | None:
+    c = run.config
+    if c.stop != "auto":
+        return None
+    return Plateau(patience=c.stop_patience, min_delta=c.stop_min_delta,
+                   higher_is_better=not lower_is_better(run.signal))
+
+
+def _check_point(run: Run, step: int, history: _History, on_event: Listener) -> CheckpointRecord:
+    """Measure a saved checkpoint: its validation loss (measured now if it was not at this step) and its scores."""
+    val = history.measured(step)
+    if val is None and run.validation is not None:
+        val = validation_loss(run)
+        history.val.append((step, val))
+    scores: dict[str, float] = {}
+    if run.scorers:
+        snapshot = run.trainable.snapshot(step)
+        for scorer in run.scorers:
+            scores.update(scorer.score(run, snapshot))
+    record = CheckpointRecord(step, run.folder.checkpoint(step), val, scores)
+    history.records.append(record)
+    on_event(Checked(step, val, scores))
+    return record
+
+
 def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
     """Train from `run.start_step` to `run.total_steps`, writing the log folder; returns how it ended."""
     c, folder = run.config, run.folder
     folder.make()
     folder.write_settings({**c.settings(), "start_step": run.start_step, "model_name": run.model.name,
-                           "model_hash": run.model.short_hash, "preview_prompt": run.preview.prompt})
+                           "model_hash": run.model.short_hash, "preview_prompt": run.preview.prompt,
+                           "stop_signal_used": run.signal})
     csv = LossCsv(folder.csv, ("val_loss",))
     csv.keep_until(run.start_step)
     on_event(Started(run.trainable.name, run.start_step, run.total_steps, len(run.dataset.images), folder.root,
@@ -301,6 +374,7 @@ def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
     done, bad, reason = run.start_step, 0, "done"
     losses: list[torch.Tensor] = []
     row_losses: list[float] = []
+    history = _History(plateau=_stop_rule(run))
     clock, clock_step = time.perf_counter(), done
     lr = 0.0
     with _StopSignals() as signals:
@@ -339,30 +413,68 @@ def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
             losses.append(total)
             if done % PROGRESS_EVERY == 0 or done == run.total_steps:
                 values = torch.stack(losses).tolist()
+                history.train.extend(zip(range(done - len(values) + 1, done + 1), values))
                 row_losses.extend(values)
                 losses.clear()
                 rate = (done - clock_step) / max(time.perf_counter() - clock, 1e-9)
                 on_event(Progress(done, run.total_steps, sum(values) / len(values), lr, rate))
-            val = None
-            if run.validation is not None and done % c.validate_every == 0:
-                val = validation_loss(run)
-                on_event(Validated(done, val))
-            if done % c.csv_every == 0 or done == run.total_steps or val is not None:
-                _write_row(run, csv, done, lr, row_losses, losses, val)
-            if c.save_every and done % c.save_every == 0:
-                on_event(Saved(done, _save(run, done, final=False)))
-            if c.preview_every and done % c.preview_every == 0:
-                snapshot = run.trainable.snapshot(done)
-                paths = draw_preview(run.model, snapshot, run.preview, folder.preview(done),
-                                     folder.preview_embedding(done))
-                on_event(Saved(done, paths))
+            if _after_step(run, done, lr, csv, row_losses, losses, history, on_event):
+                reason = "plateau"
+                break
         else:
             if run.schedule.value(done) is None and done < c.max_steps:
                 reason = "schedule"
+    return _conclude(run, reason, done, lr, csv, row_losses, losses, history, on_event)
+
+
+def _after_step(run: Run, done: int, lr: float, csv: LossCsv, row_losses: list[float], losses: list[torch.Tensor],
+                history: _History, on_event: Listener) -> bool:
+    """Validation, CSV row, checkpoint and preview due after step `done`; True when `--stop auto` says stop."""
+    c, folder = run.config, run.folder
+    val = None
+    if run.validation is not None and done % c.validate_every == 0:
+        val = validation_loss(run)
+        history.val.append((done, val))
+        on_event(Validated(done, val))
+    if done % c.csv_every == 0 or done == run.total_steps or val is not None:
+        _write_row(run, csv, done, lr, row_losses, losses, val)
+    measurement = val if run.signal == VAL_LOSS else None
+    if c.save_every and done % c.save_every == 0:
+        on_event(Saved(done, _save(run, done, final=False)))
+        record = _check_point(run, done, history, on_event)
+        if run.signal != VAL_LOSS:
+            measurement = record.value(run.signal)
+    if c.preview_every and done % c.preview_every == 0:
+        snapshot = run.trainable.snapshot(done)
+        on_event(Saved(done, draw_preview(run.model, snapshot, run.preview, folder.preview(done),
+                                          folder.preview_embedding(done))))
+    return history.plateau is not None and measurement is not None and history.plateau.add(measurement)
+
+
+def _conclude(run: Run, reason: str, done: int, lr: float, csv: LossCsv, row_losses: list[float],
+              losses: list[torch.Tensor], history: _History, on_event: Listener) -> Finished:
+    """Save the last vectors, measure them, pick the best checkpoint, write the summary and pictures."""
+    folder = run.folder
+    history.train.extend(zip(range(done - len(losses) + 1, done + 1), torch.stack(losses).tolist() if losses else []))
     _write_row(run, csv, done, lr, row_losses, losses)  # what an early stop left since the last row
     paths = _save(run, done, final=True)
+    if done > run.start_step and not any(r.step == done for r in history.records):
+        _check_point(run, done, history, on_event)
+    best = best_record(history.records, run.signal)
+    if best is not None and best.step != done and reason != "interrupted":
+        # The best vectors become NAME.pt; the last ones stay in the log folder (an interrupted run keeps its last
+        # vectors there, with the optimizer state, so that --resume continues it).
+        data = best.path.read_bytes()
+        atomic_write(run.embedding_path, lambda f: f.write(data))
+    if history.records:
+        write_summary(folder.summary, history.records, best)
+    plot_losses(folder.loss_plot, history.train, history.val, history.records, best.step if best else None)
+    previews = [(r.step, folder.preview(r.step)) for r in history.records if folder.preview(r.step).is_file()]
+    if previews:
+        preview_grid(folder.preview_grid, previews, best.step if best else None)
     on_event(Saved(done, paths))
-    finished = Finished(reason, done, run.embedding_path, folder.root, _ending(reason, done, run))
+    finished = Finished(reason, done, run.embedding_path, folder.root, _ending(reason, done, run, best),
+                        best_step=best.step if best else None, signal=run.signal, records=history.records)
     on_event(finished)
     return finished
 
@@ -379,19 +491,25 @@ def _write_row(run: Run, csv: LossCsv, done: int, lr: float, row_losses: list[fl
         row_losses.clear()
 
 
-def _ending(reason: str, done: int, run: Run) -> str:
+def _ending(reason: str, done: int, run: Run, best: CheckpointRecord | None) -> str:
     if reason == "interrupted":
         return f"stopped at step {done}: saved {run.embedding_path}; continue with --resume"
+    if best is not None and best.step != done:
+        kept = f"the best checkpoint by {run.signal} is step {best.step}: saved it as {run.embedding_path}"
+    else:
+        kept = f"saved {run.embedding_path}"
     if reason == "diverged":
-        return (f"stopped at step {done}: the loss was NaN or infinite {MAX_BAD_STEPS} steps in a row; the vectors "
-                f"of step {done} (the last good ones) are in {run.embedding_path}. Try a lower --learn-rate, "
-                "--clip-grad norm, or float32 (--device cpu)")
+        return (f"stopped at step {done}: the loss was NaN or infinite {MAX_BAD_STEPS} steps in a row (step {done} "
+                f"holds the last good vectors); {kept}. Try a lower --learn-rate, --clip-grad norm, or float32 "
+                "(--device cpu)")
     if reason == "schedule":
-        return f"the learning-rate schedule ended at step {done}: saved {run.embedding_path}"
-    return f"trained {done} steps: saved {run.embedding_path}"
+        return f"the learning-rate schedule ended at step {done}: {kept}"
+    if reason == "plateau":
+        return f"stopped at step {done}: {run.signal} stopped improving (--stop auto); {kept}"
+    return f"trained {done} steps: {kept}"
 
 
 def train(config: TrainConfig, model: BaseModel, on_event: Listener = lambda event: None,
-          device: str = "auto") -> Finished:
+          device: str = "auto", scorers: list | None = None) -> Finished:
     """Set up and fit a run."""
-    return fit(setup(config, model, device), on_event)
+    return fit(setup(config, model, device, scorers), on_event)

@@ -50,6 +50,11 @@ def _nothing_written(tmp_path) -> bool:
         ("images", ("--width", "60"), "--width must be a positive multiple of 8, but is 60"),
         ("images", ("--latent-sampling", "sometimes"), "--latent-sampling must be one of once, deterministic, random"),
         ("images", ("--config", "{tmp}/missing.toml"), "--config {tmp}/missing.toml: no such file"),
+        ("images", ("--stop", "never"), "--stop must be one of max, auto, not 'never'"),
+        ("images", ("--score", "clip"), "--score clip needs --clip PATH"),
+        ("images", ("--clip", "{tmp}/no-clip"), "--clip {tmp}/no-clip: no such folder"),
+        ("images", ("--score", "judge:star"), "--score judge:star: the model tiny-sd1 is not a toy model"),
+        ("images", ("--stop", "auto", "--stop-signal", "clip_image"), "--stop-signal clip_image: no scorer"),
     ],
 )
 def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, monkeypatch, capsys, prepare, extra, message):

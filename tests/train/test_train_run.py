@@ -36,9 +36,9 @@ def test_log_folder_tree_csv_and_settings_are_as_a1111_users_know_them(tmp_path,
     settings_files = [p for p in tree if p.startswith("settings-")]
     assert len(settings_files) == 1 and settings_files[0].endswith(".json")
     assert [p for p in tree if not p.startswith("settings-")] == [
-        "embeddings", "embeddings/zqx-12.pt", "embeddings/zqx-6.pt",
+        "checkpoints.csv", "embeddings", "embeddings/zqx-12.pt", "embeddings/zqx-6.pt",
         "image_embeddings", "image_embeddings/zqx-12.png", "image_embeddings/zqx-6.png",
-        "images", "images/zqx-12.png", "images/zqx-6.png",
+        "images", "images/zqx-12.png", "images/zqx-6.png", "loss.png", "previews.png",
         "textual_inversion_loss.csv",
     ]
     lines = (folder / "textual_inversion_loss.csv").read_text().splitlines()
@@ -107,9 +107,11 @@ def test_a_signal_saves_and_resume_reaches_the_uninterrupted_vectors(tmp_path, m
     assert "--resume" in stopped.message
     resumed = train(settings(tmp_path / "cut", latent_sampling="random", resume=True), build_tiny("sd1", seed=0))
     assert (resumed.reason, resumed.step) == ("done", 12)
-    a = load_embedding_file(whole.embedding_path).vectors["*"]
-    b = load_embedding_file(resumed.embedding_path).vectors["*"]
+    # NAME.pt ends as the best checkpoint (by validation loss); the last vectors are the log folder's step 12
+    a = load_embedding_file(whole.log_folder / "embeddings" / "zqx-12.pt").vectors["*"]
+    b = load_embedding_file(resumed.log_folder / "embeddings" / "zqx-12.pt").vectors["*"]
     assert torch.equal(a, b)
+    assert whole.best_step == resumed.best_step
     rows = (resumed.log_folder / "textual_inversion_loss.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["3", "5", "6", "9", "12"]
 

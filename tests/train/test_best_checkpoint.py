@@ -1,0 +1,118 @@
+"""Every run ends with a summary of its checkpoints, the best one copied as NAME.pt, and its pictures; `--stop auto`
+stops when the signal plateaus."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from train_helpers import settings
+
+from oneword.embeddings.formats import load_embedding_file
+from oneword.errors import OnewordError
+from oneword.models.tiny import build_tiny
+from oneword.train.loop import train
+
+
+class StepScorer:
+    """A scorer whose verdict is a given function of the checkpoint's step (the selection logic under test)."""
+
+    key = "fake"
+
+    def __init__(self, by_step):
+        self.by_step = by_step
+        self.seen = []
+
+    def score(self, run, embedding):
+        self.seen.append(embedding.step)
+        return {"fake": self.by_step(embedding.step)}
+
+
+def vectors(path):
+    return next(iter(load_embedding_file(path).vectors.values()))
+
+
+def test_the_best_checkpoint_becomes_name_pt_and_the_run_leaves_its_summary_and_pictures(tmp_path):
+    scorer = StepScorer(lambda step: {4: 0.9, 8: 0.5, 12: 0.7}[step])
+    config = settings(tmp_path, max_steps=12, save_every=4, preview_every=4, validate_every=2)
+    finished = train(config, build_tiny("sd1", seed=0), scorers=[scorer])
+
+    assert scorer.seen == [4, 8, 12]
+    assert finished.reason == "done" and finished.best_step == 4 and finished.signal == "fake"
+    assert "best checkpoint by fake is step 4" in finished.message
+    root = finished.log_folder
+    best = root / "embeddings" / "zqx-4.pt"
+    assert torch.equal(vectors(finished.embedding_path), vectors(best))
+    assert load_embedding_file(finished.embedding_path).step == 4
+    assert not torch.equal(vectors(root / "embeddings" / "zqx-12.pt"), vectors(best))  # the last stays in the log
+
+    lines = (root / "checkpoints.csv").read_text().splitlines()
+    assert lines[0] == "step,val_loss,fake,best"
+    assert [line.split(",")[0] for line in lines[1:]] == ["4", "8", "12"]
+    assert [line.split(",")[-1] for line in lines[1:]] == ["*", "", ""]
+    assert all(float(line.split(",")[1]) > 0 for line in lines[1:])  # every checkpoint has its validation loss
+    assert [float(line.split(",")[2]) for line in lines[1:]] == [0.9, 0.5, 0.7]
+
+    with Image.open(root / "loss.png") as plot:
+        assert plot.format == "PNG" and plot.width >= 600
+    with Image.open(root / "previews.png") as grid:
+        assert grid.format == "PNG"
+        # three cells, the chosen (first) one outlined in red
+        assert grid.width == 3 * 192
+        assert grid.getpixel((1, 16 + 96))[:3] == (230, 40, 40)
+        assert grid.getpixel((192 + 1, 16 + 96))[:3] != (230, 40, 40)
+
+
+def test_without_scores_the_lowest_validation_loss_is_best(tmp_path):
+    config = settings(tmp_path, max_steps=12, save_every=4, validate_every=4, learn_rate="0.05")
+    finished = train(config, build_tiny("sd1", seed=0))
+    assert finished.signal == "val_loss"
+    losses = {r.step: r.val_loss for r in finished.records}
+    assert sorted(losses) == [4, 8, 12]
+    assert finished.best_step == min(losses, key=losses.get)
+    assert torch.equal(vectors(finished.embedding_path),
+                       vectors(finished.log_folder / "embeddings" / f"zqx-{finished.best_step}.pt"))
+
+
+def test_stop_auto_ends_a_run_whose_score_is_flat(tmp_path):
+    scorer = StepScorer(lambda step: 0.5)
+    config = settings(tmp_path, max_steps=200, save_every=2, stop="auto", stop_patience=3)
+    finished = train(config, build_tiny("sd1", seed=0), scorers=[scorer])
+    # measurements at steps 2, 4, ...: the first sets the best, three more without improvement stop the run
+    # (and never before four measurements)
+    assert finished.reason == "plateau" and finished.step == 8
+    assert "stopped improving" in finished.message
+    assert finished.best_step == 2  # equal scores: the earliest checkpoint wins
+
+
+def test_stop_auto_keeps_going_while_the_score_improves(tmp_path):
+    scorer = StepScorer(lambda step: step / 100)
+    config = settings(tmp_path, max_steps=24, save_every=2, stop="auto", stop_patience=3)
+    finished = train(config, build_tiny("sd1", seed=0), scorers=[scorer])
+    assert finished.reason == "done" and finished.step == 24 and finished.best_step == 24
+
+
+def test_stop_auto_on_the_validation_loss_stops_when_the_vectors_do_not_move(tmp_path):
+    config = settings(tmp_path, max_steps=200, learn_rate="1e-12", save_every=0, validate_every=2, stop="auto")
+    finished = train(config, build_tiny("sd1", seed=0))
+    assert finished.reason == "plateau" and finished.signal == "val_loss"
+    assert finished.step == 10  # five measurements: one best, four (the default patience) without improvement
+
+
+def test_a_stop_signal_no_scorer_gives_is_refused(tmp_path):
+    config = settings(tmp_path, stop="auto", stop_signal="clip_image")
+    try:
+        train(config, build_tiny("sd1", seed=0))
+    except OnewordError as error:
+        assert "--stop-signal clip_image" in str(error)
+    else:
+        raise AssertionError("an unknown stop signal was accepted")
+    assert not (tmp_path / "log").exists()  # nothing written
+
+
+def test_the_feature_score_is_a_similarity(tmp_path):
+    from oneword.score.features import FeatureScorer
+
+    config = settings(tmp_path, max_steps=4, save_every=4, preview_steps=2)
+    finished = train(config, build_tiny("sd1", seed=0), scorers=[FeatureScorer(samples=2)])
+    (record,) = finished.records
+    assert -1.0 <= record.scores["features"] <= 1.0
