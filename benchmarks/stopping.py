@@ -1,0 +1,226 @@
+"""Knowing when to stop, on the toy world: does `--stop auto` stop early, and is the chosen checkpoint good?
+
+For every toy concept and several seeds, an embedding is trained with `oneword train`'s defaults to a generous
+`--max-steps` (the reference: what a user without auto-stop runs), saving a checkpoint every `--every` steps. At
+every checkpoint the judge reads samples of the concept prompt (judged accuracy), the weight-free feature score is
+measured, and the fixed-batch validation loss is logged every 50 steps. Then, for each signal `--stop auto` can
+watch, the plateau rule (oneword.train.plateau, the code `--stop auto` runs) is replayed over that signal's
+measurements: where it would have stopped and which checkpoint it would have chosen. The rule only looks at past
+measurements, so the replay stops exactly where a `--stop auto` run stops.
+
+Reported per run and overall: the step where judged accuracy first reaches 90%; the auto-stop step; the judged
+accuracy of the chosen checkpoint against the best checkpoint of the whole run, both judged again on fresh seeds
+(`--final-samples`, so the best's figure is not inflated by having been picked on the same samples); the steps and
+seconds saved against running to max steps; and the rank correlation (Spearman) of judged accuracy with the
+validation loss, the raw training loss and the feature score.
+
+    python benchmarks/stopping.py                                      # the recorded figures
+    python benchmarks/stopping.py --concepts star --seeds 0 --max-steps 600   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def ranks(values: list[float]) -> list[float]:
+    """Ranks from 1, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation (0 when either series is constant)."""
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = statistics.fmean(ra), statistics.fmean(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return cov / var if var else 0.0
+
+
+def correlations(records, train_loss: dict[int, float]) -> dict[str, float]:
+    """Spearman of judged accuracy with each signal, losses negated so that +1 means "tracks accuracy"."""
+    accuracy = [r.scores["judge_accuracy"] for r in records]
+    return {
+        "val_loss": spearman(accuracy, [-r.val_loss for r in records]),
+        "train_loss": spearman(accuracy, [-train_loss[r.step] for r in records]),
+        "features": spearman(accuracy, [r.scores["features"] for r in records]),
+    }
+
+
+class Timed:
+    """A scorer wrapper that adds up the seconds spent in it (judging is the benchmark's cost, not the user's)."""
+
+    def __init__(self, scorer) -> None:
+        self.scorer, self.key, self.seconds = scorer, scorer.key, 0.0
+
+    def score(self, run, embedding):
+        start = time.perf_counter()
+        try:
+            return self.scorer.score(run, embedding)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def replay(signal: str, measurements: list[tuple[int, float]], records, patience: int, min_delta: float):
+    """Where `--stop auto` on `signal` stops (None: it would not have) and the checkpoint it would choose."""
+    from oneword.train.best import best_record, lower_is_better
+    from oneword.train.plateau import Plateau
+
+    rule = Plateau(patience=patience, min_delta=min_delta, higher_is_better=not lower_is_better(signal))
+    stop = next((step for step, value in measurements if rule.add(value)), None)
+    end = stop if stop is not None else measurements[-1][0]
+    return stop, best_record([r for r in records if r.step <= end], signal)
+
+
+def one_run(model, judge, concept, seed: int, folder: Path, args) -> dict:
+    from oneword.score.features import FeatureScorer
+    from oneword.toy.concepts import write_concept_examples
+    from oneword.toy.evaluate import JudgeScorer
+    from oneword.toy.report import ReportConfig, concept_rate, embedding_prompt
+    from oneword.train import events
+    from oneword.train.config import TrainConfig
+    from oneword.train.loop import train
+
+    name = f"{concept.name}-s{seed}"
+    data = write_concept_examples(concept, folder / "data", seed=seed)[0].parent
+    judge_scorer = Timed(JudgeScorer(concept, judge, samples=args.samples, seed=1000, editability=False))
+    feature_scorer = Timed(FeatureScorer(samples=args.feature_samples, seed=seed))
+    clock: dict[int, float] = {}
+    start = time.perf_counter()
+
+    def listen(event) -> None:
+        if isinstance(event, events.Checked):
+            clock[event.step] = time.perf_counter() - start - judge_scorer.seconds - feature_scorer.seconds
+
+    template = "subject_filewords" if concept.kind == "object" else "style_filewords"
+    config = TrainConfig(name=name, data=data, model=str(model.source), init_text=concept.init_text,
+                         template=template, max_steps=args.max_steps, save_every=args.every, validate_every=args.every,
+                         preview_every=0,
+                         log_dir=folder / "log", embeddings_dir=folder / "embeddings", seed=seed)
+    finished = train(config, model, listen, scorers=[judge_scorer, feature_scorer])
+    records = finished.records
+    csv = (finished.log_folder / "textual_inversion_loss.csv").read_text().splitlines()[1:]
+    val = [(int(r.split(",")[0]), float(r.split(",")[5])) for r in csv if r.split(",")[5]]
+    train_loss = {int(r.split(",")[0]): float(r.split(",")[3]) for r in csv}  # the CSV's mean since the last row
+
+    first90 = next((r.step for r in records if r.scores["judge_accuracy"] >= 0.9), None)
+    whole_best = max(records, key=lambda r: (r.scores["judge_accuracy"], -r.step))
+    result = {
+        "concept": concept.name, "seed": seed, "first_90": first90, "max_steps": args.max_steps,
+        "accuracy": {r.step: r.scores["judge_accuracy"] for r in records},
+        "features": {r.step: r.scores["features"] for r in records},
+        "val_loss": {r.step: r.val_loss for r in records},
+        "train_loss": {r.step: train_loss[r.step] for r in records},
+        "train_seconds": round(clock[records[-1].step], 1), "judge_seconds": round(judge_scorer.seconds, 1),
+        "feature_seconds": round(feature_scorer.seconds, 1),
+        "spearman": correlations(records, train_loss),
+        "spearman_first_500": correlations([r for r in records if r.step <= 500], train_loss),
+    }
+
+    from oneword.embeddings.formats import load_embedding_file
+
+    rc = ReportConfig(samples=args.final_samples, seed=5000)
+    prompt = embedding_prompt(concept.kind, name)
+
+    def fresh(step: int) -> float:
+        embedding = load_embedding_file(finished.log_folder / "embeddings" / f"{name}-{step}.pt")
+        embedding.name = name
+        return concept_rate(model, judge, concept, prompt, rc, rc.seed, {name: embedding})[0]
+
+    result["whole_run_best"] = {"step": whole_best.step, "accuracy": fresh(whole_best.step)}
+    result["signals"] = {}
+    for signal, series in (("val_loss", val), ("features", [(r.step, r.scores["features"]) for r in records])):
+        stop, chosen = replay(signal, series, records, args.patience, args.min_delta)
+        stop_step = stop if stop is not None else args.max_steps
+        result["signals"][signal] = {
+            "stop": stop, "chosen": chosen.step,
+            "chosen_accuracy": fresh(chosen.step) if chosen.step != whole_best.step
+            else result["whole_run_best"]["accuracy"],
+            "steps_ratio": args.max_steps / stop_step,
+            "seconds_ratio": clock[records[-1].step] / clock[stop_step],
+        }
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="toy")
+    parser.add_argument("--concepts", default="", help="comma-separated (default: all four)")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--max-steps", type=int, default=2000)
+    parser.add_argument("--every", type=int, default=50,
+                        help="checkpoint, judging and validation interval (the default --validate-every)")
+    parser.add_argument("--samples", type=int, default=32, help="judged samples per checkpoint")
+    parser.add_argument("--final-samples", type=int, default=128, help="fresh samples judging chosen vs best")
+    parser.add_argument("--feature-samples", type=int, default=4)
+    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--min-delta", type=float, default=0.01)
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    args = parser.parse_args()
+
+    from oneword.offline import go_offline, quiet_libraries
+
+    go_offline()
+    quiet_libraries()
+    from oneword.toy.bundle import load_toy
+    from oneword.toy.concepts import CONCEPTS
+
+    names = [n for n in args.concepts.split(",") if n] or list(CONCEPTS)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            for seed in seeds:
+                model, judge = load_toy(args.model)
+                r = one_run(model, judge, CONCEPTS[name], seed, Path(tmp) / f"{name}-{seed}", args)
+                results.append(r)
+                s = r["signals"]
+                print(f"{name} seed {seed}: first 90% at {r['first_90']}; whole-run best step "
+                      f"{r['whole_run_best']['step']} ({r['whole_run_best']['accuracy']:.1%}); "
+                      + "; ".join(f"{k}: stop {v['stop']}, chosen {v['chosen']} ({v['chosen_accuracy']:.1%}), "
+                                  f"{v['steps_ratio']:.1f}x steps, {v['seconds_ratio']:.1f}x s" for k, v in s.items())
+                      + f"; spearman {json.dumps({k: round(v, 2) for k, v in r['spearman'].items()})}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+    print("\n| concept | seed | first >= 90% | signal | stopped at | chosen | chosen acc. | whole-run best "
+          "| steps saved | seconds saved |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        for signal, v in r["signals"].items():
+            best = r["whole_run_best"]
+            print(f"| {r['concept']} | {r['seed']} | {r['first_90']} | {signal} | {v['stop']} | {v['chosen']} | "
+                  f"{v['chosen_accuracy']:.1%} | {best['accuracy']:.1%} (step {best['step']}) | "
+                  f"{v['steps_ratio']:.1f}x | {v['seconds_ratio']:.1f}x |")
+    for signal in results[0]["signals"]:
+        gaps = [r["whole_run_best"]["accuracy"] - r["signals"][signal]["chosen_accuracy"] for r in results]
+        steps = [r["signals"][signal]["steps_ratio"] for r in results]
+        seconds = [r["signals"][signal]["seconds_ratio"] for r in results]
+        print(f"\n{signal}: chosen vs whole-run best: mean gap {statistics.fmean(gaps):.1%}, worst {max(gaps):.1%} "
+              f"(target <= 2 points); steps saved min {min(steps):.1f}x, mean {statistics.fmean(steps):.1f}x; "
+              f"seconds saved min {min(seconds):.1f}x (target >= 5x)")
+    for span in ("spearman", "spearman_first_500"):
+        for signal in ("val_loss", "train_loss", "features"):
+            values = [r[span][signal] for r in results]
+            print(f"{span}(judged accuracy, {signal}): mean over runs {statistics.fmean(values):+.2f}, "
+                  f"min {min(values):+.2f}, max {max(values):+.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
