@@ -25,6 +25,14 @@ def smoothed(values: list[float], weight: float = SMOOTHING) -> list[float]:
     return out
 
 
+def loss_axis_top(train: list[float], val: list[float]) -> float:
+    """Top of the loss axis: the rare high-timestep spikes of the training loss (above its 95th percentile) would
+    squash the curves that matter, so they run off the top."""
+    values = sorted(train)
+    top = values[int(0.95 * (len(values) - 1))] if values else 0.0
+    return 1.1 * max([top, *val, 1e-6])
+
+
 def plot_losses(path: Path, train_losses: list[tuple[int, float]], val_losses: list[tuple[int, float]],
                 records: list[CheckpointRecord], chosen_step: int | None) -> Path:
     """Write `loss.png`: losses on the left axis, scores (if any) on the right one, the chosen step as a line."""
@@ -44,6 +52,7 @@ def plot_losses(path: Path, train_losses: list[tuple[int, float]], val_losses: l
         ax.plot(steps, values, color="tab:orange", marker=".", linewidth=1.5, label="validation loss (fixed batch)")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
+    ax.set_ylim(0, loss_axis_top([v for _, v in train_losses], [v for _, v in val_losses]))
     handles, labels = ax.get_legend_handles_labels()
     names = score_names(records)
     if names:

@@ -116,3 +116,12 @@ def test_the_feature_score_is_a_similarity(tmp_path):
     finished = train(config, build_tiny("sd1", seed=0), scorers=[FeatureScorer(samples=2)])
     (record,) = finished.records
     assert -1.0 <= record.scores["features"] <= 1.0
+
+
+def test_training_loss_spikes_run_off_the_plot_but_the_validation_loss_stays_on_it():
+    from oneword.train.pictures import loss_axis_top
+
+    train = [0.05] * 95 + [1.2] * 5  # a few high-timestep spikes
+    assert loss_axis_top(train, [0.06, 0.065]) == 1.1 * 0.065
+    assert loss_axis_top(train, [2.0]) == 1.1 * 2.0
+    assert loss_axis_top([], []) > 0
