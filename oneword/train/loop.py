@@ -20,11 +20,10 @@ from oneword.embeddings.create import create_embedding, sanitize_name
 from oneword.embeddings.embedding import Embedding, EmbeddingMismatch
 from oneword.embeddings.formats import load_embedding_file, save_embedding
 from oneword.errors import OnewordError, gather
-from oneword.files import atomic_write
 from oneword.generate.config import GenerateConfig
 from oneword.models.base import BaseModel
 from oneword.models.device import pick_device
-from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record, lower_is_better, write_summary
+from oneword.train.best import VAL_LOSS, CheckpointRecord, lower_is_better
 from oneword.train.checkpoint import load_optimizer_state, save_with_optimizer
 from oneword.train.config import TrainConfig
 from oneword.train.dataset import (
@@ -35,8 +34,8 @@ from oneword.train.dataset import (
     read_dataset,
 )
 from oneword.train.events import Checked, Finished, Listener, Progress, Saved, Skipped, Started, Validated
+from oneword.train.history import History, leave_results
 from oneword.train.logfolder import LogFolder, LossCsv
-from oneword.train.pictures import plot_losses, preview_grid
 from oneword.train.plateau import Plateau
 from oneword.train.preview import draw_preview
 from oneword.train.schedule import Schedule, parse_schedule
@@ -321,20 +320,6 @@ def _save(run: Run, step: int, final: bool) -> list[Path]:
     return [path, run.embedding_path] if final else [path]
 
 
-@dataclass
-class _History:
-    """What the run measured so far: per-step training losses, validation losses, checkpoint records."""
-
-    train: list[tuple[int, float]] = field(default_factory=list)
-    val: list[tuple[int, float]] = field(default_factory=list)
-    records: list[CheckpointRecord] = field(default_factory=list)
-    plateau: Plateau | None = None
-
-    def measured(self, step: int) -> float | None:
-        """The validation loss measured after `step` steps, if any."""
-        return self.val[-1][1] if self.val and self.val[-1][0] == step else None
-
-
 def _stop_rule(run: Run) -> Plateau | None:
     c = run.config
     if c.stop != "auto":
@@ -343,7 +328,7 @@ def _stop_rule(run: Run) -> Plateau | None:
                    higher_is_better=not lower_is_better(run.signal))
 
 
-def _check_point(run: Run, step: int, history: _History, on_event: Listener) -> CheckpointRecord:
+def _check_point(run: Run, step: int, history: History, on_event: Listener) -> CheckpointRecord:
     """Measure a saved checkpoint: its validation loss (measured now if it was not at this step) and its scores."""
     val = history.measured(step)
     if val is None and run.validation is not None:
@@ -374,7 +359,7 @@ def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
     done, bad, reason = run.start_step, 0, "done"
     losses: list[torch.Tensor] = []
     row_losses: list[float] = []
-    history = _History(plateau=_stop_rule(run))
+    history = History(plateau=_stop_rule(run))
     clock, clock_step = time.perf_counter(), done
     lr = 0.0
     with _StopSignals() as signals:
@@ -428,7 +413,7 @@ def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
 
 
 def _after_step(run: Run, done: int, lr: float, csv: LossCsv, row_losses: list[float], losses: list[torch.Tensor],
-                history: _History, on_event: Listener) -> bool:
+                history: History, on_event: Listener) -> bool:
     """Validation, CSV row, checkpoint and preview due after step `done`; True when `--stop auto` says stop."""
     c, folder = run.config, run.folder
     val = None
@@ -452,7 +437,7 @@ def _after_step(run: Run, done: int, lr: float, csv: LossCsv, row_losses: list[f
 
 
 def _conclude(run: Run, reason: str, done: int, lr: float, csv: LossCsv, row_losses: list[float],
-              losses: list[torch.Tensor], history: _History, on_event: Listener) -> Finished:
+              losses: list[torch.Tensor], history: History, on_event: Listener) -> Finished:
     """Save the last vectors, measure them, pick the best checkpoint, write the summary and pictures."""
     folder = run.folder
     history.train.extend(zip(range(done - len(losses) + 1, done + 1), torch.stack(losses).tolist() if losses else []))
@@ -460,18 +445,7 @@ def _conclude(run: Run, reason: str, done: int, lr: float, csv: LossCsv, row_los
     paths = _save(run, done, final=True)
     if done > run.start_step and not any(r.step == done for r in history.records):
         _check_point(run, done, history, on_event)
-    best = best_record(history.records, run.signal)
-    if best is not None and best.step != done and reason != "interrupted":
-        # The best vectors become NAME.pt; the last ones stay in the log folder (an interrupted run keeps its last
-        # vectors there, with the optimizer state, so that --resume continues it).
-        data = best.path.read_bytes()
-        atomic_write(run.embedding_path, lambda f: f.write(data))
-    if history.records:
-        write_summary(folder.summary, history.records, best)
-    plot_losses(folder.loss_plot, history.train, history.val, history.records, best.step if best else None)
-    previews = [(r.step, folder.preview(r.step)) for r in history.records if folder.preview(r.step).is_file()]
-    if previews:
-        preview_grid(folder.preview_grid, previews, best.step if best else None)
+    best = leave_results(history, folder, run.signal, run.embedding_path, done, keep_last=reason == "interrupted")
     on_event(Saved(done, paths))
     finished = Finished(reason, done, run.embedding_path, folder.root, _ending(reason, done, run, best),
                         best_step=best.step if best else None, signal=run.signal, records=history.records)
