@@ -1,18 +1,20 @@
 """Knowing when to stop, on the toy world: does `--stop auto` stop early, and is the chosen checkpoint good?
 
 For every toy concept and several seeds, an embedding is trained with `oneword train`'s defaults to a generous
-`--max-steps` (the reference: what a user without auto-stop runs), saving a checkpoint every `--every` steps. At
-every checkpoint the judge reads samples of the concept prompt (judged accuracy), the weight-free feature score is
-measured, and the fixed-batch validation loss is logged every 50 steps. Then, for each signal `--stop auto` can
-watch, the plateau rule (oneword.train.plateau, the code `--stop auto` runs) is replayed over that signal's
-measurements: where it would have stopped and which checkpoint it would have chosen. The rule only looks at past
-measurements, so the replay stops exactly where a `--stop auto` run stops.
+`--max-steps` (the reference: what a user without auto-stop runs). The fixed-batch validation loss is measured
+every `--every` steps (the default `--validate-every`), where a `--stop auto` run also keeps a checkpoint; the
+judge reads samples of the concept prompt at each of those and, to see the learning phase, at a checkpoint
+every `--dense` steps up to step `--dense-until`. Then the plateau rule (oneword.train.plateau, the code
+`--stop auto` runs) is replayed over each signal's measurements: where it would have stopped and which checkpoint
+it would have chosen. The rule only looks at past measurements, so the replay stops exactly where a
+`--stop auto` run stops.
 
 Reported per run and overall: the step where judged accuracy first reaches 90%; the auto-stop step; the judged
 accuracy of the chosen checkpoint against the best checkpoint of the whole run, both judged again on fresh seeds
 (`--final-samples`, so the best's figure is not inflated by having been picked on the same samples); the steps and
 seconds saved against running to max steps; and the rank correlation (Spearman) of judged accuracy with the
-validation loss, the raw training loss and the feature score.
+validation loss and the raw training loss (and the feature score with `--feature-samples N`), over the learning
+phase and over the whole run.
 
     python benchmarks/stopping.py                                      # the recorded figures
     python benchmarks/stopping.py --concepts star --seeds 0 --max-steps 600   # quick look
@@ -52,23 +54,23 @@ def spearman(a: list[float], b: list[float]) -> float:
     return cov / var if var else 0.0
 
 
-def correlations(records, train_loss: dict[int, float]) -> dict[str, float]:
-    """Spearman of judged accuracy with each signal, losses negated so that +1 means "tracks accuracy"."""
-    accuracy = [r.scores["judge_accuracy"] for r in records]
-    return {
-        "val_loss": spearman(accuracy, [-r.val_loss for r in records]),
-        "train_loss": spearman(accuracy, [-train_loss[r.step] for r in records]),
-        "features": spearman(accuracy, [r.scores["features"] for r in records]),
-    }
+def correlations(records, signals: dict[str, dict[int, float]]) -> dict[str, float]:
+    """Spearman of judged accuracy with each signal (step -> value, higher is better) over the judged records."""
+    judged = [r for r in records if "judge_accuracy" in r.scores]
+    accuracy = [r.scores["judge_accuracy"] for r in judged]
+    return {name: spearman(accuracy, [values[r.step] for r in judged]) for name, values in signals.items()}
 
 
 class Timed:
-    """A scorer wrapper that adds up the seconds spent in it (judging is the benchmark's cost, not the user's)."""
+    """A scorer wrapper that scores only the steps `due(step)` says and adds up the seconds spent in it (judging is
+    the benchmark's cost, not the user's)."""
 
-    def __init__(self, scorer) -> None:
-        self.scorer, self.key, self.seconds = scorer, scorer.key, 0.0
+    def __init__(self, scorer, due) -> None:
+        self.scorer, self.key, self.due, self.seconds = scorer, scorer.key, due, 0.0
 
     def score(self, run, embedding):
+        if not self.due(embedding.step):
+            return {}
         start = time.perf_counter()
         try:
             return self.scorer.score(run, embedding)
@@ -88,6 +90,7 @@ def replay(signal: str, measurements: list[tuple[int, float]], records, patience
 
 
 def one_run(model, judge, concept, seed: int, folder: Path, args) -> dict:
+    from oneword.embeddings.formats import load_embedding_file
     from oneword.score.features import FeatureScorer
     from oneword.toy.concepts import write_concept_examples
     from oneword.toy.evaluate import JudgeScorer
@@ -98,41 +101,60 @@ def one_run(model, judge, concept, seed: int, folder: Path, args) -> dict:
 
     name = f"{concept.name}-s{seed}"
     data = write_concept_examples(concept, folder / "data", seed=seed)[0].parent
-    judge_scorer = Timed(JudgeScorer(concept, judge, samples=args.samples, seed=1000, editability=False))
-    feature_scorer = Timed(FeatureScorer(samples=args.feature_samples, seed=seed))
+    every = args.every
+
+    def judged(step: int) -> bool:
+        return step % every == 0 or step <= args.dense_until
+
+    scorers = [Timed(JudgeScorer(concept, judge, samples=args.samples, seed=1000, editability=False), judged)]
+    if args.feature_samples:
+        scorers.append(Timed(FeatureScorer(samples=args.feature_samples, seed=seed), lambda step: step % every == 0))
     clock: dict[int, float] = {}
     start = time.perf_counter()
 
     def listen(event) -> None:
         if isinstance(event, events.Checked):
-            clock[event.step] = time.perf_counter() - start - judge_scorer.seconds - feature_scorer.seconds
+            clock[event.step] = time.perf_counter() - start - sum(s.seconds for s in scorers)
 
     template = "subject_filewords" if concept.kind == "object" else "style_filewords"
     config = TrainConfig(name=name, data=data, model=str(model.source), init_text=concept.init_text,
-                         template=template, max_steps=args.max_steps, save_every=args.every, validate_every=args.every,
-                         preview_every=0,
+                         template=template, max_steps=args.max_steps, save_every=args.dense, validate_every=every,
+                         csv_every=args.dense, stop_signal="val_loss", preview_every=0,
                          log_dir=folder / "log", embeddings_dir=folder / "embeddings", seed=seed)
-    finished = train(config, model, listen, scorers=[judge_scorer, feature_scorer])
+    finished = train(config, model, listen, scorers=scorers)
     records = finished.records
-    csv = (finished.log_folder / "textual_inversion_loss.csv").read_text().splitlines()[1:]
-    val = [(int(r.split(",")[0]), float(r.split(",")[5])) for r in csv if r.split(",")[5]]
-    train_loss = {int(r.split(",")[0]): float(r.split(",")[3]) for r in csv}  # the CSV's mean since the last row
+    csv = [row.split(",") for row in (finished.log_folder / "textual_inversion_loss.csv").read_text().splitlines()[1:]]
+    train_rows = {int(r[0]): float(r[3]) for r in csv}  # the CSV's mean of the --dense steps since the last row
+    per = every // args.dense
+    train_50 = {step: statistics.fmean(train_rows[step - k * args.dense] for k in range(per))
+                for step in train_rows if step >= every}
+    # What a default `--stop auto` run has: a validation loss and a checkpoint every `every` steps.
+    default_records = [r for r in records if r.step % every == 0]
+    val = [(r.step, r.val_loss) for r in default_records]
 
-    first90 = next((r.step for r in records if r.scores["judge_accuracy"] >= 0.9), None)
-    whole_best = max(records, key=lambda r: (r.scores["judge_accuracy"], -r.step))
+    first90 = next((r.step for r in records if r.scores.get("judge_accuracy", 0) >= 0.9), None)
+    whole_best = max((r for r in records if "judge_accuracy" in r.scores),
+                     key=lambda r: (r.scores["judge_accuracy"], -r.step))
+    signals = {"val_loss": {r.step: -r.val_loss for r in records},
+               "train_loss": {s: -v for s, v in train_rows.items()},
+               f"train_loss_{every}": {s: -v for s, v in train_50.items()}}
+    if args.feature_samples:
+        signals["features"] = {r.step: r.scores.get("features", float("nan")) for r in records}
+    learning = [r for r in records if r.step <= args.dense_until]
+    late = [r for r in default_records if r.step >= every]
     result = {
         "concept": concept.name, "seed": seed, "first_90": first90, "max_steps": args.max_steps,
-        "accuracy": {r.step: r.scores["judge_accuracy"] for r in records},
-        "features": {r.step: r.scores["features"] for r in records},
+        "accuracy": {r.step: r.scores["judge_accuracy"] for r in records if "judge_accuracy" in r.scores},
         "val_loss": {r.step: r.val_loss for r in records},
-        "train_loss": {r.step: train_loss[r.step] for r in records},
-        "train_seconds": round(clock[records[-1].step], 1), "judge_seconds": round(judge_scorer.seconds, 1),
-        "feature_seconds": round(feature_scorer.seconds, 1),
-        "spearman": correlations(records, train_loss),
-        "spearman_first_500": correlations([r for r in records if r.step <= 500], train_loss),
+        "train_loss": train_rows,
+        "train_seconds": round(clock[records[-1].step], 1),
+        "judge_seconds": round(scorers[0].seconds, 1),
+        "spearman_learning": correlations(learning, {k: v for k, v in signals.items() if k != f"train_loss_{every}"}),
+        "spearman_whole_run": correlations(late, signals),
     }
-
-    from oneword.embeddings.formats import load_embedding_file
+    if args.feature_samples:
+        result["features"] = {r.step: r.scores["features"] for r in records if "features" in r.scores}
+        del result["spearman_learning"]["features"]
 
     rc = ReportConfig(samples=args.final_samples, seed=5000)
     prompt = embedding_prompt(concept.kind, name)
@@ -144,8 +166,11 @@ def one_run(model, judge, concept, seed: int, folder: Path, args) -> dict:
 
     result["whole_run_best"] = {"step": whole_best.step, "accuracy": fresh(whole_best.step)}
     result["signals"] = {}
-    for signal, series in (("val_loss", val), ("features", [(r.step, r.scores["features"]) for r in records])):
-        stop, chosen = replay(signal, series, records, args.patience, args.min_delta)
+    series = {"val_loss": val}
+    if args.feature_samples:
+        series["features"] = [(r.step, r.scores["features"]) for r in default_records]
+    for signal, measurements in series.items():
+        stop, chosen = replay(signal, measurements, default_records, args.patience, args.min_delta)
         stop_step = stop if stop is not None else args.max_steps
         result["signals"][signal] = {
             "stop": stop, "chosen": chosen.step,
@@ -164,10 +189,12 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument("--every", type=int, default=50,
-                        help="checkpoint, judging and validation interval (the default --validate-every)")
+                        help="validation (and --stop auto checkpoint) interval: the default --validate-every")
+    parser.add_argument("--dense", type=int, default=10, help="checkpoint interval of the learning phase")
+    parser.add_argument("--dense-until", type=int, default=300, help="end of the learning phase (judged densely)")
     parser.add_argument("--samples", type=int, default=32, help="judged samples per checkpoint")
     parser.add_argument("--final-samples", type=int, default=128, help="fresh samples judging chosen vs best")
-    parser.add_argument("--feature-samples", type=int, default=4)
+    parser.add_argument("--feature-samples", type=int, default=0, help="score features too (0: not)")
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--min-delta", type=float, default=0.01)
     parser.add_argument("--json", type=Path, help="also write every figure here")
@@ -194,7 +221,9 @@ def main() -> int:
                       f"{r['whole_run_best']['step']} ({r['whole_run_best']['accuracy']:.1%}); "
                       + "; ".join(f"{k}: stop {v['stop']}, chosen {v['chosen']} ({v['chosen_accuracy']:.1%}), "
                                   f"{v['steps_ratio']:.1f}x steps, {v['seconds_ratio']:.1f}x s" for k, v in s.items())
-                      + f"; spearman {json.dumps({k: round(v, 2) for k, v in r['spearman'].items()})}", flush=True)
+                      + f"; spearman learning {json.dumps({k: round(v, 2) for k, v in r['spearman_learning'].items()})}"
+                      + f", whole run {json.dumps({k: round(v, 2) for k, v in r['spearman_whole_run'].items()})}",
+                      flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
@@ -214,8 +243,8 @@ def main() -> int:
         print(f"\n{signal}: chosen vs whole-run best: mean gap {statistics.fmean(gaps):.1%}, worst {max(gaps):.1%} "
               f"(target <= 2 points); steps saved min {min(steps):.1f}x, mean {statistics.fmean(steps):.1f}x; "
               f"seconds saved min {min(seconds):.1f}x (target >= 5x)")
-    for span in ("spearman", "spearman_first_500"):
-        for signal in ("val_loss", "train_loss", "features"):
+    for span in ("spearman_learning", "spearman_whole_run"):
+        for signal in results[0][span]:
             values = [r[span][signal] for r in results]
             print(f"{span}(judged accuracy, {signal}): mean over runs {statistics.fmean(values):+.2f}, "
                   f"min {min(values):+.2f}, max {max(values):+.2f}")

@@ -41,7 +41,7 @@ from oneword.train.preview import draw_preview
 from oneword.train.schedule import Schedule, parse_schedule
 from oneword.train.templates import fill_template, read_template
 from oneword.train.trainable import EmbeddingTrainable, Trainable
-from oneword.train.validation import ValidationBatch, groups_of_equal_shape, validation_batch
+from oneword.train.validation import VALIDATION_GROUP, ValidationBatch, groups_of_equal_shape, validation_batch
 
 MAX_BAD_STEPS = 3
 """Steps in a row with a NaN or infinite loss after which training stops."""
@@ -259,7 +259,7 @@ def validation_loss(run: Run) -> float:
     """Mean denoising error on the run's fixed validation batch with the current vectors."""
     batch = run.validation
     total = 0.0
-    for group in groups_of_equal_shape(batch, max(run.config.batch_size, 1)):
+    for group in groups_of_equal_shape(batch, max(run.config.batch_size, VALIDATION_GROUP)):
         indices = [batch.indices[k] for k in group]
         x0 = torch.stack([run.latents.mean[i] for i in indices])
         noise = torch.stack([batch.noise[k] for k in group])
@@ -424,7 +424,7 @@ def _after_step(run: Run, done: int, lr: float, csv: LossCsv, row_losses: list[f
     if done % c.csv_every == 0 or done == run.total_steps or val is not None:
         _write_row(run, csv, done, lr, row_losses, losses, val)
     measurement = val if run.signal == VAL_LOSS else None
-    if c.save_every and done % c.save_every == 0:
+    if c.save_every and done % c.save_every == 0 or (c.stop == "auto" and val is not None):
         on_event(Saved(done, _save(run, done, final=False)))
         record = _check_point(run, done, history, on_event)
         if run.signal != VAL_LOSS:

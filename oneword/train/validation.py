@@ -14,6 +14,8 @@ import torch
 
 from oneword.train.templates import fill_template
 
+VALIDATION_GROUP = 4
+"""Validation samples measured together (at least the training batch): no gradients, so little memory."""
 VALIDATION_SEED = 20231
 """Offset of the validation batch's randomness from the run's seed (it never touches the training draws)."""
 

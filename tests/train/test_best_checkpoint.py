@@ -96,6 +96,10 @@ def test_stop_auto_on_the_validation_loss_stops_when_the_vectors_do_not_move(tmp
     finished = train(config, build_tiny("sd1", seed=0))
     assert finished.reason == "plateau" and finished.signal == "val_loss"
     assert finished.step == 10  # five measurements: one best, four (the default patience) without improvement
+    # --stop auto keeps a checkpoint at every measurement even with --save-every 0, so it has one to choose
+    assert [r.step for r in finished.records] == [2, 4, 6, 8, 10]
+    assert sorted(p.name for p in (finished.log_folder / "embeddings").iterdir()) == [
+        "zqx-10.pt", "zqx-2.pt", "zqx-4.pt", "zqx-6.pt", "zqx-8.pt"]
 
 
 def test_a_stop_signal_no_scorer_gives_is_refused(tmp_path):
