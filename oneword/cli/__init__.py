@@ -23,6 +23,8 @@ MODEL_HELP = ("Base model: a diffusers folder, a .safetensors/.ckpt file, `toy` 
               "(tiny-sd1, tiny-sd2, tiny-sd2-v, tiny-sdxl).")
 DEFAULT_EMBEDDINGS_DIR = "embeddings"
 """The folder every command reads embeddings from (A1111's `embeddings/`)."""
+DEFAULT_HYPERNETWORK_DIR = "hypernetworks"
+"""The folder every command reads hypernetworks from (A1111's `models/hypernetworks/`)."""
 
 _state = {"debug": False}
 
@@ -35,7 +37,7 @@ def _root(
 
 
 def _register() -> None:
-    from oneword.cli import demo, embeddings, generate, prep, toy, train  # noqa: F401  (each module adds its commands to `app`)
+    from oneword.cli import demo, embeddings, generate, hypernetworks, prep, toy, train  # noqa: F401  (each module adds its commands to `app`)
 
 
 def main() -> None:

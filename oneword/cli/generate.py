@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, MODEL_HELP, app
+from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_HYPERNETWORK_DIR, DEFAULT_MODEL, MODEL_HELP, app
 
 
 def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
@@ -27,10 +27,13 @@ def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
 
 @app.command("generate")
 def generate_command(
-    prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt in A1111 syntax; embeddings by file stem."),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt in A1111 syntax; embeddings by file stem, "
+                                                           "<hypernet:NAME:STRENGTH> applies a hypernetwork."),
     negative: str = typer.Option("", "--negative", "-n", help="Negative prompt."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     embeddings_dir: Path = typer.Option(Path(DEFAULT_EMBEDDINGS_DIR), "--embeddings-dir", help="Embeddings folder."),
+    hypernetwork_dir: Path = typer.Option(Path(DEFAULT_HYPERNETWORK_DIR), "--hypernetwork-dir",
+                                          help="Hypernetworks folder (files by stem, subfolders too)."),
     seed: int = typer.Option(-1, help="Seed of the first image (image i uses seed + i); -1 for random."),
     steps: int = typer.Option(20, help="Sampling steps."),
     cfg: float = typer.Option(7.0, help="Classifier-free guidance scale."),
@@ -49,8 +52,12 @@ def generate_command(
 
     config = GenerateConfig(prompt=prompt, negative=negative, seed=seed, steps=steps, cfg=cfg, sampler=sampler,
                             width=width, height=height, batch=batch)
+    from oneword.hypernetworks.library import HypernetworkLibrary, split_tags
+
+    split_tags(prompt)  # a malformed tag fails before the model loads
     base, embeddings = _load(model, prediction_type, embeddings_dir)
-    for path in save_images(generate(base, config, embeddings), out):
+    hypernetworks = HypernetworkLibrary.scan(hypernetwork_dir)
+    for path in save_images(generate(base, config, embeddings, hypernetworks), out):
         typer.echo(str(path))
 
 

@@ -1,0 +1,189 @@
+"""A hypernetwork as AUTOMATIC1111 defines it: per context width, two small MLPs that transform the attention
+context before the K and the V projections, each computing `x + MLP(x)` (scaled by a strength at inference).
+
+The settings names and meanings are A1111's (`layer_structure`, `activation_func`, `weight_initialization`,
+`is_layer_norm`, `use_dropout`, `dropout_structure`, `last_layer_dropout`, `activate_output`), so files move
+between the two tools unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "linear": nn.Identity, "relu": nn.ReLU, "leakyrelu": nn.LeakyReLU, "elu": nn.ELU, "swish": nn.Hardswish,
+    "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "silu": nn.SiLU, "mish": nn.Mish,
+    "softsign": nn.Softsign, "softplus": nn.Softplus, "selu": nn.SELU, "celu": nn.CELU,
+    "hardtanh": nn.Hardtanh, "hardsigmoid": nn.Hardsigmoid, "tanhshrink": nn.Tanhshrink,
+}
+"""A1111's activation names (its short list, where `swish` is Hardswish, plus torch's parameter-free ones)."""
+INITIALIZATIONS = ("Normal", "XavierUniform", "XavierNormal", "KaimingUniform", "KaimingNormal")
+DEFAULT_STRUCTURE = (1.0, 2.0, 1.0)
+DROPOUT = 0.3
+"""The rate A1111 puts in hidden layers when a file says `use_dropout` without a `dropout_structure`."""
+
+
+@dataclass
+class HypernetworkSettings:
+    """How the MLPs are built; stored in the file beside the weights."""
+
+    layer_structure: list[float] = field(default_factory=lambda: list(DEFAULT_STRUCTURE))
+    """Layer widths as multiples of the context width, starting and ending with 1 (`1, 2, 1`)."""
+    activation_func: str = "linear"
+    weight_initialization: str = "Normal"
+    add_layer_norm: bool = False
+    use_dropout: bool = False
+    dropout_structure: list[float] | None = None
+    """A dropout rate after each layer (first and last 0); None when the file has none."""
+    last_layer_dropout: bool = False
+    """With `use_dropout` and no structure: dropout after the last hidden layer too (A1111's rule)."""
+    activate_output: bool = False
+    """Apply the activation after the last layer too."""
+
+    def problems(self) -> list[str]:
+        """Every rule the settings break, as lines naming the setting (empty when they are fine)."""
+        out = []
+        s = self.layer_structure
+        if len(s) < 2:
+            out.append(f"layer structure {format_numbers(s)}: needs at least two numbers, like 1, 2, 1")
+        elif s[0] != 1 or s[-1] != 1:
+            out.append(f"layer structure {format_numbers(s)}: must start and end with 1 (the context width)")
+        if any(x <= 0 for x in s):
+            out.append(f"layer structure {format_numbers(s)}: every number must be above 0")
+        if self.activation_func not in ACTIVATIONS:
+            out.append(f"activation {self.activation_func!r}: unknown; one of {', '.join(ACTIVATIONS)}")
+        if self.weight_initialization not in INITIALIZATIONS:
+            out.append(f"weight initialization {self.weight_initialization!r}: unknown; one of "
+                       f"{', '.join(INITIALIZATIONS)}")
+        d = self.dropout_structure
+        if d is not None:
+            if len(d) != len(s):
+                out.append(f"dropout structure {format_numbers(d)}: needs one number per layer structure number "
+                           f"({len(s)}), has {len(d)}")
+            elif d[0] != 0 or d[-1] != 0:
+                out.append(f"dropout structure {format_numbers(d)}: must start and end with 0")
+            if any(not 0 <= x < 1 for x in d):
+                out.append(f"dropout structure {format_numbers(d)}: every rate must be at least 0 and below 1")
+        return out
+
+    def dropouts(self) -> list[float]:
+        """The rate after each layer: the stored structure, or A1111's rule for files without one."""
+        if self.dropout_structure is not None:
+            return list(self.dropout_structure)
+        n = len(self.layer_structure)
+        if not self.use_dropout or n < 3:
+            return [0.0] * n
+        return [0.0] + [DROPOUT] * (n - 3) + [DROPOUT if self.last_layer_dropout else 0.0, 0.0]
+
+
+def format_numbers(values: list[float]) -> str:
+    """`1, 2, 1` (integers without a decimal point), as users type structures."""
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def parse_numbers(text: str, option: str) -> list[float]:
+    """`"1, 2, 1"` -> [1.0, 2.0, 1.0]; ValueError naming `option` for anything that is not a number."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: not a comma-separated list of numbers") from None
+
+
+class HypernetworkModule(nn.Module):
+    """`x + MLP(x) * strength` on a context of width `dim`; the MLP is `linear`, indexed as A1111 indexes it."""
+
+    def __init__(self, dim: int, settings: HypernetworkSettings) -> None:
+        super().__init__()
+        s = settings.layer_structure
+        dropouts = settings.dropouts()
+        layers: list[nn.Module] = []
+        for i in range(len(s) - 1):
+            width = int(dim * s[i + 1])
+            layers.append(nn.Linear(int(dim * s[i]), width))
+            last = i == len(s) - 2
+            if settings.activation_func != "linear" and (not last or settings.activate_output):
+                layers.append(ACTIVATIONS[settings.activation_func]())
+            if settings.add_layer_norm:
+                layers.append(nn.LayerNorm(width))
+            if dropouts[i + 1] > 0:
+                layers.append(nn.Dropout(p=dropouts[i + 1]))
+        self.linear = nn.Sequential(*layers)
+
+    def initialize(self, how: str, activation: str, generator: torch.Generator | None = None) -> None:
+        """Fresh weights: Normal gives an MLP output near 0 (the module starts as the identity), as in A1111."""
+        nonlinearity = "leaky_relu" if activation == "leakyrelu" else "relu"
+        for layer in self.linear:
+            if not isinstance(layer, (nn.Linear, nn.LayerNorm)):
+                continue
+            w, b = layer.weight.data, layer.bias.data
+            # A1111 draws LayerNorm weights like Normal linears too, which keeps the output near 0.
+            if how == "Normal" or isinstance(layer, nn.LayerNorm):
+                nn.init.normal_(w, mean=0.0, std=0.01, generator=generator)
+            elif how == "XavierUniform":
+                nn.init.xavier_uniform_(w, generator=generator)
+            elif how == "XavierNormal":
+                nn.init.xavier_normal_(w, generator=generator)
+            elif how == "KaimingUniform":
+                nn.init.kaiming_uniform_(w, nonlinearity=nonlinearity, generator=generator)
+            else:
+                nn.init.kaiming_normal_(w, nonlinearity=nonlinearity, generator=generator)
+            nn.init.zeros_(b)
+
+    def forward(self, x: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+        """(B, tokens, dim) -> the same shape, in x's dtype (the MLP runs in its own, float32)."""
+        out = self.linear(x.to(self.linear[0].weight.dtype))
+        return x + (out * strength).to(x.dtype)
+
+
+@dataclass
+class Hypernetwork:
+    """A named hypernetwork: a (K, V) module pair per context width, its settings and where it came from."""
+
+    name: str
+    settings: HypernetworkSettings
+    layers: dict[int, tuple[HypernetworkModule, HypernetworkModule]]
+    step: int = 0
+    sd_checkpoint: str | None = None
+    """Short hash of the base model it was trained on."""
+    sd_checkpoint_name: str | None = None
+    optional_info: str | None = None
+
+    @property
+    def widths(self) -> list[int]:
+        """The context widths it has modules for, in increasing order."""
+        return sorted(self.layers)
+
+    def parameters(self) -> list[torch.Tensor]:
+        """Every weight of every module, K before V, widths in increasing order."""
+        return [p for w in self.widths for module in self.layers[w] for p in module.parameters()]
+
+    def modules(self) -> list[HypernetworkModule]:
+        """Every module, K before V, widths in increasing order."""
+        return [module for w in self.widths for module in self.layers[w]]
+
+    def train(self, mode: bool = True) -> None:
+        """Dropout on (training) or off (sampling)."""
+        for module in self.modules():
+            module.train(mode)
+
+    def to(self, device: torch.device | str) -> Hypernetwork:
+        """Move every module (float32 stays float32); returns itself."""
+        for module in self.modules():
+            module.to(device)
+        return self
+
+
+def new_hypernetwork(name: str, widths: list[int], settings: HypernetworkSettings, seed: int = 0) -> Hypernetwork:
+    """Fresh modules for `widths` (settings already checked), their weights drawn from `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    layers = {}
+    for width in sorted(set(widths)):
+        pair = (HypernetworkModule(width, settings), HypernetworkModule(width, settings))
+        for module in pair:
+            module.initialize(settings.weight_initialization, settings.activation_func, generator)
+            module.eval()
+        layers[width] = pair
+    return Hypernetwork(name=name, settings=settings, layers=layers)
