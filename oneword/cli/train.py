@@ -1,4 +1,4 @@
-"""`oneword train`: A1111's Train tab on the command line."""
+"""`oneword train` and `oneword train-hypernetwork`: A1111's Train tab on the command line."""
 
 from __future__ import annotations
 
@@ -7,21 +7,29 @@ from pathlib import Path
 
 import typer
 
-from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, MODEL_HELP, app
-from oneword.train.config import TrainConfig
+from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_HYPERNETWORK_DIR, DEFAULT_MODEL, MODEL_HELP, app
+from oneword.train.config import HYPERNETWORK_DEFAULTS, TrainConfig
 
 _D = TrainConfig()
 
 
 def _default(name: str) -> str:
-    return f" [default: {getattr(_D, name)}]"
+    if name in HYPERNETWORK_DEFAULTS:
+        return f" \\[default: {getattr(_D, name)}; {HYPERNETWORK_DEFAULTS[name]} for a hypernetwork]"
+    return f" \\[default: {getattr(_D, name)}]"
 
 
 @app.command("train")
+@app.command("train-hypernetwork", help="Train a hypernetwork (`train --kind hypernetwork`): writes "
+             "LOG_DIR/YYYY-MM-DD/NAME/ and HYPERNETWORK_DIR/NAME.pt.")
 def train_command(
-    name: str = typer.Argument(..., help="The embedding's name (created from --init-text if it does not exist)."),
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The embedding's or hypernetwork's name (an embedding is created from "
+                               "--init-text, a hypernetwork with create-hypernetwork's defaults, if it does not exist)."),
+    kind: str | None = typer.Option(None, help="embedding or hypernetwork \\[default: embedding; hypernetwork for "
+                                    "train-hypernetwork]."),
     data: Path | None = typer.Option(None, "--data", "-d", help="Folder of training images (.txt captions beside)."),
-    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP + f" [default: {DEFAULT_MODEL}]"),
+    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP + f" \\[default: {DEFAULT_MODEL}]"),
     config_file: Path | None = typer.Option(None, "--config", help="TOML file with any of these settings."),
     init_text: str | None = typer.Option(None, help="Initialization text of a new embedding." + _default("init_text")),
     vectors: int | None = typer.Option(None, help="Vectors per token of a new embedding." + _default("vectors")),
@@ -31,23 +39,25 @@ def train_command(
     clip_grad_value: str | None = typer.Option(None, help="Clip value, or a schedule." + _default("clip_grad_value")),
     batch_size: int | None = typer.Option(None, help="Images per batch." + _default("batch_size")),
     grad_accum: int | None = typer.Option(None, help="Gradient accumulation steps." + _default("grad_accum")),
-    width: int | None = typer.Option(None, help="Training width (multiple of 8) [default: the model's size]."),
-    height: int | None = typer.Option(None, help="Training height (multiple of 8) [default: the model's size]."),
-    keep_size: bool | None = typer.Option(None, "--keep-size/--resize", help="Do not resize images [default: resize]."),
+    width: int | None = typer.Option(None, help="Training width (multiple of 8) \\[default: the model's size]."),
+    height: int | None = typer.Option(None, help="Training height (multiple of 8) \\[default: the model's size]."),
+    keep_size: bool | None = typer.Option(None, "--keep-size/--resize", help="Do not resize images \\[default: resize]."),
     max_steps: int | None = typer.Option(None, help="Steps to train." + _default("max_steps")),
     save_every: int | None = typer.Option(None, help="Save a copy every N steps (0: never)." + _default("save_every")),
     preview_every: int | None = typer.Option(None, help="Preview every N steps (0: never)." + _default("preview_every")),
     template: str | None = typer.Option(None, help="Prompt template: a shipped name or a file." + _default("template")),
     shuffle_tags: bool | None = typer.Option(None, "--shuffle-tags/--keep-tag-order",
-                                             help="Shuffle caption tags [default: keep order]."),
+                                             help="Shuffle caption tags \\[default: keep order]."),
     tag_dropout: float | None = typer.Option(None, help="Drop each tag with this probability." + _default("tag_dropout")),
     latent_sampling: str | None = typer.Option(None, help="once, deterministic or random." + _default("latent_sampling")),
     alpha_weight: bool | None = typer.Option(None, "--alpha-weight/--no-alpha-weight",
-                                             help="PNG alpha as loss weight [default: off]."),
+                                             help="PNG alpha as loss weight \\[default: off]."),
     seed: int | None = typer.Option(None, help="Seed of the whole run." + _default("seed")),
     log_dir: Path | None = typer.Option(None, help="Log folder root." + _default("log_dir")),
-    embeddings_dir: Path | None = typer.Option(None, help=f"Embeddings folder. [default: {DEFAULT_EMBEDDINGS_DIR}]"),
-    preview_prompt: str | None = typer.Option(None, help="Preview prompt [default: the template's first line]."),
+    embeddings_dir: Path | None = typer.Option(None, help=f"Embeddings folder. \\[default: {DEFAULT_EMBEDDINGS_DIR}]"),
+    hypernetwork_dir: Path | None = typer.Option(
+        None, help=f"Hypernetworks folder. \\[default: {DEFAULT_HYPERNETWORK_DIR}]"),
+    preview_prompt: str | None = typer.Option(None, help="Preview prompt \\[default: the template's first line]."),
     preview_seed: int | None = typer.Option(None, help="Preview seed." + _default("preview_seed")),
     csv_every: int | None = typer.Option(None, help="Loss CSV row every N steps." + _default("csv_every")),
     validate_every: int | None = typer.Option(
@@ -68,7 +78,7 @@ def train_command(
     score_samples: int | None = typer.Option(None, help="Samples per checkpoint for scoring."
                                              + _default("score_samples")),
     gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
-                                                       help="Less memory, more time [default: off]."),
+                                                       help="Less memory, more time \\[default: off]."),
     resume: bool = typer.Option(False, "--resume", help="Continue an embedding that has steps, with its optimizer state."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
 ) -> None:
@@ -81,8 +91,14 @@ def train_command(
     settings = read_config_file(config_file) if config_file else {}
     settings.update({k: v for k, v in given.items() if v is not None and k != "resume"})
     settings["resume"] = resume or bool(settings.get("resume", False))
+    if ctx.info_name == "train-hypernetwork":
+        settings.setdefault("kind", "hypernetwork")
+    if settings.get("kind") == "hypernetwork":
+        for key, value in HYPERNETWORK_DEFAULTS.items():
+            settings.setdefault(key, value)
     settings.setdefault("model", DEFAULT_MODEL)
     settings.setdefault("embeddings_dir", Path(DEFAULT_EMBEDDINGS_DIR))
+    settings.setdefault("hypernetwork_dir", Path(DEFAULT_HYPERNETWORK_DIR))
     if "data" not in settings:
         from oneword.errors import OnewordError
 

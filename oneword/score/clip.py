@@ -15,6 +15,7 @@ from oneword.generate.config import GenerateConfig
 from oneword.generate.txt2img import generate
 from oneword.models.device import vae_beside_unet
 from oneword.score import sample_prompts
+from oneword.train.trainable import embeddings_of
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -224,7 +225,7 @@ class ClipScorer:
                 config = GenerateConfig(prompt=prompt, negative=run.preview.negative, seed=self.seed + k,
                                         steps=run.preview.steps, cfg=run.preview.cfg, sampler=run.preview.sampler,
                                         width=run.preview.width, height=run.preview.height)
-                images.append(generate(run.model, config, {embedding.name: embedding})[0].image)
+                images.append(generate(run.model, config, embeddings_of(embedding))[0].image)
         return images
 
     def score(self, run: Run, embedding: Embedding) -> dict[str, float]:

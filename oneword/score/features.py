@@ -15,6 +15,7 @@ import torch
 from oneword.generate.config import GenerateConfig
 from oneword.generate.txt2img import generate_latents
 from oneword.score import sample_prompts
+from oneword.train.trainable import embeddings_of
 
 if TYPE_CHECKING:
     from oneword.embeddings.embedding import Embedding
@@ -74,6 +75,6 @@ class FeatureScorer:
             config = GenerateConfig(prompt=prompt, negative=run.preview.negative, seed=self.seed + k,
                                     steps=run.preview.steps, cfg=run.preview.cfg, sampler=run.preview.sampler,
                                     width=run.preview.width, height=run.preview.height)
-            latents = generate_latents(run.model, config, {embedding.name: embedding})
+            latents = generate_latents(run.model, config, embeddings_of(embedding))
             rows.append(unet_features(run, latents, self.seed + 10_000 + k))
         return {self.key: cosine_to_mean(torch.cat(rows), self.reference(run))}

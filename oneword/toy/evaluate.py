@@ -104,8 +104,17 @@ class JudgeScorer:
         return cls(get_concept(concept), load_judge(folder / "judge.safetensors"), samples=samples, seed=seed)
 
     def score(self, run: Run, embedding: Embedding) -> dict[str, float]:
-        """{"judge_accuracy": rate, "judge_editability": rate} in 0..1, from fixed seeds."""
+        """{"judge_accuracy": rate, "judge_editability": rate} in 0..1, from fixed seeds.
+
+        For a hypernetwork run (applied to the model by the run) of a style: the style rate of "a COLOUR SHAPE"
+        prompts (no special word), and how often their shape and colour are obeyed.
+        """
         rc = ReportConfig(samples=self.samples, seed=self.seed)
+        if not isinstance(embedding, Embedding):
+            if self.concept.kind != "style":
+                raise OnewordError(f"--score judge:{self.concept.name}: a hypernetwork is judged on a style concept")
+            rates = style_rates(run.model, self.judge, self.concept.style, rc)
+            return {self.key: rates["style"], "judge_shape": rates["shape"], "judge_colour": rates["colour"]}
         name = embedding.name
         prompt = embedding_prompt(self.concept.kind, name)
         with vae_beside_unet(run.model):
@@ -114,3 +123,26 @@ class JudgeScorer:
             if self.editability and self.concept.kind == "object":
                 scores["judge_editability"] = colour_rate(run.model, self.judge, name, embedding, rc)
         return scores
+
+
+def style_rates(model: BaseModel, judge: Judge, style: str, rc: ReportConfig, hypernetworks=()) -> dict[str, float]:
+    """With `hypernetworks` ((Hypernetwork, strength) pairs) applied, prompts "a COLOUR SHAPE" over every named shape
+    and colour (no special word): how often the judge reads `style`, and how often the shape and the colour asked for.
+    """
+    from oneword.hypernetworks.apply import hypernetworks_applied
+    from oneword.toy.judge import to_tensor
+    from oneword.toy.world import NAMED_SHAPES
+
+    pairs = [(shape, colour) for shape in NAMED_SHAPES for colour in COLOURS]
+    per_pair = -(-rc.samples // len(pairs))
+    hits = {"style": 0, "shape": 0, "colour": 0}
+    total = 0
+    with vae_beside_unet(model), hypernetworks_applied(model.unet, list(hypernetworks)):
+        for i, (shape, colour) in enumerate(pairs):
+            images = draw(model, f"a {colour} {shape}", per_pair, rc, rc.seed + 100 * i)
+            verdicts = judge.predict(to_tensor(images))
+            hits["style"] += sum(v == style for v in verdicts["style"])
+            hits["shape"] += sum(v == shape for v in verdicts["shape"])
+            hits["colour"] += sum(v == colour for v in verdicts["colour"])
+            total += len(images)
+    return {key: value / total for key, value in hits.items()}

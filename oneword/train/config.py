@@ -15,6 +15,9 @@ LATENT_SAMPLING = ("once", "deterministic", "random")
 STOPS = ("max", "auto")
 CLIP_MODES = ("none", "value", "norm")
 SCORERS = ("auto", "none", "features", "clip", "judge")
+KINDS = ("embedding", "hypernetwork")
+HYPERNETWORK_DEFAULTS = {"learn_rate": "0.00001", "template": "hypernetwork"}
+"""What A1111's Train tab changes when it trains a hypernetwork (an embedding's rate turns one to noise)."""
 
 
 @dataclass
@@ -22,7 +25,10 @@ class TrainConfig:
     """A1111's Train tab, with its names and defaults where it has them."""
 
     name: str = ""
-    """The embedding's name: the prompt word and the file stem."""
+    """The embedding's name (the prompt word) or the hypernetwork's; the file stem either way."""
+    kind: str = "embedding"
+    """What is trained: `embedding` or `hypernetwork` (`oneword train-hypernetwork`, A1111's defaults there:
+    learning rate 0.00001, the `hypernetwork` template)."""
     data: Path = Path()
     """Folder of training images, each with an optional `.txt` caption beside it."""
     model: str = "toy"
@@ -66,6 +72,8 @@ class TrainConfig:
     """Runs go to LOG_DIR/YYYY-MM-DD/NAME/."""
     embeddings_dir: Path = Path("embeddings")
     """Where the embedding is read from, created in, and where the final one is written."""
+    hypernetwork_dir: Path = Path("hypernetworks")
+    """The same for a hypernetwork (one missing there is created with create-hypernetwork's defaults)."""
     preview_prompt: str = ""
     """Preview prompt; empty uses the template's first line with the first image's caption."""
     preview_negative: str = ""
@@ -124,6 +132,8 @@ class TrainConfig:
                 problems.append(f"{option} must be a positive multiple of 8, but is {value}")
         if not 0.0 <= self.tag_dropout < 1.0:
             problems.append(f"--tag-dropout must be in [0, 1), but is {self.tag_dropout}")
+        if self.kind not in KINDS:
+            problems.append(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.latent_sampling not in LATENT_SAMPLING:
             problems.append(f"--latent-sampling must be one of {', '.join(LATENT_SAMPLING)}, not {self.latent_sampling!r}")
         if self.clip_grad not in CLIP_MODES:

@@ -16,27 +16,39 @@ CSV_COLUMNS = ("step", "epoch", "epoch_step", "loss", "learn_rate")
 
 @dataclass
 class LogFolder:
-    """LOG_DIR/YYYY-MM-DD/NAME with embeddings/, images/, image_embeddings/, the CSV and the settings JSON."""
+    """LOG_DIR/YYYY-MM-DD/NAME with embeddings/, images/, image_embeddings/, the CSV and the settings JSON; for a
+    hypernetwork hypernetworks/, images/ and `hypernetwork_loss.csv`, as A1111 writes them."""
 
     root: Path
     name: str
     suffix: str = ".pt"
     """`.pt` (A1111's dict); `.safetensors` for SDXL, whose A1111 `.pt` has no room for the step."""
+    kind: str = "embedding"
+    """`embedding` or `hypernetwork`."""
 
     @classmethod
-    def for_run(cls, log_dir: Path, name: str, suffix: str = ".pt", today: dt.date | None = None) -> LogFolder:
+    def for_run(cls, log_dir: Path, name: str, suffix: str = ".pt", today: dt.date | None = None,
+                kind: str = "embedding") -> LogFolder:
         """The folder of a run started today (not created yet)."""
         day = (today or dt.date.today()).isoformat()
-        return cls(Path(log_dir) / day / name, name, suffix)
+        return cls(Path(log_dir) / day / name, name, suffix, kind)
+
+    @property
+    def hidden_in_previews(self) -> bool:
+        """Embedding runs also write each preview with the embedding hidden inside (image_embeddings/)."""
+        return self.kind == "embedding"
 
     def make(self) -> None:
-        """Create the folder and its three subfolders."""
-        for sub in (self.embeddings, self.images, self.image_embeddings):
+        """Create the folder and its subfolders."""
+        subs = (self.embeddings, self.images, self.image_embeddings) if self.hidden_in_previews else (
+            self.embeddings, self.images)
+        for sub in subs:
             sub.mkdir(parents=True, exist_ok=True)
 
     @property
     def embeddings(self) -> Path:
-        return self.root / "embeddings"
+        """Where the checkpoints go: embeddings/ (hypernetworks/ for a hypernetwork)."""
+        return self.root / ("embeddings" if self.kind == "embedding" else "hypernetworks")
 
     @property
     def images(self) -> Path:
@@ -48,7 +60,7 @@ class LogFolder:
 
     @property
     def csv(self) -> Path:
-        return self.root / "textual_inversion_loss.csv"
+        return self.root / ("textual_inversion_loss.csv" if self.kind == "embedding" else "hypernetwork_loss.csv")
 
     @property
     def summary(self) -> Path:
@@ -64,7 +76,7 @@ class LogFolder:
         return self.root / "previews.png"
 
     def checkpoint(self, step: int) -> Path:
-        """`embeddings/NAME-STEP.pt`: the vectors after STEP optimizer steps."""
+        """`embeddings/NAME-STEP.pt` (`hypernetworks/...`): the weights after STEP optimizer steps."""
         return self.embeddings / f"{self.name}-{step}{self.suffix}"
 
     def preview(self, step: int) -> Path:

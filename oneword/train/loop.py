@@ -1,4 +1,5 @@
-"""Training: set a run up, then fit it step by step. One loop for whatever `Trainable` is trained.
+"""Training: set a run up, then fit it step by step. One loop for whatever `Trainable` is trained (an embedding's
+vectors or a hypernetwork's modules).
 
 Only the trainable tensors get gradients; the base model is frozen (half precision on GPUs, float32 on the
 CPU); latents are cached once; every step's randomness comes from (seed, step), so a resumed run draws exactly
@@ -18,9 +19,10 @@ import torch
 
 from oneword.embeddings.create import create_embedding, sanitize_name
 from oneword.embeddings.embedding import Embedding, EmbeddingMismatch
-from oneword.embeddings.formats import load_embedding_file, save_embedding
+from oneword.embeddings.formats import load_embedding_file
 from oneword.errors import OnewordError, gather
 from oneword.generate.config import GenerateConfig
+from oneword.hypernetworks.hypernetwork import Hypernetwork
 from oneword.models.base import BaseModel
 from oneword.models.device import pick_device
 from oneword.train.best import VAL_LOSS, CheckpointRecord, lower_is_better
@@ -40,7 +42,7 @@ from oneword.train.plateau import Plateau
 from oneword.train.preview import draw_preview
 from oneword.train.schedule import Schedule, parse_schedule
 from oneword.train.templates import fill_template, read_template
-from oneword.train.trainable import EmbeddingTrainable, Trainable
+from oneword.train.trainable import EmbeddingTrainable, HypernetworkTrainable, Trainable
 from oneword.train.validation import VALIDATION_GROUP, ValidationBatch, groups_of_equal_shape, validation_batch
 
 MAX_BAD_STEPS = 3
@@ -64,6 +66,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     folder: LogFolder
     embedding_path: Path
+    """The trained file the run continues and leaves: EMBEDDINGS_DIR/NAME.pt or HYPERNETWORK_DIR/NAME.pt."""
     start_step: int
     total_steps: int
     preview: GenerateConfig
@@ -124,6 +127,37 @@ def _starting_embedding(config: TrainConfig, model: BaseModel, name: str) -> tup
     return embedding, path
 
 
+def _starting_hypernetwork(config: TrainConfig, model: BaseModel, name: str) -> tuple[Hypernetwork, Path]:
+    from oneword.hypernetworks.apply import widths_of
+    from oneword.hypernetworks.create import CreateHypernetworkConfig, create_hypernetwork
+    from oneword.hypernetworks.formats import load_hypernetwork
+
+    path = embedding_file(config.hypernetwork_dir, name)
+    if not path.is_file():
+        if config.resume:
+            raise OnewordError(f"--resume: there is no hypernetwork {path} to continue")
+        return create_hypernetwork(model, CreateHypernetworkConfig(name, hypernetwork_dir=config.hypernetwork_dir)), path
+    hypernetwork = load_hypernetwork(path)
+    used = widths_of(model.unet)
+    if not set(hypernetwork.widths) & set(used):
+        raise OnewordError(f"{path}: its modules ({', '.join(map(str, hypernetwork.widths))}) fit no attention width "
+                           f"of {model.name} ({', '.join(map(str, used))})")
+    hypernetwork.name = name
+    if hypernetwork.step > 0 and not config.resume:
+        raise OnewordError(f"{path} has been trained for {hypernetwork.step} steps already: pass --resume to continue "
+                           "it, or choose another name")
+    return hypernetwork, path
+
+
+def _trainable(config: TrainConfig, model: BaseModel, name: str, device: torch.device) -> tuple[Trainable, Path, int]:
+    """What the run trains, the file it continues and leaves, and the step it starts from."""
+    if config.kind == "hypernetwork":
+        hypernetwork, path = _starting_hypernetwork(config, model, name)
+        return HypernetworkTrainable(hypernetwork, device), path, hypernetwork.step
+    embedding, path = _starting_embedding(config, model, name)
+    return EmbeddingTrainable(embedding, device), path, embedding.step or 0
+
+
 def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: list | None = None) -> Run:
     """Check the settings and the data, load the embedding, cache latents: a Run ready to fit (nothing written yet).
 
@@ -137,7 +171,6 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     native = int(model.vae.config.sample_size)
     size = None if config.keep_size else (config.width or native, config.height or native)
     dataset = read_dataset(config.data, size, alpha_weight=config.alpha_weight)
-    embedding, path = _starting_embedding(config, model, name)
     schedule = parse_schedule(config.learn_rate, config.max_steps, "--learn-rate")
     clip = None if config.clip_grad == "none" else parse_schedule(config.clip_grad_value, config.max_steps,
                                                                   "--clip-grad-value")
@@ -152,13 +185,13 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     latents = cache_latents(model, dataset.images, config.latent_sampling, config.seed)
     model.vae.to("cpu")  # no VAE work per step: it leaves the accelerator after caching
 
-    trainable = EmbeddingTrainable(embedding, target)
-    optimizer = torch.optim.AdamW(trainable.parameters(), lr=schedule.entries[0][0], weight_decay=0.0,
-                                  fused=target.type == "cuda")
+    trainable, path, start = _trainable(config, model, name, target)
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=schedule.entries[0][0],
+                                  weight_decay=trainable.weight_decay, fused=target.type == "cuda")
     notes = [f"skipped {s}" for s in dataset.skipped]
-    start = embedding.step or 0
     if config.resume:
-        state, why = load_optimizer_state(embedding, path, type(optimizer).__name__)
+        state, why = load_optimizer_state(trainable.state_hash(trainable.snapshot(start)), path,
+                                          type(optimizer).__name__)
         if state is not None:
             optimizer.load_state_dict(state)
         else:
@@ -180,7 +213,8 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
                                       name, len(alphas), config.validation_size, config.seed)
     return Run(
         config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedule=schedule, clip=clip,
-        trainable=trainable, optimizer=optimizer, folder=LogFolder.for_run(Path(config.log_dir), name, embedding_suffix(model)),
+        trainable=trainable, optimizer=optimizer,
+        folder=LogFolder.for_run(Path(config.log_dir), name, path.suffix, kind=trainable.kind),
         embedding_path=path, start_step=start, total_steps=min(config.max_steps, schedule.end), preview=preview,
         alphas_cumprod=alphas.to(target), validation=validation, scorers=scorers, signal=signal, notes=notes,
     )
@@ -256,7 +290,12 @@ def unet_predict(model: BaseModel, noisy: torch.Tensor, t: torch.Tensor, cond) -
 
 @torch.no_grad()
 def validation_loss(run: Run) -> float:
-    """Mean denoising error on the run's fixed validation batch with the current vectors."""
+    """Mean denoising error on the run's fixed validation batch with the current weights (dropout off)."""
+    with run.trainable.sampling():
+        return _validation_loss(run)
+
+
+def _validation_loss(run: Run) -> float:
     batch = run.validation
     total = 0.0
     for group in groups_of_equal_shape(batch, max(run.config.batch_size, VALIDATION_GROUP)):
@@ -312,11 +351,11 @@ class _StopSignals:
 
 
 def _save(run: Run, step: int, final: bool) -> list[Path]:
-    """The log folder's `NAME-STEP.pt`, and (at save points and at the end) the embedding with its optimizer state."""
+    """The log folder's `NAME-STEP.pt`, and the trained file with its optimizer state."""
     snapshot = run.trainable.snapshot(step)
     path = run.folder.checkpoint(step)
-    save_embedding(snapshot, path, model=run.model)
-    save_with_optimizer(snapshot, run.embedding_path, run.model, run.optimizer)
+    run.trainable.save(snapshot, path, run.model)
+    save_with_optimizer(run.trainable, snapshot, run.embedding_path, run.model, run.optimizer)
     return [path, run.embedding_path] if final else [path]
 
 
@@ -337,8 +376,9 @@ def _check_point(run: Run, step: int, history: History, on_event: Listener) -> C
     scores: dict[str, float] = {}
     if run.scorers:
         snapshot = run.trainable.snapshot(step)
-        for scorer in run.scorers:
-            scores.update(scorer.score(run, snapshot))
+        with run.trainable.sampling():
+            for scorer in run.scorers:
+                scores.update(scorer.score(run, snapshot))
     record = CheckpointRecord(step, run.folder.checkpoint(step), val, scores)
     history.records.append(record)
     on_event(Checked(step, val, scores))
@@ -347,6 +387,11 @@ def _check_point(run: Run, step: int, history: History, on_event: Listener) -> C
 
 def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
     """Train from `run.start_step` to `run.total_steps`, writing the log folder; returns how it ended."""
+    with run.trainable.applied(run.model):
+        return _fit(run, on_event)
+
+
+def _fit(run: Run, on_event: Listener) -> Finished:
     c, folder = run.config, run.folder
     folder.make()
     folder.write_settings({**c.settings(), "start_step": run.start_step, "model_name": run.model.name,
@@ -431,8 +476,9 @@ def _after_step(run: Run, done: int, lr: float, csv: LossCsv, row_losses: list[f
             measurement = record.value(run.signal)
     if c.preview_every and done % c.preview_every == 0:
         snapshot = run.trainable.snapshot(done)
-        on_event(Saved(done, draw_preview(run.model, snapshot, run.preview, folder.preview(done),
-                                          folder.preview_embedding(done))))
+        hidden = folder.preview_embedding(done) if folder.hidden_in_previews else None
+        with run.trainable.sampling():
+            on_event(Saved(done, draw_preview(run.model, snapshot, run.preview, folder.preview(done), hidden)))
     return history.plateau is not None and measurement is not None and history.plateau.add(measurement)
 
 

@@ -1,4 +1,4 @@
-"""Preview images during training: one fixed prompt and seed for the whole run, always the current vectors."""
+"""Preview images during training: one fixed prompt and seed for the whole run, always the current weights."""
 
 from __future__ import annotations
 
@@ -12,19 +12,24 @@ from oneword.generate.pnginfo import format_parameters, save_png
 from oneword.generate.txt2img import generate
 from oneword.models.base import BaseModel
 from oneword.models.device import vae_beside_unet
+from oneword.train.trainable import Snapshot, embeddings_of
 
 
 def draw_preview(
-    model: BaseModel, embedding: Embedding, config: GenerateConfig, image_path: Path, embedding_path: Path
+    model: BaseModel, snapshot: Snapshot, config: GenerateConfig, image_path: Path, embedding_path: Path | None
 ) -> list[Path]:
-    """Write `images/NAME-STEP.png` (with generation parameters) and `image_embeddings/NAME-STEP.png`.
+    """Write `images/NAME-STEP.png` (with generation parameters) and, for an embedding, `image_embeddings/NAME-STEP.png`.
 
-    The VAE visits the model's device for the decode and goes back where it was.
+    A hypernetwork is drawn as the run applies it (to every UNet call). The VAE visits the model's device for the
+    decode and goes back where it was.
     """
     with vae_beside_unet(model):
-        drawn = generate(model, dataclasses.replace(config, batch=1), {embedding.name: embedding})[0]
-    parameters = dataclasses.replace(drawn.parameters, extra=(("Embedding step", str(embedding.step)),))
+        drawn = generate(model, dataclasses.replace(config, batch=1), embeddings_of(snapshot))[0]
+    label = "Embedding step" if isinstance(snapshot, Embedding) else "Hypernetwork step"
+    parameters = dataclasses.replace(drawn.parameters, extra=((label, str(snapshot.step)),))
     save_png(drawn.image, image_path, format_parameters(parameters))
-    write_png_embedding(embedding, embedding_path, drawn.image, model_name=model.name, model_hash=model.short_hash,
-                        steps=embedding.step)
+    if not isinstance(snapshot, Embedding) or embedding_path is None:
+        return [image_path]
+    write_png_embedding(snapshot, embedding_path, drawn.image, model_name=model.name, model_hash=model.short_hash,
+                        steps=snapshot.step)
     return [image_path, embedding_path]

@@ -1,37 +1,91 @@
-"""What a run trains, behind one small interface: here the vectors of an embedding."""
+"""What a run trains, behind one small interface: the vectors of an embedding, or the modules of a hypernetwork.
+
+The loop sees only this interface: the parameters, how a batch is conditioned, what is applied to the model for
+the run, a snapshot, and how a snapshot is saved. An embedding acts through the prompts that contain its name; a
+hypernetwork acts on every UNet call while it is applied (the whole run: training, validation, previews, scores).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
-from typing import Protocol
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol, Union
 
 import torch
 
 from oneword.conditioning.encode import Conditioning, encode_prompts
 from oneword.embeddings.embedding import Embedding
+from oneword.embeddings.formats import save_embedding
+from oneword.hypernetworks.apply import hypernetworks_applied
+from oneword.hypernetworks.formats import save_hypernetwork
+from oneword.hypernetworks.hypernetwork import Hypernetwork
 from oneword.models.base import BaseModel
+
+Snapshot = Union[Embedding, Hypernetwork]
+"""What a run saves at a checkpoint."""
 
 
 class Trainable(Protocol):
     """The trained part of a run: its parameters, how prompts are conditioned with it, and a snapshot to save."""
 
     name: str
+    kind: str
+    """`embedding` or `hypernetwork`: names the log folder's files (A1111's layout)."""
+    weight_decay: float
+    """AdamW's weight decay (A1111: 0 for embeddings, torch's 0.01 for hypernetworks)."""
 
     def parameters(self) -> list[torch.Tensor]:
         """The tensors the optimizer updates (float32 leaves)."""
         ...
 
     def conditioning(self, model: BaseModel, prompts: list[str]) -> Conditioning:
-        """The batch's conditioning with gradients reaching the parameters."""
+        """The batch's conditioning, with gradients reaching the parameters where they act through it."""
         ...
 
-    def snapshot(self, step: int) -> Embedding:
+    def applied(self, model: BaseModel) -> contextlib.AbstractContextManager:
+        """What the parameters change in the model, for the whole run (nothing for an embedding)."""
+        ...
+
+    def sampling(self) -> contextlib.AbstractContextManager:
+        """Around previews and scores: dropout off."""
+        ...
+
+    def snapshot(self, step: int) -> Snapshot:
         """A detached copy of the current state, stamped with `step`."""
         ...
+
+    def save(self, snapshot: Snapshot, path: Path, model: BaseModel) -> None:
+        """Write a snapshot (A1111's format by the path's suffix), atomically."""
+        ...
+
+    def state_hash(self, snapshot: Snapshot) -> str:
+        """A short digest of a snapshot's weights: an optimizer state only resumes the weights it was saved with."""
+        ...
+
+
+def embeddings_of(snapshot: Snapshot) -> dict[str, Embedding]:
+    """The embeddings a prompt needs to sample with a snapshot ({} for a hypernetwork: it is applied already)."""
+    return {snapshot.name: snapshot} if isinstance(snapshot, Embedding) else {}
+
+
+def tensors_hash(tensors: list[tuple[str, torch.Tensor]]) -> str:
+    """A short digest of named tensors (in the order given)."""
+    digest = hashlib.sha256()
+    for key, tensor in tensors:
+        digest.update(key.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 class EmbeddingTrainable:
     """The vectors of one embedding as float32 parameters; only they are trained, spliced in as extra token ids."""
+
+    kind = "embedding"
+    weight_decay = 0.0
 
     def __init__(self, embedding: Embedding, device: torch.device) -> None:
         self.name = embedding.name
@@ -52,13 +106,94 @@ class EmbeddingTrainable:
         """Every prompt of the batch through the text encoders at once (context: (B, 77 * chunks, width))."""
         return encode_prompts(model, prompts, {self.name: self._live()}, grad=True)
 
+    def applied(self, model: BaseModel) -> contextlib.AbstractContextManager:
+        """Nothing: the vectors act through the prompts."""
+        return contextlib.nullcontext()
+
+    def sampling(self) -> contextlib.AbstractContextManager:
+        """Nothing to switch."""
+        return contextlib.nullcontext()
+
     def snapshot(self, step: int) -> Embedding:
         """The vectors now, as float32 CPU tensors of their own."""
         vectors = {key: p.detach().to("cpu", torch.float32).clone() for key, p in self.params.items()}
         return dataclasses.replace(self.base, vectors=vectors, step=step)
+
+    def save(self, snapshot: Embedding, path: Path, model: BaseModel) -> None:
+        """A1111 `.pt` (or `.safetensors` for SDXL), recording the base model."""
+        save_embedding(snapshot, path, model=model)
+
+    def state_hash(self, snapshot: Embedding) -> str:
+        """The digest of the vectors, by encoder key."""
+        return tensors_hash([(key, snapshot.vectors[key]) for key in sorted(snapshot.vectors)])
 
     def load(self, embedding: Embedding) -> None:
         """Put an embedding's vectors into the parameters (same keys and shapes)."""
         with torch.no_grad():
             for key, p in self.params.items():
                 p.copy_(embedding.vectors[key].to(p))
+
+
+class HypernetworkTrainable:
+    """The modules of one hypernetwork (float32), applied at strength 1 to the model's UNet for the run."""
+
+    kind = "hypernetwork"
+    weight_decay = 0.01
+
+    def __init__(self, hypernetwork: Hypernetwork, device: torch.device) -> None:
+        self.name = hypernetwork.name
+        self.hypernetwork = hypernetwork.to(device)
+        for p in self.hypernetwork.parameters():
+            p.requires_grad_(True)
+
+    def parameters(self) -> list[torch.Tensor]:
+        """Every module's weights, K before V, widths in increasing order."""
+        return self.hypernetwork.parameters()
+
+    def conditioning(self, model: BaseModel, prompts: list[str]) -> Conditioning:
+        """The plain text conditioning (the hypernetwork acts inside the UNet)."""
+        return encode_prompts(model, prompts, {}, grad=False)
+
+    @contextlib.contextmanager
+    def applied(self, model: BaseModel) -> Iterator[None]:
+        """The hypernetwork on every attention layer of its widths, dropout on, for the run."""
+        self.hypernetwork.train(True)
+        try:
+            with hypernetworks_applied(model.unet, [(self.hypernetwork, 1.0)]):
+                yield
+        finally:
+            self.hypernetwork.train(False)
+
+    @contextlib.contextmanager
+    def sampling(self) -> Iterator[None]:
+        """Dropout off while sampling, back on after."""
+        self.hypernetwork.train(False)
+        try:
+            yield
+        finally:
+            self.hypernetwork.train(True)
+
+    def snapshot(self, step: int) -> Hypernetwork:
+        """A CPU copy of the modules (in eval mode), stamped with `step`."""
+        copied = copy.deepcopy(self.hypernetwork).to("cpu")
+        for p in copied.parameters():
+            p.requires_grad_(False)
+        copied.train(False)
+        copied.step = step
+        return copied
+
+    def save(self, snapshot: Hypernetwork, path: Path, model: BaseModel) -> None:
+        """A1111 `.pt` (or `.safetensors`), recording the base model."""
+        snapshot.sd_checkpoint, snapshot.sd_checkpoint_name = model.short_hash, model.name
+        save_hypernetwork(snapshot, path)
+
+    def state_hash(self, snapshot: Hypernetwork) -> str:
+        """The digest of every module's weights."""
+        return tensors_hash([(f"{w}.{i}.{k}", t) for w in snapshot.widths for i, module in enumerate(snapshot.layers[w])
+                             for k, t in module.state_dict().items()])
+
+    def load(self, hypernetwork: Hypernetwork) -> None:
+        """Put another hypernetwork's weights (same structure) into the modules."""
+        with torch.no_grad():
+            for mine, theirs in zip(self.hypernetwork.parameters(), hypernetwork.parameters()):
+                mine.copy_(theirs.to(mine))
