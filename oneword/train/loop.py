@@ -17,12 +17,9 @@ from pathlib import Path
 
 import torch
 
-from oneword.embeddings.create import create_embedding, sanitize_name
-from oneword.embeddings.embedding import Embedding, EmbeddingMismatch
-from oneword.embeddings.formats import load_embedding_file
+from oneword.embeddings.create import sanitize_name
 from oneword.errors import OnewordError, gather
 from oneword.generate.config import GenerateConfig
-from oneword.hypernetworks.hypernetwork import Hypernetwork
 from oneword.models.base import BaseModel
 from oneword.models.device import pick_device
 from oneword.train.best import VAL_LOSS, CheckpointRecord, lower_is_better
@@ -41,8 +38,9 @@ from oneword.train.logfolder import LogFolder, LossCsv
 from oneword.train.plateau import Plateau
 from oneword.train.preview import draw_preview
 from oneword.train.schedule import Schedule, parse_schedule
+from oneword.train.start import starting_point
 from oneword.train.templates import fill_template, read_template
-from oneword.train.trainable import EmbeddingTrainable, HypernetworkTrainable, Trainable
+from oneword.train.trainable import Trainable
 from oneword.train.validation import VALIDATION_GROUP, ValidationBatch, groups_of_equal_shape, validation_batch
 
 MAX_BAD_STEPS = 3
@@ -93,71 +91,6 @@ def training_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def embedding_suffix(model: BaseModel) -> str:
-    """`.pt` as A1111 writes; SDXL `.safetensors` (its A1111 `.pt` holds the two tensors and no step)."""
-    return ".safetensors" if model.is_sdxl else ".pt"
-
-
-def embedding_file(folder: Path, name: str, suffix: str = ".pt") -> Path:
-    """An existing `NAME.pt` or `NAME.safetensors` in the embeddings folder, else the new file's path."""
-    for existing in (".pt", ".safetensors"):
-        path = Path(folder) / f"{name}{existing}"
-        if path.is_file():
-            return path
-    return Path(folder) / f"{name}{suffix}"
-
-
-def _starting_embedding(config: TrainConfig, model: BaseModel, name: str) -> tuple[Embedding, Path]:
-    path = embedding_file(config.embeddings_dir, name, embedding_suffix(model))
-    if not path.is_file():
-        if config.resume:
-            raise OnewordError(f"--resume: there is no embedding {path} to continue")
-        return create_embedding(model, name, config.init_text, config.vectors), path
-    embedding = load_embedding_file(path)
-    try:
-        embedding.vectors_for(model)
-    except EmbeddingMismatch as error:
-        raise OnewordError(f"{path}: trained for another model, it does not fit {model.name}: {error}") from None
-    embedding.name = name
-    if (embedding.step or 0) > 0 and not config.resume:
-        raise OnewordError(
-            f"{path} has been trained for {embedding.step} steps already: pass --resume to continue it, "
-            "or choose another name"
-        )
-    return embedding, path
-
-
-def _starting_hypernetwork(config: TrainConfig, model: BaseModel, name: str) -> tuple[Hypernetwork, Path]:
-    from oneword.hypernetworks.apply import widths_of
-    from oneword.hypernetworks.create import CreateHypernetworkConfig, create_hypernetwork
-    from oneword.hypernetworks.formats import load_hypernetwork
-
-    path = embedding_file(config.hypernetwork_dir, name)
-    if not path.is_file():
-        if config.resume:
-            raise OnewordError(f"--resume: there is no hypernetwork {path} to continue")
-        return create_hypernetwork(model, CreateHypernetworkConfig(name, hypernetwork_dir=config.hypernetwork_dir)), path
-    hypernetwork = load_hypernetwork(path)
-    used = widths_of(model.unet)
-    if not set(hypernetwork.widths) & set(used):
-        raise OnewordError(f"{path}: its modules ({', '.join(map(str, hypernetwork.widths))}) fit no attention width "
-                           f"of {model.name} ({', '.join(map(str, used))})")
-    hypernetwork.name = name
-    if hypernetwork.step > 0 and not config.resume:
-        raise OnewordError(f"{path} has been trained for {hypernetwork.step} steps already: pass --resume to continue "
-                           "it, or choose another name")
-    return hypernetwork, path
-
-
-def _trainable(config: TrainConfig, model: BaseModel, name: str, device: torch.device) -> tuple[Trainable, Path, int]:
-    """What the run trains, the file it continues and leaves, and the step it starts from."""
-    if config.kind == "hypernetwork":
-        hypernetwork, path = _starting_hypernetwork(config, model, name)
-        return HypernetworkTrainable(hypernetwork, device), path, hypernetwork.step
-    embedding, path = _starting_embedding(config, model, name)
-    return EmbeddingTrainable(embedding, device), path, embedding.step or 0
-
-
 def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: list | None = None) -> Run:
     """Check the settings and the data, load the embedding, cache latents: a Run ready to fit (nothing written yet).
 
@@ -185,7 +118,7 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     latents = cache_latents(model, dataset.images, config.latent_sampling, config.seed)
     model.vae.to("cpu")  # no VAE work per step: it leaves the accelerator after caching
 
-    trainable, path, start = _trainable(config, model, name, target)
+    trainable, path, start = starting_point(config, model, name, target)
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=schedule.entries[0][0],
                                   weight_decay=trainable.weight_decay, fused=target.type == "cuda")
     notes = [f"skipped {s}" for s in dataset.skipped]
