@@ -198,8 +198,40 @@ def main() -> int:
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--min-delta", type=float, default=0.01)
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--summarize", type=Path, nargs="+",
+                        help="print the tables of runs saved with --json (several files: runs made in parallel)")
     args = parser.parse_args()
 
+    if args.summarize:
+        results = [r for path in args.summarize for r in json.loads(path.read_text())]
+    else:
+        results = run_all(args)
+    print("\n| concept | seed | first >= 90% | signal | stopped at | chosen | chosen acc. | whole-run best "
+          "| steps saved | seconds saved |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        for signal, v in r["signals"].items():
+            best = r["whole_run_best"]
+            print(f"| {r['concept']} | {r['seed']} | {r['first_90']} | {signal} | {v['stop']} | {v['chosen']} | "
+                  f"{v['chosen_accuracy']:.1%} | {best['accuracy']:.1%} (step {best['step']}) | "
+                  f"{v['steps_ratio']:.1f}x | {v['seconds_ratio']:.1f}x |")
+    for signal in results[0]["signals"]:
+        gaps = [r["whole_run_best"]["accuracy"] - r["signals"][signal]["chosen_accuracy"] for r in results]
+        steps = [r["signals"][signal]["steps_ratio"] for r in results]
+        seconds = [r["signals"][signal]["seconds_ratio"] for r in results]
+        print(f"\n{signal}: chosen vs whole-run best: mean gap {statistics.fmean(gaps):.1%}, worst {max(gaps):.1%} "
+              f"(target <= 2 points); steps saved min {min(steps):.1f}x, mean {statistics.fmean(steps):.1f}x; "
+              f"seconds saved min {min(seconds):.1f}x (target >= 5x)")
+    for span in ("spearman_learning", "spearman_whole_run"):
+        for signal in results[0][span]:
+            values = [r[span][signal] for r in results]
+            print(f"{span}(judged accuracy, {signal}): mean over runs {statistics.fmean(values):+.2f}, "
+                  f"min {min(values):+.2f}, max {max(values):+.2f}")
+    return 0
+
+
+def run_all(args) -> list[dict]:
+    """Every concept and seed of `args`, one after the other (each run's line printed as it ends)."""
     from oneword.offline import go_offline, quiet_libraries
 
     go_offline()
@@ -224,31 +256,9 @@ def main() -> int:
                       + f"; spearman learning {json.dumps({k: round(v, 2) for k, v in r['spearman_learning'].items()})}"
                       + f", whole run {json.dumps({k: round(v, 2) for k, v in r['spearman_whole_run'].items()})}",
                       flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-
-    print("\n| concept | seed | first >= 90% | signal | stopped at | chosen | chosen acc. | whole-run best "
-          "| steps saved | seconds saved |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        for signal, v in r["signals"].items():
-            best = r["whole_run_best"]
-            print(f"| {r['concept']} | {r['seed']} | {r['first_90']} | {signal} | {v['stop']} | {v['chosen']} | "
-                  f"{v['chosen_accuracy']:.1%} | {best['accuracy']:.1%} (step {best['step']}) | "
-                  f"{v['steps_ratio']:.1f}x | {v['seconds_ratio']:.1f}x |")
-    for signal in results[0]["signals"]:
-        gaps = [r["whole_run_best"]["accuracy"] - r["signals"][signal]["chosen_accuracy"] for r in results]
-        steps = [r["signals"][signal]["steps_ratio"] for r in results]
-        seconds = [r["signals"][signal]["seconds_ratio"] for r in results]
-        print(f"\n{signal}: chosen vs whole-run best: mean gap {statistics.fmean(gaps):.1%}, worst {max(gaps):.1%} "
-              f"(target <= 2 points); steps saved min {min(steps):.1f}x, mean {statistics.fmean(steps):.1f}x; "
-              f"seconds saved min {min(seconds):.1f}x (target >= 5x)")
-    for span in ("spearman_learning", "spearman_whole_run"):
-        for signal in results[0][span]:
-            values = [r[span][signal] for r in results]
-            print(f"{span}(judged accuracy, {signal}): mean over runs {statistics.fmean(values):+.2f}, "
-                  f"min {min(values):+.2f}, max {max(values):+.2f}")
-    return 0
+                if args.json:  # after every run: a long benchmark keeps what it measured if it is stopped
+                    args.json.write_text(json.dumps(results, indent=1))
+    return results
 
 
 if __name__ == "__main__":
