@@ -1,0 +1,127 @@
+"""Does a hypernetwork learn a style on the toy world? Prompts with no special word should take it on.
+
+For each seed, a hypernetwork is trained on the toy world's style concept (`outline`: any shape drawn as a thick
+outline; the captions never mention it) with `oneword train-hypernetwork`'s settings (A1111's `hypernetwork`
+template, structure 1, 2, 1, every width) but its own `--learn-rate` and `--batch` (docs/benchmarks.md says why the
+toy model's differ from SD's 1e-5 and 1). At every checkpoint the judge reads samples of "a COLOUR SHAPE" over every
+named shape and colour, with the hypernetwork applied as it is being trained: the style rate, and how often the shape
+and colour asked for are obeyed. The run's
+final hypernetwork is then loaded from its file and judged on fresh seeds at strengths 0, 0.5 and 1, against the
+base model alone (strength 0 must give the base model's images exactly).
+
+    python benchmarks/hypernetwork_style.py                                 # the recorded figures
+    python benchmarks/hypernetwork_style.py --seeds 0 --max-steps 500 --every 250   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+
+class Timed:
+    """A scorer wrapper that adds up the seconds spent in it (judging is the benchmark's cost, not the user's)."""
+
+    def __init__(self, scorer) -> None:
+        self.scorer, self.key, self.seconds = scorer, scorer.key, 0.0
+
+    def score(self, run, snapshot) -> dict[str, float]:
+        start = time.perf_counter()
+        try:
+            return self.scorer.score(run, snapshot)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def one_run(seed: int, folder: Path, args) -> dict:
+    """Train one seed's hypernetwork, judging every checkpoint, then judge its last file at several strengths."""
+    from oneword.hypernetworks.create import CreateHypernetworkConfig, create_hypernetwork_file
+    from oneword.hypernetworks.formats import load_hypernetwork
+    from oneword.toy.bundle import load_toy
+    from oneword.toy.concepts import CONCEPTS, write_concept_examples
+    from oneword.toy.evaluate import JudgeScorer, style_rates
+    from oneword.toy.report import ReportConfig
+    from oneword.train.config import HYPERNETWORK_DEFAULTS, TrainConfig
+    from oneword.train.loop import train
+
+    model, judge = load_toy(args.model)
+    concept = CONCEPTS["outline"]
+    data = write_concept_examples(concept, folder / "data", n=args.examples, seed=seed)[0].parent
+    scorer = Timed(JudgeScorer(concept, judge, samples=args.samples, seed=1000))
+    create_hypernetwork_file(model, CreateHypernetworkConfig(
+        f"outline-s{seed}", modules=args.modules, layer_structure=args.layer_structure, activation=args.activation,
+        hypernetwork_dir=folder / "hypernetworks", seed=seed))
+    settings = {**HYPERNETWORK_DEFAULTS, "learn_rate": args.learn_rate, "batch_size": args.batch}
+    config = TrainConfig(name=f"outline-s{seed}", kind="hypernetwork", data=data, model=args.model,
+                         max_steps=args.max_steps, save_every=args.every, validate_every=args.every, preview_every=0,
+                         stop_signal="val_loss", log_dir=folder / "log", hypernetwork_dir=folder / "hypernetworks",
+                         seed=seed, **settings)
+    start = time.perf_counter()
+    finished = train(config, model, scorers=[scorer])
+    seconds = time.perf_counter() - start - scorer.seconds
+
+    final = ReportConfig(samples=args.final_samples, seed=5000)
+    last = load_hypernetwork(finished.log_folder / "hypernetworks" / f"{config.name}-{finished.step}.pt")
+    base = style_rates(model, judge, concept.style, final)
+    strengths = {s: style_rates(model, judge, concept.style, final, [(last, s)]) for s in (0.0, 0.5, 1.0)}
+    return {
+        "seed": seed, "steps": finished.step, "train_seconds": round(seconds, 1),
+        "per_checkpoint": {r.step: {k: round(v, 4) for k, v in r.scores.items()} | {"val_loss": r.val_loss}
+                           for r in finished.records},
+        "base": base, "strengths": strengths,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="toy")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--every", type=int, default=500, help="checkpoint, judging and validation interval")
+    parser.add_argument("--learn-rate", default="0.002")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--examples", type=int, default=12, help="pictures in the style's dataset")
+    parser.add_argument("--modules", default="", help="create-hypernetwork --modules (default: every width)")
+    parser.add_argument("--layer-structure", default="1, 2, 1")
+    parser.add_argument("--activation", default="linear")
+    parser.add_argument("--samples", type=int, default=30, help="judged samples per checkpoint")
+    parser.add_argument("--final-samples", type=int, default=120, help="fresh samples per strength at the end")
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    args = parser.parse_args()
+
+    from oneword.offline import go_offline, quiet_libraries
+
+    go_offline()
+    quiet_libraries()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            r = one_run(seed, Path(tmp) / f"s{seed}", args)
+            results.append(r)
+            curve = ", ".join(f"{step}: {v['judge_accuracy']:.0%}" for step, v in r["per_checkpoint"].items())
+            print(f"seed {seed}: {r['steps']} steps in {r['train_seconds']} s; style rate per checkpoint {curve}",
+                  flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    print("\n| seed | strength | style (outline) | shape obeyed | colour obeyed |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in results:
+        rows = [("base model", r["base"])] + [(f"{s:g}", v) for s, v in r["strengths"].items()]
+        for label, v in rows:
+            print(f"| {r['seed']} | {label} | {v['style']:.1%} | {v['shape']:.1%} | {v['colour']:.1%} |")
+    exact = all(r["strengths"][0.0] == r["base"] for r in results)
+    print(f"\nstrength 0 equals the base model in every run: {exact}")
+    print("target at strength 1: style >= 80%, shape and colour >= 85%: "
+          + ", ".join(f"seed {r['seed']} {'met' if _met(r['strengths'][1.0]) else 'NOT met'}" for r in results))
+    return 0
+
+
+def _met(v: dict[str, float]) -> bool:
+    return v["style"] >= 0.8 and v["shape"] >= 0.85 and v["colour"] >= 0.85
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
