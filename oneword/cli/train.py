@@ -79,6 +79,21 @@ def train_command(
                                              + _default("score_samples")),
     gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                        help="Less memory, more time \\[default: off]."),
+    half_precision: bool | None = typer.Option(None, "--half-precision/--full-precision",
+                                               help="Frozen weights bf16/fp16 on GPUs (the CPU uses float32) "
+                                               "\\[default: half]."),
+    channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last",
+                                              help="UNet in channels-last layout \\[default: on]."),
+    flash_attention: bool | None = typer.Option(None, "--flash-attention/--classic-attention",
+                                                help="Scaled-dot-product (flash) attention \\[default: flash]."),
+    compile: bool | None = typer.Option(None, "--compile/--no-compile",
+                                        help="torch.compile the UNet (minutes to start; pays on long GPU runs) "
+                                        "\\[default: off]."),
+    fused_optimizer: bool | None = typer.Option(None, "--fused-optimizer/--no-fused-optimizer",
+                                                help="AdamW's fused kernel \\[default: on]."),
+    cache_conditioning: bool | None = typer.Option(None, "--cache-conditioning/--no-cache-conditioning",
+                                                   help="Hypernetworks: text conditioning computed once per prompt "
+                                                   "\\[default: on]."),
     resume: bool = typer.Option(False, "--resume", help="Continue an embedding that has steps, with its optimizer state."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
 ) -> None:
