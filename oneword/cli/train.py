@@ -37,7 +37,8 @@ def train_command(
                                           + _default("learn_rate")),
     clip_grad: str | None = typer.Option(None, help="Gradient clipping: none, value or norm." + _default("clip_grad")),
     clip_grad_value: str | None = typer.Option(None, help="Clip value, or a schedule." + _default("clip_grad_value")),
-    batch_size: int | None = typer.Option(None, help="Images per batch." + _default("batch_size")),
+    batch_size: int | None = typer.Option(None, help="Images per batch (under accelerate launch: the global batch, "
+                                           "shared among the processes)." + _default("batch_size")),
     grad_accum: int | None = typer.Option(None, help="Gradient accumulation steps." + _default("grad_accum")),
     width: int | None = typer.Option(None, help="Training width (multiple of 8) \\[default: the model's size]."),
     height: int | None = typer.Option(None, help="Training height (multiple of 8) \\[default: the model's size]."),
@@ -121,6 +122,8 @@ def train_command(
     config = TrainConfig(**settings)
     config.check()  # before the model loads: a bad option fails at once
     finished = train(config, load_base(config.model), ProgressView(), device=device)
+    if not finished.main:
+        return  # another process of `accelerate launch`: the main one reports
     print_summary(finished)
     typer.echo(finished.message)
     typer.echo(f"log folder: {finished.log_folder}")

@@ -312,7 +312,7 @@ def _fit(run: Run, on_event: Listener) -> Finished:
             if run.schedule.value(done) is None and done < c.max_steps:
                 reason = "schedule"
     if not main:
-        return Finished(reason, done, run.embedding_path, folder.root, _ending(reason, done, run, None))
+        return Finished(reason, done, run.embedding_path, folder.root, _ending(reason, done, run, None), main=False)
     return _conclude(run, reason, done, lr, csv, row_losses, losses, history, on_event)
 
 
