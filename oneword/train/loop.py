@@ -41,6 +41,7 @@ from oneword.train.step import (  # noqa: F401  (the step's maths, imported from
     step_batches,
     step_generators,
     training_loss,
+    unet_place,
     unet_predict,
     validation_loss,
 )
@@ -324,7 +325,7 @@ def _gradients(run: Run, step: int, lr: float, signals: _StopSignals) -> torch.T
         group["lr"] = lr
     gen, rng = step_generators(c.seed, step)
     run.optimizer.zero_grad(set_to_none=True)
-    total = torch.zeros((), device=run.model.unet.device)
+    total = torch.zeros((), device=unet_place(run.model)[0])
     for indices in step_batches(run, step):
         loss = training_loss(run, indices, gen, rng) / c.grad_accum
         if loss.requires_grad or not run.processes.parallel:  # a process whose share is empty has no graph
