@@ -77,8 +77,8 @@ def sum_across(params: list[torch.Tensor], total: torch.Tensor, stop: bool) -> t
     return buffer[-1].to(total.dtype), summed[-1] > 0
 
 
-def agree(flag: bool, processes: Processes, device: torch.device) -> bool:
-    """The main process's `flag`, in every process."""
+def agree(flag: bool, device: torch.device) -> bool:
+    """The main process's `flag`, in every process (a broadcast from rank 0)."""
     value = torch.tensor([float(flag)], device=device)
     torch.distributed.broadcast(value, src=0)
     return bool(value[0] > 0)

@@ -306,7 +306,7 @@ def _fit(run: Run, on_event: Listener) -> Finished:
             if main and _after_step(run, done, lr, csv, row_losses, losses, history, on_event):
                 reason = "plateau"
             if processes.parallel and _decides(run, done):
-                reason = "plateau" if agree(reason == "plateau", processes, total.device) else reason
+                reason = "plateau" if agree(reason == "plateau", total.device) else reason
             if reason == "plateau":
                 break
         else:
