@@ -88,7 +88,7 @@ def train_command(
     flash_attention: bool | None = typer.Option(None, "--flash-attention/--classic-attention",
                                                 help="Scaled-dot-product (flash) attention \\[default: flash]."),
     compile: bool | None = typer.Option(None, "--compile/--no-compile",
-                                        help="torch.compile the UNet (minutes to start; pays on long GPU runs) "
+                                        help="torch.compile the UNet (minutes to compile first; meant for long GPU runs) "
                                         "\\[default: off]."),
     fused_optimizer: bool | None = typer.Option(None, "--fused-optimizer/--no-fused-optimizer",
                                                 help="AdamW's fused kernel \\[default: on]."),
