@@ -37,7 +37,8 @@ def train_command(
                                           + _default("learn_rate")),
     clip_grad: str | None = typer.Option(None, help="Gradient clipping: none, value or norm." + _default("clip_grad")),
     clip_grad_value: str | None = typer.Option(None, help="Clip value, or a schedule." + _default("clip_grad_value")),
-    batch_size: int | None = typer.Option(None, help="Images per batch." + _default("batch_size")),
+    batch_size: int | None = typer.Option(None, help="Images per batch (under accelerate launch: the global batch, "
+                                           "shared among the processes)." + _default("batch_size")),
     grad_accum: int | None = typer.Option(None, help="Gradient accumulation steps." + _default("grad_accum")),
     width: int | None = typer.Option(None, help="Training width (multiple of 8) \\[default: the model's size]."),
     height: int | None = typer.Option(None, help="Training height (multiple of 8) \\[default: the model's size]."),
@@ -79,6 +80,21 @@ def train_command(
                                              + _default("score_samples")),
     gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                        help="Less memory, more time \\[default: off]."),
+    half_precision: bool | None = typer.Option(None, "--half-precision/--full-precision",
+                                               help="Frozen weights bf16/fp16 on GPUs (the CPU uses float32) "
+                                               "\\[default: half]."),
+    channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last",
+                                              help="UNet in channels-last layout \\[default: on]."),
+    flash_attention: bool | None = typer.Option(None, "--flash-attention/--classic-attention",
+                                                help="Scaled-dot-product (flash) attention \\[default: flash]."),
+    compile: bool | None = typer.Option(None, "--compile/--no-compile",
+                                        help="torch.compile the UNet (minutes to compile first; meant for long GPU runs) "
+                                        "\\[default: off]."),
+    fused_optimizer: bool | None = typer.Option(None, "--fused-optimizer/--no-fused-optimizer",
+                                                help="AdamW's fused kernel \\[default: on]."),
+    cache_conditioning: bool | None = typer.Option(None, "--cache-conditioning/--no-cache-conditioning",
+                                                   help="Hypernetworks: text conditioning computed once per prompt "
+                                                   "\\[default: on]."),
     resume: bool = typer.Option(False, "--resume", help="Continue an embedding that has steps, with its optimizer state."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
 ) -> None:
@@ -106,6 +122,8 @@ def train_command(
     config = TrainConfig(**settings)
     config.check()  # before the model loads: a bad option fails at once
     finished = train(config, load_base(config.model), ProgressView(), device=device)
+    if not finished.main:
+        return  # another process of `accelerate launch`: the main one reports
     print_summary(finished)
     typer.echo(finished.message)
     typer.echo(f"log folder: {finished.log_folder}")

@@ -255,16 +255,20 @@ def encode_prompts(
     embeddings: Mapping[str, Embedding] | None = None,
     *,
     grad: bool = False,
+    rows: list[int] | None = None,
 ) -> Conditioning:
     """The conditioning of several prompts in one pass of each encoder: context (len(prompts), 77 * n, width).
 
     Every prompt is padded with empty chunks to the longest one's count; each row equals `encode_prompt` of that
-    prompt padded the same way. Training uses it to condition a whole batch at once.
+    prompt padded the same way. Training uses it to condition a whole batch at once. With `rows`, only those
+    prompts are encoded (context (len(rows), 77 * n, width)), still padded as the whole list would be: a process
+    of a data-parallel run encodes its share of a batch.
     """
     if not prompts:
         raise ValueError("encode_prompts needs at least one prompt")
     vocabulary = EmbeddingVocabulary(model, embeddings)
     per_prompt = [prompt_chunks(model, prompt, vocabulary) for prompt in prompts]
     n_chunks = max(len(chunks) for chunks in per_prompt)
-    chunks = [c for prompt, own in zip(prompts, per_prompt) for c in _padded(own, n_chunks, prompt)]
-    return _encode_chunks(model, chunks, vocabulary, grad, n_prompts=len(prompts))
+    chosen = range(len(prompts)) if rows is None else rows
+    chunks = [c for r in chosen for c in _padded(per_prompt[r], n_chunks, prompts[r])]
+    return _encode_chunks(model, chunks, vocabulary, grad, n_prompts=len(chosen))

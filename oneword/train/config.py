@@ -105,6 +105,21 @@ class TrainConfig:
     """Samples drawn per checkpoint by a scorer."""
     gradient_checkpointing: bool = False
     """Recompute UNet activations in the backward pass: less memory, about a third more time."""
+    half_precision: bool = True
+    """Frozen weights in bf16 (fp16 where bf16 is missing) on GPUs; off: float32. The CPU always uses float32."""
+    channels_last: bool = True
+    """The UNet in channels-last memory layout, which convolutions run faster in (oneDNN on CPUs, tensor cores on
+    GPUs)."""
+    flash_attention: bool = True
+    """Scaled-dot-product attention (PyTorch's flash and memory-efficient kernels); off: the classic attention that
+    materialises the attention matrix."""
+    compile: bool = False
+    """torch.compile the UNet, meant for long GPU runs (not yet measured there); the first step waits for the
+    compilation (minutes). On a CPU the toy model compiles for about 6 minutes and then runs no faster."""
+    fused_optimizer: bool = True
+    """AdamW's fused kernel on the trainable tensors (CUDA and CPU) instead of one operation per tensor."""
+    cache_conditioning: bool = True
+    """Hypernetworks: each prompt's text conditioning is computed once and reused (it has no gradient)."""
     resume: bool = False
     """Continue an embedding that has steps, with the optimizer state saved beside it."""
     extra: dict[str, Any] = field(default_factory=dict, repr=False)

@@ -80,6 +80,8 @@ class Finished:
     signal: str = ""
     records: list = field(default_factory=list)
     """Every checkpoint of the run with its measurements (oneword.train.best.CheckpointRecord)."""
+    main: bool = True
+    """False in the other processes of a data-parallel run: the main process writes and reports."""
 
 
 Event = Started | Progress | Validated | Checked | Saved | Skipped | Finished

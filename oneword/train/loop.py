@@ -25,23 +25,29 @@ from oneword.models.device import pick_device
 from oneword.train.best import VAL_LOSS, CheckpointRecord, lower_is_better
 from oneword.train.checkpoint import load_optimizer_state, save_with_optimizer
 from oneword.train.config import TrainConfig
-from oneword.train.dataset import (
-    Dataset,
-    LatentCache,
-    cache_latents,
-    epoch_batches,
-    read_dataset,
-)
+from oneword.train.dataset import Dataset, LatentCache, cache_latents, read_dataset
+from oneword.train.distributed import ONE, Processes, agree, join_processes, sum_across
 from oneword.train.events import Checked, Finished, Listener, Progress, Saved, Skipped, Started, Validated
 from oneword.train.history import History, leave_results
 from oneword.train.logfolder import LogFolder, LossCsv
 from oneword.train.plateau import Plateau
 from oneword.train.preview import draw_preview
 from oneword.train.schedule import Schedule, parse_schedule
+from oneword.train.speed import all_finite, make_optimizer, prepare_unet, training_dtype
 from oneword.train.start import starting_point
+from oneword.train.step import (  # noqa: F401  (the step's maths, imported from here by callers)
+    alphas_cumprod,
+    denoising_error,
+    step_batches,
+    step_generators,
+    training_loss,
+    unet_place,
+    unet_predict,
+    validation_loss,
+)
 from oneword.train.templates import fill_template, read_template
 from oneword.train.trainable import Trainable
-from oneword.train.validation import VALIDATION_GROUP, ValidationBatch, groups_of_equal_shape, validation_batch
+from oneword.train.validation import ValidationBatch, validation_batch
 
 MAX_BAD_STEPS = 3
 """Steps in a row with a NaN or infinite loss after which training stops."""
@@ -76,19 +82,14 @@ class Run:
     signal: str = VAL_LOSS
     """What picks the best checkpoint and what `--stop auto` watches: `val_loss` or a scorer's key."""
     notes: list[str] = field(default_factory=list)
+    processes: Processes = ONE
+    """The processes that train together (one unless started by `accelerate launch`)."""
 
     @property
     def steps_per_epoch(self) -> int:
         """A1111's `len(dataset) // batch // accum`, at least 1."""
         c = self.config
         return max(1, len(self.dataset.images) // c.batch_size // c.grad_accum)
-
-
-def training_dtype(device: torch.device) -> torch.dtype:
-    """Frozen weights: bf16 on GPUs that have it (no fp16 overflow), else fp16; float32 on the CPU."""
-    if device.type != "cuda":
-        return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: list | None = None) -> Run:
@@ -109,18 +110,17 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
                                                                   "--clip-grad-value")
     gather([] if name else [f"NAME {config.name!r} has no letters or digits"])
 
-    target = pick_device(device)
-    model.to(target, training_dtype(target))
+    processes = join_processes(device)
+    target = processes.device(pick_device(device))
+    model.to(target, training_dtype(target, config.half_precision))
     for module in model.modules():
         module.requires_grad_(False).eval()
-    if config.gradient_checkpointing:
-        model.unet.enable_gradient_checkpointing()
+    prepare_unet(model, config)
     latents = cache_latents(model, dataset.images, config.latent_sampling, config.seed)
     model.vae.to("cpu")  # no VAE work per step: it leaves the accelerator after caching
 
     trainable, path, start = starting_point(config, model, name, target)
-    optimizer = torch.optim.AdamW(trainable.parameters(), lr=schedule.entries[0][0],
-                                  weight_decay=trainable.weight_decay, fused=target.type == "cuda")
+    optimizer = make_optimizer(trainable.parameters(), schedule.entries[0][0], trainable.weight_decay, config, target)
     notes = [f"skipped {s}" for s in dataset.skipped]
     if config.resume:
         state, why = load_optimizer_state(trainable.state_hash(trainable.snapshot(start)), path,
@@ -139,7 +139,7 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     if scorers is None:
         scorers = make_scorers(config.score, config.clip, config.score_samples, config.seed, model)
     signal = stop_signal(config, scorers)
-    alphas = _alphas_cumprod(model)
+    alphas = alphas_cumprod(model)
     validation = None
     if config.validate_every:
         validation = validation_batch([m.shape for m in latents.mean], [im.caption for im in dataset.images], lines,
@@ -150,6 +150,7 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
         folder=LogFolder.for_run(Path(config.log_dir), name, path.suffix, kind=trainable.kind),
         embedding_path=path, start_step=start, total_steps=min(config.max_steps, schedule.end), preview=preview,
         alphas_cumprod=alphas.to(target), validation=validation, scorers=scorers, signal=signal, notes=notes,
+        processes=processes,
     )
 
 
@@ -163,88 +164,6 @@ def stop_signal(config: TrainConfig, scorers: list) -> str:
     if signal == VAL_LOSS and not config.validate_every and config.stop == "auto":
         raise OnewordError("--stop auto watches val_loss here: set --validate-every above 0, or give a --score")
     return signal
-
-
-def step_generators(seed: int, step: int) -> tuple[torch.Generator, random.Random]:
-    """The randomness of one optimizer step (noise, timesteps, template lines, tag order), from (seed, step)."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step), random.Random(f"{seed}-step-{step}")
-
-
-def step_batches(run: Run, step: int) -> list[list[int]]:
-    """The image indices of each accumulated batch of optimizer step `step` (1-based)."""
-    epoch, epoch_step = divmod(step - 1, run.steps_per_epoch)
-    c = run.config
-    batches = epoch_batches([im.size for im in run.dataset.images], c.batch_size, c.seed, epoch)
-    return [batches[(epoch_step * c.grad_accum + a) % len(batches)] for a in range(c.grad_accum)]
-
-
-def training_loss(run: Run, indices: list[int], gen: torch.Generator, rng: random.Random) -> torch.Tensor:
-    """MSE between the UNet's prediction and its target (noise, or v for v-prediction models) on one batch."""
-    c = run.config
-    x0 = torch.stack([run.latents.latent(i, gen) for i in indices])  # (B, 4, h, w)
-    noise = torch.randn(x0.shape, generator=gen)
-    t = torch.randint(0, len(run.alphas_cumprod), (len(indices),), generator=gen)
-    prompts = [
-        fill_template(rng.choice(run.lines), run.trainable.name, run.dataset.images[i].caption, rng,
-                      shuffle_tags=c.shuffle_tags, tag_dropout=c.tag_dropout)
-        for i in indices
-    ]
-    return denoising_error(run, indices, x0, noise, t, prompts).mean()
-
-
-def denoising_error(run: Run, indices: list[int], x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
-                    prompts: list[str]) -> torch.Tensor:
-    """Per-sample squared error (B,) of the UNet's prediction on latents `x0` noised with `noise` at timesteps `t`,
-    conditioned on `prompts` (the trained vectors in them), weighted by the images' alpha where they have one."""
-    model = run.model
-    device = model.unet.device
-    x0, noise = x0.to(device, torch.float32), noise.to(device)
-    alphas = run.alphas_cumprod[t.to(device)].view(-1, 1, 1, 1)
-    noisy = alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise
-    target = noise if model.prediction_type == "epsilon" else alphas.sqrt() * noise - (1 - alphas).sqrt() * x0
-    pred = unet_predict(model, noisy, t, run.trainable.conditioning(model, prompts))
-    error = (pred.float() - target) ** 2  # (B, 4, h, w)
-    weights = [run.latents.weight[i] for i in indices]
-    if any(w is not None for w in weights):
-        error = error * torch.stack([w if w is not None else torch.ones_like(error[0, :1]) for w in weights]).to(device)
-    return error.mean(dim=(1, 2, 3))
-
-
-def unet_predict(model: BaseModel, noisy: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
-    """The UNet's output for latents `noisy` (B, 4, h, w) at timesteps `t` (B,) under `cond` (a Conditioning)."""
-    device, dtype = model.unet.device, model.unet.dtype
-    kwargs = {}
-    if model.is_sdxl:
-        h, w = (s * 8 for s in noisy.shape[-2:])
-        time_ids = torch.tensor([[h, w, 0, 0, h, w]] * len(noisy), device=device, dtype=dtype)
-        kwargs["added_cond_kwargs"] = {"text_embeds": cond.pooled.to(dtype), "time_ids": time_ids}
-    return model.unet(noisy.to(device, dtype), t.to(device), cond.context.to(dtype), **kwargs).sample
-
-
-@torch.no_grad()
-def validation_loss(run: Run) -> float:
-    """Mean denoising error on the run's fixed validation batch with the current weights (dropout off)."""
-    with run.trainable.sampling():
-        return _validation_loss(run)
-
-
-def _validation_loss(run: Run) -> float:
-    batch = run.validation
-    total = 0.0
-    for group in groups_of_equal_shape(batch, max(run.config.batch_size, VALIDATION_GROUP)):
-        indices = [batch.indices[k] for k in group]
-        x0 = torch.stack([run.latents.mean[i] for i in indices])
-        noise = torch.stack([batch.noise[k] for k in group])
-        t = torch.tensor([batch.timesteps[k] for k in group])
-        errors = denoising_error(run, indices, x0, noise, t, [batch.prompts[k] for k in group])
-        total += float(errors.sum())
-    return total / len(batch.indices)
-
-
-def _alphas_cumprod(model: BaseModel) -> torch.Tensor:
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler.from_config(model.scheduler_config).alphas_cumprod.float()
 
 
 def _clip_gradients(run: Run, done: int) -> None:
@@ -261,16 +180,25 @@ def _clip_gradients(run: Run, done: int) -> None:
 
 
 class _StopSignals:
-    """Ctrl-C and SIGTERM set a flag that the loop reads between steps; a second Ctrl-C stops at once."""
+    """Ctrl-C and SIGTERM set a flag that the loop reads between steps; a second Ctrl-C stops at once.
 
-    def __init__(self) -> None:
+    `shared` (several processes): a signal is only `pending` until the processes have agreed on it after a step,
+    so that they all stop after the same step.
+    """
+
+    def __init__(self, shared: bool = False) -> None:
         self.received: int | None = None
+        self.pending: int | None = None
+        self.shared = shared
         self.saved: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self.received is not None and signum == signal.SIGINT:
+        if (self.received is not None or self.pending is not None) and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.received = signum
+        if self.shared:
+            self.pending = signum
+        else:
+            self.received = signum
 
     def __enter__(self) -> _StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -325,13 +253,18 @@ def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
 
 
 def _fit(run: Run, on_event: Listener) -> Finished:
-    c, folder = run.config, run.folder
-    folder.make()
-    folder.write_settings({**c.settings(), "start_step": run.start_step, "model_name": run.model.name,
-                           "model_hash": run.model.short_hash, "preview_prompt": run.preview.prompt,
-                           "stop_signal_used": run.signal})
-    csv = LossCsv(folder.csv, ("val_loss",))
-    csv.keep_until(run.start_step)
+    c, folder, processes = run.config, run.folder, run.processes
+    main = processes.main  # the other processes take the same steps and decisions, and write nothing
+    if main:
+        folder.make()
+        folder.write_settings({**c.settings(), "start_step": run.start_step, "model_name": run.model.name,
+                               "model_hash": run.model.short_hash, "preview_prompt": run.preview.prompt,
+                               "stop_signal_used": run.signal,
+                               **({"processes": processes.world} if processes.parallel else {})})
+        csv = LossCsv(folder.csv, ("val_loss",))
+        csv.keep_until(run.start_step)
+    else:
+        csv, on_event = None, lambda event: None
     on_event(Started(run.trainable.name, run.start_step, run.total_steps, len(run.dataset.images), folder.root,
                      run.notes))
     done, bad, reason = run.start_step, 0, "done"
@@ -340,7 +273,7 @@ def _fit(run: Run, on_event: Listener) -> Finished:
     history = History(plateau=_stop_rule(run))
     clock, clock_step = time.perf_counter(), done
     lr = 0.0
-    with _StopSignals() as signals:
+    with _StopSignals(shared=processes.parallel) as signals:
         while done < run.total_steps:
             if signals.received is not None:
                 reason = "interrupted"
@@ -350,19 +283,8 @@ def _fit(run: Run, on_event: Listener) -> Finished:
                 reason = "schedule"
                 break
             step = done + 1
-            for group in run.optimizer.param_groups:
-                group["lr"] = lr
-            gen, rng = step_generators(c.seed, step)
-            run.optimizer.zero_grad(set_to_none=True)
-            total = torch.zeros((), device=run.model.unet.device)
-            for indices in step_batches(run, step):
-                loss = training_loss(run, indices, gen, rng) / c.grad_accum
-                loss.backward()
-                total += loss.detach()
-            finite = bool(torch.isfinite(total)) and all(
-                p.grad is None or bool(torch.isfinite(p.grad).all()) for p in run.trainable.parameters()
-            )
-            if not finite:
+            total = _gradients(run, step, lr, signals)
+            if not all_finite(total, run.trainable.parameters()):
                 bad += 1
                 on_event(Skipped(step, bad))
                 if bad >= MAX_BAD_STEPS:
@@ -381,13 +303,47 @@ def _fit(run: Run, on_event: Listener) -> Finished:
                 losses.clear()
                 rate = (done - clock_step) / max(time.perf_counter() - clock, 1e-9)
                 on_event(Progress(done, run.total_steps, sum(values) / len(values), lr, rate))
-            if _after_step(run, done, lr, csv, row_losses, losses, history, on_event):
+            if main and _after_step(run, done, lr, csv, row_losses, losses, history, on_event):
                 reason = "plateau"
+            if processes.parallel and _decides(run, done):
+                reason = "plateau" if agree(reason == "plateau", total.device) else reason
+            if reason == "plateau":
                 break
         else:
             if run.schedule.value(done) is None and done < c.max_steps:
                 reason = "schedule"
+    if not main:
+        return Finished(reason, done, run.embedding_path, folder.root, _ending(reason, done, run, None), main=False)
     return _conclude(run, reason, done, lr, csv, row_losses, losses, history, on_event)
+
+
+def _gradients(run: Run, step: int, lr: float, signals: _StopSignals) -> torch.Tensor:
+    """The gradients of optimizer step `step` in the trainable tensors (summed across processes); returns the
+    step's loss as a tensor on the device (not read back)."""
+    c = run.config
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    gen, rng = step_generators(c.seed, step)
+    run.optimizer.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=unet_place(run.model)[0])
+    for indices in step_batches(run, step):
+        loss = training_loss(run, indices, gen, rng) / c.grad_accum
+        if loss.requires_grad or not run.processes.parallel:  # a process whose share is empty has no graph
+            loss.backward()
+        total += loss.detach()
+    if run.processes.parallel:
+        total, stop = sum_across(run.trainable.parameters(), total, signals.pending is not None)
+        if stop:
+            signals.received = signals.pending or signal.SIGTERM
+    return total
+
+
+def _decides(run: Run, done: int) -> bool:
+    """Whether `--stop auto` may stop after step `done` (a measurement is due), so the processes must agree."""
+    c = run.config
+    if c.stop != "auto":
+        return False
+    return bool(run.validation is not None and done % c.validate_every == 0 or c.save_every and done % c.save_every == 0)
 
 
 def _after_step(run: Run, done: int, lr: float, csv: LossCsv, row_losses: list[float], losses: list[torch.Tensor],

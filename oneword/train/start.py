@@ -76,6 +76,6 @@ def starting_point(config: TrainConfig, model: BaseModel, name: str, device: tor
     """What the run trains, the file it continues and leaves, and the step it starts from."""
     if config.kind == "hypernetwork":
         hypernetwork, path = _starting_hypernetwork(config, model, name)
-        return HypernetworkTrainable(hypernetwork, device), path, hypernetwork.step
+        return HypernetworkTrainable(hypernetwork, device, config.cache_conditioning), path, hypernetwork.step
     embedding, path = _starting_embedding(config, model, name)
     return EmbeddingTrainable(embedding, device), path, embedding.step or 0

@@ -17,7 +17,8 @@ from typing import Protocol, Union
 
 import torch
 
-from oneword.conditioning.encode import Conditioning, encode_prompts
+from oneword.conditioning.encode import Conditioning, encode_prompt, encode_prompts, prompt_chunks
+from oneword.conditioning.tokens import EmbeddingVocabulary
 from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.formats import save_embedding
 from oneword.hypernetworks.apply import hypernetworks_applied
@@ -27,6 +28,8 @@ from oneword.models.base import BaseModel
 
 Snapshot = Union[Embedding, Hypernetwork]
 """What a run saves at a checkpoint."""
+CACHED_PROMPTS = 256
+"""Prompts whose text conditioning a hypernetwork run keeps (SD 1.5: 118 KiB each in fp16)."""
 
 
 class Trainable(Protocol):
@@ -42,8 +45,9 @@ class Trainable(Protocol):
         """The tensors the optimizer updates (float32 leaves)."""
         ...
 
-    def conditioning(self, model: BaseModel, prompts: list[str]) -> Conditioning:
-        """The batch's conditioning, with gradients reaching the parameters where they act through it."""
+    def conditioning(self, model: BaseModel, prompts: list[str], rows: list[int] | None = None) -> Conditioning:
+        """The batch's conditioning, with gradients reaching the parameters where they act through it; with `rows`,
+        of those prompts only, padded as the whole batch is (a data-parallel process's share)."""
         ...
 
     def applied(self, model: BaseModel) -> contextlib.AbstractContextManager:
@@ -102,9 +106,9 @@ class EmbeddingTrainable:
     def _live(self) -> Embedding:
         return dataclasses.replace(self.base, vectors=dict(self.params))
 
-    def conditioning(self, model: BaseModel, prompts: list[str]) -> Conditioning:
+    def conditioning(self, model: BaseModel, prompts: list[str], rows: list[int] | None = None) -> Conditioning:
         """Every prompt of the batch through the text encoders at once (context: (B, 77 * chunks, width))."""
-        return encode_prompts(model, prompts, {self.name: self._live()}, grad=True)
+        return encode_prompts(model, prompts, {self.name: self._live()}, grad=True, rows=rows)
 
     def applied(self, model: BaseModel) -> contextlib.AbstractContextManager:
         """Nothing: the vectors act through the prompts."""
@@ -140,19 +144,39 @@ class HypernetworkTrainable:
     kind = "hypernetwork"
     weight_decay = 0.01
 
-    def __init__(self, hypernetwork: Hypernetwork, device: torch.device) -> None:
+    def __init__(self, hypernetwork: Hypernetwork, device: torch.device, cache_conditioning: bool = False) -> None:
         self.name = hypernetwork.name
         self.hypernetwork = hypernetwork.to(device)
         for p in self.hypernetwork.parameters():
             p.requires_grad_(True)
+        self.cache_conditioning = cache_conditioning
+        self._chunk_counts: dict[str, int] = {}
+        self._encoded: dict[tuple[str, int], Conditioning] = {}
 
     def parameters(self) -> list[torch.Tensor]:
         """Every module's weights, K before V, widths in increasing order."""
         return self.hypernetwork.parameters()
 
-    def conditioning(self, model: BaseModel, prompts: list[str]) -> Conditioning:
-        """The plain text conditioning (the hypernetwork acts inside the UNet)."""
-        return encode_prompts(model, prompts, {}, grad=False)
+    def conditioning(self, model: BaseModel, prompts: list[str], rows: list[int] | None = None) -> Conditioning:
+        """The plain text conditioning (the hypernetwork acts inside the UNet); with `cache_conditioning`, each
+        prompt's is computed once (per chunk count) and reused: it has no gradient and the text encoders are frozen."""
+        if not self.cache_conditioning:
+            return encode_prompts(model, prompts, {}, grad=False, rows=rows)
+        for prompt in prompts:
+            if prompt not in self._chunk_counts:
+                self._chunk_counts[prompt] = len(prompt_chunks(model, prompt, EmbeddingVocabulary(model)))
+        n_chunks = max(self._chunk_counts[p] for p in prompts)
+        parts = [self._encoded_prompt(model, prompts[r], n_chunks) for r in (range(len(prompts)) if rows is None else rows)]
+        pooled = None if parts[0].pooled is None else torch.cat([c.pooled for c in parts])
+        return Conditioning(context=torch.cat([c.context for c in parts]), pooled=pooled)
+
+    def _encoded_prompt(self, model: BaseModel, prompt: str, n_chunks: int) -> Conditioning:
+        key = (prompt, n_chunks)
+        if key not in self._encoded:
+            if len(self._encoded) >= CACHED_PROMPTS:
+                del self._encoded[next(iter(self._encoded))]  # the oldest
+            self._encoded[key] = encode_prompt(model, prompt, n_chunks=n_chunks)
+        return self._encoded[key]
 
     @contextlib.contextmanager
     def applied(self, model: BaseModel) -> Iterator[None]:

@@ -1,0 +1,125 @@
+"""The maths of one training step: the batches and randomness of step N, the denoising loss, the UNet call, and the
+validation loss. Under several processes each computes the loss of its share of the global batch (see
+oneword/train/distributed.py); the randomness is still drawn for the whole batch, so the sum over processes is the
+one-process loss.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+import torch
+
+from oneword.models.base import BaseModel
+from oneword.train.dataset import epoch_batches
+from oneword.train.templates import fill_template
+from oneword.train.validation import VALIDATION_GROUP, groups_of_equal_shape
+
+if TYPE_CHECKING:
+    from oneword.train.loop import Run
+
+
+def step_generators(seed: int, step: int) -> tuple[torch.Generator, random.Random]:
+    """The randomness of one optimizer step (noise, timesteps, template lines, tag order), from (seed, step)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step), random.Random(f"{seed}-step-{step}")
+
+
+def step_batches(run: Run, step: int) -> list[list[int]]:
+    """The image indices of each accumulated batch of optimizer step `step` (1-based)."""
+    epoch, epoch_step = divmod(step - 1, run.steps_per_epoch)
+    c = run.config
+    batches = epoch_batches([im.size for im in run.dataset.images], c.batch_size, c.seed, epoch)
+    return [batches[(epoch_step * c.grad_accum + a) % len(batches)] for a in range(c.grad_accum)]
+
+
+def training_loss(run: Run, indices: list[int], gen: torch.Generator, rng: random.Random) -> torch.Tensor:
+    """MSE between the UNet's prediction and its target (noise, or v for v-prediction models) on one batch.
+
+    Under several processes: this process's share of the batch's summed error over the whole batch's size (zero
+    when its share is empty), so that the processes' losses add up to the batch's mean.
+    """
+    c = run.config
+    x0 = torch.stack([run.latents.latent(i, gen) for i in indices])  # (B, 4, h, w)
+    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.randint(0, len(run.alphas_cumprod), (len(indices),), generator=gen)
+    prompts = [
+        fill_template(rng.choice(run.lines), run.trainable.name, run.dataset.images[i].caption, rng,
+                      shuffle_tags=c.shuffle_tags, tag_dropout=c.tag_dropout)
+        for i in indices
+    ]
+    if not run.processes.parallel:
+        return denoising_error(run, indices, x0, noise, t, prompts).mean()
+    rows = run.processes.share(len(indices))
+    if not rows:
+        return torch.zeros((), device=unet_place(run.model)[0])
+    error = denoising_error(run, [indices[r] for r in rows], x0[rows], noise[rows], t[rows], prompts, rows)
+    return error.sum() / len(indices)
+
+
+def denoising_error(run: Run, indices: list[int], x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+                    prompts: list[str], rows: list[int] | None = None) -> torch.Tensor:
+    """Per-sample squared error (B,) of the UNet's prediction on latents `x0` noised with `noise` at timesteps `t`,
+    conditioned on `prompts` (the trained vectors in them), weighted by the images' alpha where they have one.
+
+    With `rows`, the samples are those rows of `prompts` (padded to as many chunks as the whole list needs).
+    """
+    model = run.model
+    device = unet_place(model)[0]
+    x0, noise = x0.to(device, torch.float32), noise.to(device)
+    alphas = run.alphas_cumprod[t.to(device)].view(-1, 1, 1, 1)
+    noisy = alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise
+    target = noise if model.prediction_type == "epsilon" else alphas.sqrt() * noise - (1 - alphas).sqrt() * x0
+    trainable = run.trainable
+    cond = trainable.conditioning(model, prompts) if rows is None else trainable.conditioning(model, prompts, rows)
+    pred = unet_predict(model, noisy, t, cond)
+    error = (pred.float() - target) ** 2  # (B, 4, h, w)
+    weights = [run.latents.weight[i] for i in indices]
+    if any(w is not None for w in weights):
+        error = error * torch.stack([w if w is not None else torch.ones_like(error[0, :1]) for w in weights]).to(device)
+    return error.mean(dim=(1, 2, 3))
+
+
+def unet_place(model: BaseModel) -> tuple[torch.device, torch.dtype]:
+    """The UNet's device and dtype, read off its first weight: diffusers' `unet.device` and `unet.dtype` walk every
+    module (about a millisecond each on the toy model, several per step)."""
+    weight = model.unet.conv_in.weight
+    return weight.device, weight.dtype
+
+
+def unet_predict(model: BaseModel, noisy: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
+    """The UNet's output for latents `noisy` (B, 4, h, w) at timesteps `t` (B,) under `cond` (a Conditioning)."""
+    device, dtype = unet_place(model)
+    kwargs = {}
+    if model.is_sdxl:
+        h, w = (s * 8 for s in noisy.shape[-2:])
+        time_ids = torch.tensor([[h, w, 0, 0, h, w]] * len(noisy), device=device, dtype=dtype)
+        kwargs["added_cond_kwargs"] = {"text_embeds": cond.pooled.to(dtype), "time_ids": time_ids}
+    return model.unet(noisy.to(device, dtype), t.to(device), cond.context.to(dtype), **kwargs).sample
+
+
+@torch.no_grad()
+def validation_loss(run: Run) -> float:
+    """Mean denoising error on the run's fixed validation batch with the current weights (dropout off)."""
+    with run.trainable.sampling():
+        return _validation_loss(run)
+
+
+def _validation_loss(run: Run) -> float:
+    batch = run.validation
+    total = 0.0
+    for group in groups_of_equal_shape(batch, max(run.config.batch_size, VALIDATION_GROUP)):
+        indices = [batch.indices[k] for k in group]
+        x0 = torch.stack([run.latents.mean[i] for i in indices])
+        noise = torch.stack([batch.noise[k] for k in group])
+        t = torch.tensor([batch.timesteps[k] for k in group])
+        errors = denoising_error(run, indices, x0, noise, t, [batch.prompts[k] for k in group])
+        total += float(errors.sum())
+    return total / len(batch.indices)
+
+
+def alphas_cumprod(model: BaseModel) -> torch.Tensor:
+    """The scheduler's cumulative alphas, float32 (T,)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config(model.scheduler_config).alphas_cumprod.float()
