@@ -77,10 +77,15 @@ class TrainConfig:
     preview_prompt: str = ""
     """Preview prompt; empty uses the template's first line with the first image's caption."""
     preview_negative: str = ""
+    """Negative prompt of the previews."""
     preview_seed: int = 0
+    """Seed of every preview (the same noise each time, so previews differ only by the vectors)."""
     preview_steps: int = 20
+    """Sampling steps of each preview."""
     preview_cfg: float = 7.0
+    """Guidance scale of the previews."""
     preview_sampler: str = "euler_a"
+    """Sampler of the previews: euler_a, euler, ddim, dpmpp_2m or dpmpp_2m_karras."""
     csv_every: int = 50
     """Write a loss row (the mean since the last row) every N steps."""
     validate_every: int = 50
