@@ -44,11 +44,13 @@ class TrainConfig:
     clip_grad_value: str = "0.1"
     """Clip value or norm, as a number or a schedule string like the learning rate's."""
     batch_size: int = 1
+    """Images per batch."""
     grad_accum: int = 1
     """Batches whose gradients are summed before each optimizer step."""
     width: int | None = None
     """Training width in pixels, a multiple of 8; None uses the model's native size (512 for SD 1.x)."""
     height: int | None = None
+    """Training height in pixels, a multiple of 8; None uses the model's native size."""
     keep_size: bool = False
     """Do not resize images (sizes rounded down to multiples of 8; batches grouped by size)."""
     max_steps: int = 100000

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-_CLI_DEFAULT = re.compile(r"\s*\\?\[default:[^\]]*\]\s*$")
+_CLI_DEFAULT = re.compile(r"\s*\\?\[default:[^\]]*\]\.?\s*$")
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ def available(workspace: Workspace, embeddings_dir: str, hypernetwork_dir: str) 
     from oneword.hypernetworks.library import HypernetworkLibrary
 
     try:
-        e_dir = workspace.resolve("embeddings_dir", embeddings_dir)
-        h_dir = workspace.resolve("hypernetwork_dir", hypernetwork_dir)
+        e_dir = workspace.resolve("--embeddings-dir", embeddings_dir)
+        h_dir = workspace.resolve("--hypernetwork-dir", hypernetwork_dir)
     except OnewordError as error:
         return message(str(error), error=True)
     words = sorted({p.stem for p in embedding_files(e_dir)}) if e_dir.is_dir() else []

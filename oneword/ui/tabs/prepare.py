@@ -66,7 +66,7 @@ def flagged(report: CheckReport) -> list[tuple[str, str]]:
 def check(workspace: Workspace, folder: str, name: str, width: float, height: float | None) -> tuple:
     """`oneword check` on a workspace folder: summary line, table, flagged thumbnails."""
     try:
-        path = workspace.resolve("folder", folder)
+        path = workspace.resolve("--dst", folder)
         report = check_dataset(CheckConfig(folder=path, name=name.strip() or None, width=int(width),
                                            height=int(height) if height else None))
     except OnewordError as error:
