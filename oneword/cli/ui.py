@@ -40,7 +40,6 @@ def ui_command(
 
     space = Workspace.at(workspace)
     os.environ.setdefault("GRADIO_TEMP_DIR", str(space.root / ".cache" / "gradio"))  # the UI's copies stay inside
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from oneword.ui.app import serve
 
     host = "0.0.0.0" if listen else "127.0.0.1"

@@ -46,6 +46,21 @@ def build_app(workspace: Workspace, jobs: Jobs) -> gr.Blocks:
     return app
 
 
+QUEUE_POLL_SECONDS = 0.05
+"""How often Gradio's queue looks for work when idle. Its Linux default (1 ms, progress every 10 ms) keeps a thread
+waking a thousand times a second, each time taking the interpreter lock from the training thread: about a quarter
+of the steps on the toy model. 50 ms (its Windows setting) is not visible on a page."""
+
+
+def calm_queue(app: gr.Blocks) -> None:
+    """Let Gradio's queue poll every QUEUE_POLL_SECONDS instead of every millisecond."""
+    queue = getattr(app, "_queue", None)
+    if queue is None or not hasattr(queue, "sleep_when_free"):
+        raise RuntimeError("this Gradio version's queue has no `sleep_when_free`: update oneword.ui.app.calm_queue")
+    queue.sleep_when_free = QUEUE_POLL_SECONDS
+    queue.progress_update_sleep_when_free = 2 * QUEUE_POLL_SECONDS
+
+
 def serve(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
           block: bool = True) -> Server:
     """Build and launch the app; with `block` False it returns once the server listens (tests, benchmarks)."""
@@ -55,7 +70,17 @@ def serve(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, auth:
     app = build_app(workspace, jobs)
     theme = gr.themes.Default(font=THEME_FONTS, font_mono=["ui-monospace", "monospace"])
     app.queue(default_concurrency_limit=4)
+    calm_queue(app)
     app.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=not block, share=False,
                allowed_paths=[str(workspace.root)], theme=theme, show_error=True, quiet=True,
                auth_message="oneword: sign in with the --auth user and password")
+    if block:  # the server was stopped (Ctrl-C): a running training saves first, as on the command line
+        finish_training(jobs)
     return Server(app, f"http://{host}:{port}/", jobs)
+
+
+def finish_training(jobs: Jobs) -> None:
+    """Stop the running training, if any, and wait until it has saved."""
+    if jobs.stop() and jobs.current is not None:
+        print("stopping the training: it saves first", flush=True)
+        jobs.current.join()

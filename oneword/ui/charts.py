@@ -50,7 +50,8 @@ def status_line(state: JobState) -> str:
         lr = f" · lr {state.learn_rate:g}" if state.learn_rate else ""
         return f"**{state.status}** {state.name}: {progress}{rate}{left}{lr}{where}"
     best = f" · best checkpoint: step {state.best_step} by {state.signal}" if state.best_step is not None else ""
-    return f"**finished** {state.name}: {state.message}{best}{where}"
+    rate = f" · {state.steps_per_second:.2f} it/s" if state.steps_per_second else ""
+    return f"**finished** {state.name}: {state.message}{rate}{best}{where}"
 
 
 def _clock(seconds: float) -> str:

@@ -106,27 +106,46 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
                                  visible=False)
     gallery = gr.Gallery(label="previews", columns=6, height="auto", elem_id="train-previews")
     summary = gr.Dataframe(label="checkpoints", interactive=False, elem_id="train-summary")
-    seen = gr.State(-1)
+    seen = gr.State({})
     timer = gr.Timer(REFRESH_SECONDS)
 
     inputs["kind"].change(kind_defaults, inputs["kind"], [inputs["learn_rate"], inputs["template"]])
     start_button.click(lambda d, *v: start(workspace, jobs, specs, d, list(v)), [device, *ordered], note)
     stop_button.click(lambda: stop(jobs), None, note)
     outputs = [seen, status, loss_plot, val_plot, score_plot, gallery, summary]
-    def draw(version: int) -> tuple:
-        return redraw(jobs.state(), version)
+    def draw(drawn: dict) -> tuple:
+        return redraw(jobs.state(), drawn)
 
     timer.tick(draw, seen, outputs, show_progress="hidden")
     return draw, seen, outputs
 
 
-def redraw(state: JobState, seen: int) -> tuple:
-    """Everything the tab shows of `state`, or nothing new when the page has already drawn this version."""
-    if state.version == seen:
-        return tuple(gr.skip() for _ in range(7))
+def redraw(state: JobState, drawn: dict) -> tuple:
+    """What the tab shows of `state`, each part sent only when it changed since the page last drew (`drawn`)."""
+    keys = {
+        "status": (state.version, state.status),
+        "loss": len(state.train_loss),
+        "val": len(state.val_loss),
+        "scores": len(state.scores),
+        "previews": (len(state.previews), state.best_step),
+        "summary": (state.status, len(state.records), state.best_step),
+    }
+    if drawn.get("status") == keys["status"]:
+        return (gr.skip(),) * 7
+
+    def changed(part: str) -> bool:
+        return drawn.get(part) != keys[part]
+
+    finished = state.status == "finished" and bool(state.records)
     marked = [(str(path), f"step {step}" + (" ★ best" if step == state.best_step else ""))
               for step, path in state.previews if path.is_file()]
-    finished = state.status == "finished" and bool(state.records)
-    return (state.version, charts.status_line(state), charts.loss_frame(state), charts.validation_frame(state),
-            gr.update(value=charts.scores_frame(state), visible=bool(state.scores)), marked,
-            gr.update(value=charts.summary_frame(state) if finished else None, visible=finished))
+    return (
+        keys,
+        charts.status_line(state),
+        charts.loss_frame(state) if changed("loss") else gr.skip(),
+        charts.validation_frame(state) if changed("val") else gr.skip(),
+        gr.update(value=charts.scores_frame(state), visible=bool(state.scores)) if changed("scores") else gr.skip(),
+        marked if changed("previews") else gr.skip(),
+        gr.update(value=charts.summary_frame(state) if finished else None, visible=finished)
+        if changed("summary") else gr.skip(),
+    )
