@@ -6,7 +6,9 @@ Writes the toy world's 12 star pictures into a temporary workspace, then alterna
   staying on the tab (it polls the job every second and redraws the curves) until the run ends; the rate read
   from the finished status line.
 Both rates are the training loop's own measure (steps done / time since the loop began, model loading and setup
-excluded). Prints each round, the medians and their ratio (target: the UI at least 0.95 of the CLI).
+excluded). Prints each round, the medians and their ratio, and the median of each round's ratio (the two runs of a
+round are next to each other in time, so a busy machine's drift weighs less there). Target: the UI at least 0.95
+of the CLI.
 
 Both processes get the same compute threads (`--threads`, default 1 through OMP_NUM_THREADS): on a busy 2-core
 machine PyTorch's default two OpenMP threads in the main thread spin against other work and run several times
@@ -129,8 +131,10 @@ def main() -> int:
             ui.append(ui_rate(workspace, args.steps, f"ui{r}", args.chromium, args.threads))
             print(f"round {r + 1}: CLI {cli[-1]:.2f} it/s, UI {ui[-1]:.2f} it/s", flush=True)
     c, u = statistics.median(cli), statistics.median(ui)
+    paired = statistics.median(b / a for a, b in zip(cli, ui, strict=True))
     threads = args.threads or "default"
-    print(f"{args.steps} steps, {threads} thread(s), median of {args.rounds}: CLI {c:.2f} it/s, UI open {u:.2f} it/s, ratio {u / c:.3f}")
+    print(f"{args.steps} steps, {threads} thread(s), median of {args.rounds}: CLI {c:.2f} it/s, UI open {u:.2f} it/s, "
+          f"ratio {u / c:.3f}; median of the rounds' ratios {paired:.3f}")
     return 0
 
 

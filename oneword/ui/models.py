@@ -4,8 +4,8 @@ Training loads its own copy (it changes the model's flags and device while it ru
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from oneword.models.base import BaseModel
 

@@ -28,7 +28,7 @@ def info(spec: FieldSpec) -> str:
 def widget(spec: FieldSpec, prefix: str, default: Any = None) -> gr.components.Component:
     """The widget for one field, with id `{prefix}-{field}` and the field's default as its value."""
     value = spec.default if default is None else default
-    common = dict(label=spec.label, info=info(spec), elem_id=f"{prefix}-{spec.name.replace('_', '-')}")
+    common = {"label": spec.label, "info": info(spec), "elem_id": f"{prefix}-{spec.name.replace('_', '-')}"}
     if spec.kind == "bool":
         return gr.Checkbox(value=bool(value), **common)
     if spec.kind in ("int", "float") and not spec.optional:

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("gradio", reason="the UI tests need Gradio: pip install -e '.[test]'")
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-WAIT_MS = int(os.environ.get("ONEWORD_UI_WAIT_MS", 180_000))
+WAIT_MS = int(os.environ.get("ONEWORD_UI_WAIT_MS", "180000"))
 """The longest a test waits for something to appear (a slow machine is slow, not broken)."""
 
 

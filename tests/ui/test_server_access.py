@@ -24,13 +24,13 @@ def test_listen_without_auth_refuses_to_start(tmp_path):
 
 
 def test_auth_must_name_user_and_password(monkeypatch, capsys):
-    code, out, err = run_in_process(monkeypatch, capsys, "ui", "--listen", "--auth", "user")
+    code, _, err = run_in_process(monkeypatch, capsys, "ui", "--listen", "--auth", "user")
     assert (code, err.strip()) == (1, "error: --auth must be USER:PASSWORD, both non-empty")
 
 
 def test_without_gradio_one_line_says_what_to_install(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` fails as if it were not installed
-    code, out, err = run_in_process(monkeypatch, capsys, "ui", "--workspace", str(tmp_path))
+    code, _, err = run_in_process(monkeypatch, capsys, "ui", "--workspace", str(tmp_path))
     assert (code, err.strip()) == (1, 'error: the web UI needs Gradio: pip install "oneword[ui]"')
 
 

@@ -3,10 +3,8 @@ steps, watch the previews and the curves arrive, stop, then draw with it and rea
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from conftest import screenshot_folder
-from ui_helpers import choose, fill, open_group, open_tab, text, value, wait_text
+from ui_helpers import choose, fill, open_group, open_tab, value, wait_text
 
 from oneword.embeddings.formats import load_embedding_file
 from oneword.generate.pnginfo import read_parameters
