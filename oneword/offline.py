@@ -11,6 +11,7 @@ OFFLINE_SWITCHES = {
     "DIFFUSERS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",  # `oneword ui`: no usage reports, no version check
 }
 
 

@@ -37,7 +37,7 @@ def _root(
 
 
 def _register() -> None:
-    from oneword.cli import demo, embeddings, generate, hypernetworks, prep, toy, train  # noqa: F401  (each module adds its commands to `app`)
+    from oneword.cli import demo, embeddings, generate, hypernetworks, prep, toy, train, ui  # noqa: F401  (each module adds its commands to `app`)
 
 
 def main() -> None:

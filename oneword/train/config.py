@@ -44,11 +44,13 @@ class TrainConfig:
     clip_grad_value: str = "0.1"
     """Clip value or norm, as a number or a schedule string like the learning rate's."""
     batch_size: int = 1
+    """Images per batch."""
     grad_accum: int = 1
     """Batches whose gradients are summed before each optimizer step."""
     width: int | None = None
     """Training width in pixels, a multiple of 8; None uses the model's native size (512 for SD 1.x)."""
     height: int | None = None
+    """Training height in pixels, a multiple of 8; None uses the model's native size."""
     keep_size: bool = False
     """Do not resize images (sizes rounded down to multiples of 8; batches grouped by size)."""
     max_steps: int = 100000
@@ -77,10 +79,15 @@ class TrainConfig:
     preview_prompt: str = ""
     """Preview prompt; empty uses the template's first line with the first image's caption."""
     preview_negative: str = ""
+    """Negative prompt of the previews."""
     preview_seed: int = 0
+    """Seed of every preview (the same noise each time, so previews differ only by the vectors)."""
     preview_steps: int = 20
+    """Sampling steps of each preview."""
     preview_cfg: float = 7.0
+    """Guidance scale of the previews."""
     preview_sampler: str = "euler_a"
+    """Sampler of the previews: euler_a, euler, ddim, dpmpp_2m or dpmpp_2m_karras."""
     csv_every: int = 50
     """Write a loss row (the mean since the last row) every N steps."""
     validate_every: int = 50

@@ -12,6 +12,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,13 +247,16 @@ def _check_point(run: Run, step: int, history: History, on_event: Listener) -> C
     return record
 
 
-def fit(run: Run, on_event: Listener = lambda event: None) -> Finished:
-    """Train from `run.start_step` to `run.total_steps`, writing the log folder; returns how it ended."""
+def fit(run: Run, on_event: Listener = lambda event: None, stop: Callable[[], bool] | None = None) -> Finished:
+    """Train from `run.start_step` to `run.total_steps`, writing the log folder; returns how it ended.
+
+    `stop` is asked between steps (from any thread); once it returns True the run saves and ends as Ctrl-C does.
+    """
     with run.trainable.applied(run.model):
-        return _fit(run, on_event)
+        return _fit(run, on_event, stop)
 
 
-def _fit(run: Run, on_event: Listener) -> Finished:
+def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -> Finished:
     c, folder, processes = run.config, run.folder, run.processes
     main = processes.main  # the other processes take the same steps and decisions, and write nothing
     if main:
@@ -275,7 +279,7 @@ def _fit(run: Run, on_event: Listener) -> Finished:
     lr = 0.0
     with _StopSignals(shared=processes.parallel) as signals:
         while done < run.total_steps:
-            if signals.received is not None:
+            if signals.received is not None or (stop is not None and stop()):
                 reason = "interrupted"
                 break
             lr = run.schedule.value(done)

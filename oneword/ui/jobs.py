@@ -1,0 +1,185 @@
+"""The training job of a UI server: one at a time, run in a background thread that owns it, its progress kept
+from the loop's events so that any page (a refresh, a second tab) can read it back; closing a page stops nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from oneword.errors import OnewordError
+from oneword.train import events
+from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record
+from oneword.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+SMOOTHING = 0.9
+"""Weight of the past in the smoothed training loss (the command line's progress bar uses the same)."""
+
+
+@dataclass
+class JobState:
+    """What a page shows of a job: a copy, safe to read while the job goes on."""
+
+    status: str = "idle"
+    """idle, loading, running, stopping, finished or failed."""
+    name: str = ""
+    kind: str = "embedding"
+    step: int = 0
+    start_step: int = 0
+    total_steps: int = 0
+    steps_per_second: float = 0.0
+    learn_rate: float = 0.0
+    train_loss: list[tuple[int, float, float]] = field(default_factory=list)
+    """(step, raw loss, smoothed loss): raw is the mean since the previous progress event."""
+    val_loss: list[tuple[int, float]] = field(default_factory=list)
+    scores: list[tuple[int, str, float]] = field(default_factory=list)
+    records: list[CheckpointRecord] = field(default_factory=list)
+    previews: list[tuple[int, Path]] = field(default_factory=list)
+    best_step: int | None = None
+    signal: str = ""
+    log_folder: Path | None = None
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+    version: int = 0
+    """Goes up with every change, so a page redraws only what changed."""
+    started_at: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        """The job still holds the trainer."""
+        return self.status in ("loading", "running", "stopping")
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Time left at the current rate."""
+        if self.status != "running" or self.steps_per_second <= 0:
+            return None
+        return (self.total_steps - self.step) / self.steps_per_second
+
+
+class TrainingJob:
+    """One training run in a background thread: its state, and a stop request the loop reads between steps."""
+
+    def __init__(self, config: TrainConfig, device: str, load: Callable[[str], object]) -> None:
+        self.config = config
+        self.device = device
+        self._load = load
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._state = JobState(status="loading", name=config.name, kind=config.kind, total_steps=config.max_steps,
+                               signal=config.stop_signal, started_at=time.time())
+        self._thread = threading.Thread(target=self._work, name=f"train-{config.name}", daemon=True)
+
+    def start(self) -> None:
+        """Begin training in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the run to save and end after the current step (as Ctrl-C does on the command line)."""
+        self._stop.set()
+        self._change(lambda s: setattr(s, "status", "stopping") if s.status in ("loading", "running") else None)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread (tests and shutdown)."""
+        self._thread.join(timeout)
+
+    def state(self) -> JobState:
+        """A copy of the job's state."""
+        with self._lock:
+            s = self._state
+            return replace(s, train_loss=list(s.train_loss), val_loss=list(s.val_loss), scores=list(s.scores),
+                           records=list(s.records), previews=list(s.previews), notes=list(s.notes))
+
+    def _change(self, edit: Callable[[JobState], object]) -> None:
+        with self._lock:
+            edit(self._state)
+            self._state.version += 1
+
+    def _work(self) -> None:
+        from oneword.train.loop import fit, setup
+
+        try:
+            run = setup(self.config, self._load(self.config.model), self.device)
+            if not self._stop.is_set():
+                self._change(lambda s: setattr(s, "status", "running"))
+            fit(run, self._on_event, stop=self._stop.is_set)
+        except OnewordError as error:
+            self._fail(str(error))
+        except Exception as error:  # the thread's last line of defence: the page shows it instead of hanging
+            log.exception("training %s failed", self.config.name)
+            self._fail(f"{type(error).__name__}: {error}")
+
+    def _fail(self, message: str) -> None:
+        def edit(s: JobState) -> None:
+            s.status, s.message = "failed", message
+        self._change(edit)
+
+    def _on_event(self, event: events.Event) -> None:
+        self._change(lambda s: _apply(s, event))
+
+
+def _apply(s: JobState, event: events.Event) -> None:
+    """Fold one training event into the state."""
+    if isinstance(event, events.Started):
+        s.start_step, s.step, s.total_steps = event.start_step, event.start_step, event.total_steps
+        s.log_folder, s.notes = event.log_folder, list(event.notes)
+    elif isinstance(event, events.Progress):
+        smoothed = event.loss if not s.train_loss else SMOOTHING * s.train_loss[-1][2] + (1 - SMOOTHING) * event.loss
+        s.train_loss.append((event.step, event.loss, smoothed))
+        s.step, s.steps_per_second, s.learn_rate = event.step, event.steps_per_second, event.learn_rate
+    elif isinstance(event, events.Validated):
+        s.val_loss.append((event.step, event.val_loss))
+    elif isinstance(event, events.Checked):
+        s.scores.extend((event.step, key, value) for key, value in event.scores.items())
+        s.records.append(CheckpointRecord(event.step, Path(), event.val_loss, dict(event.scores)))
+        best = best_record(s.records, _signal(s))
+        s.best_step = best.step if best else None
+    elif isinstance(event, events.Saved):
+        s.previews.extend((event.step, p) for p in event.paths if p.parent.name == "images" and p.suffix == ".png")
+    elif isinstance(event, events.Finished):
+        s.status, s.step, s.message = "finished", event.step, event.message
+        s.best_step, s.signal, s.records = event.best_step, event.signal, list(event.records)
+
+
+def _signal(s: JobState) -> str:
+    """What ranks checkpoints while the run goes (the loop's rule: the first score, else the validation loss)."""
+    if s.signal not in ("", "auto"):
+        return s.signal
+    first_scores = s.records[0].scores if s.records else {}
+    return next(iter(first_scores), VAL_LOSS)
+
+
+class Jobs:
+    """The server's trainer: at most one job runs; the last one stays readable after it ends."""
+
+    def __init__(self, load: Callable[[str], object]) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self.current: TrainingJob | None = None
+
+    def start(self, config: TrainConfig, device: str = "auto") -> TrainingJob:
+        """Start `config` unless a job is running (then say so)."""
+        with self._lock:
+            if self.current is not None and self.current.state().active:
+                raise OnewordError(f"a training is already running ({self.current.config.name}): stop it first")
+            self.current = TrainingJob(config, device, self._load)
+            self.current.start()
+            return self.current
+
+    def state(self) -> JobState:
+        """The current (or last) job's state; an idle one when there has been none."""
+        job = self.current
+        return job.state() if job is not None else JobState()
+
+    def stop(self) -> bool:
+        """Ask the running job to stop; False when none runs."""
+        job = self.current
+        if job is None or not job.state().active:
+            return False
+        job.stop()
+        return True

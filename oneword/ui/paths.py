@@ -1,0 +1,56 @@
+"""The workspace rule: every path the UI reads or writes lies inside one folder, checked in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from oneword.errors import OnewordError
+from oneword.models.tiny import TINY_NAMES
+from oneword.toy.bundle import TOY_NAME
+from oneword.train.templates import TEMPLATE_NAMES
+
+BUNDLED_MODELS = (TOY_NAME, *TINY_NAMES)
+"""Model names that are not paths: the toy model shipped in the package and the tiny random ones."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The folder the UI works in; `resolve` is the only way a path field becomes a Path."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, folder: Path | str) -> Workspace:
+        """The workspace at `folder`, created if missing, with links resolved."""
+        root = Path(folder).expanduser()
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root.resolve())
+
+    def resolve(self, field: str, value: str | Path | None, *, optional: bool = False) -> Path | None:
+        """The path `value` (relative to the workspace, or absolute inside it) with links followed; refused with a
+        message naming `field` when it is empty (unless `optional`) or leads outside the workspace."""
+        text = "" if value is None else str(value).strip()
+        if not text:
+            if optional:
+                return None
+            raise OnewordError(f"{field}: empty; give a path inside the workspace {self.root}")
+        given = Path(text).expanduser()
+        resolved = (given if given.is_absolute() else self.root / given).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise OnewordError(f"{field}: {text} is outside the workspace {self.root} (refused)")
+        return resolved
+
+    def model(self, field: str, value: str) -> str:
+        """A bundled model name as it is, anything else as a path inside the workspace."""
+        text = str(value).strip()
+        return text if text in BUNDLED_MODELS else str(self.resolve(field, text))
+
+    def template(self, field: str, value: str) -> str:
+        """A shipped template name as it is, anything else as a file inside the workspace."""
+        text = str(value).strip()
+        return text if text.removesuffix(".txt") in TEMPLATE_NAMES else str(self.resolve(field, text))
+
+    def relative(self, path: Path) -> str:
+        """`path` as the UI shows it: relative to the workspace."""
+        return Path(path).resolve().relative_to(self.root).as_posix()

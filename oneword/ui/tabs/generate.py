@@ -1,0 +1,150 @@
+"""The Generate tab: txt2img with the workspace's embeddings and hypernetworks, each image shown with its
+parameters; and Compare: one prompt and seed without the embedding and with each checkpoint of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from oneword.errors import OnewordError
+from oneword.generate.config import GenerateConfig
+from oneword.generate.samplers import SAMPLERS
+from oneword.ui.fields import FieldSpec, form_specs
+from oneword.ui.models import ModelCache
+from oneword.ui.paths import Workspace
+from oneword.ui.tabs.create import MODEL
+from oneword.ui.widgets import message, settings_from, widgets
+
+FOLDERS = [
+    FieldSpec("embeddings_dir", "path", "embeddings", "Embeddings folder; prompts use them by file stem."),
+    FieldSpec("hypernetwork_dir", "path", "hypernetworks", "Hypernetworks folder, for <hypernet:NAME:STRENGTH>."),
+    FieldSpec("out", "path", "outputs/txt2img", "Folder for the PNGs (A1111 names NNNNN-SEED.png)."),
+]
+SYNTAX = """**Prompt syntax** (A1111's): `(word)` ×1.1, `((word))` ×1.21, `[word]` ÷1.1, `(word:1.3)` an explicit weight,
+`\\(` a literal parenthesis, `BREAK` starts a new 75-token chunk; an embedding by its file stem (`mychar`);
+`<hypernet:NAME:0.8>` applies a hypernetwork at a strength."""
+
+
+def generate_specs() -> list[FieldSpec]:
+    """GenerateConfig's fields, the model and the folders."""
+    from oneword.cli.generate import generate_command
+
+    return [*form_specs(GenerateConfig, choices={"sampler": tuple(SAMPLERS)}, cli=generate_command), MODEL, *FOLDERS]
+
+
+def available(workspace: Workspace, embeddings_dir: str, hypernetwork_dir: str) -> str:
+    """What a prompt can use: the embedding and hypernetwork files of the two folders."""
+    from oneword.embeddings.library import embedding_files
+    from oneword.hypernetworks.library import HypernetworkLibrary
+
+    try:
+        e_dir = workspace.resolve("--embeddings-dir", embeddings_dir)
+        h_dir = workspace.resolve("--hypernetwork-dir", hypernetwork_dir)
+    except OnewordError as error:
+        return message(str(error), error=True)
+    words = sorted({p.stem for p in embedding_files(e_dir)}) if e_dir.is_dir() else []
+    hypers = sorted(p.stem for p in HypernetworkLibrary.scan(h_dir).paths.values())
+    return (f"embeddings: {', '.join(f'`{w}`' for w in words) or 'none'} — hypernetworks: "
+            f"{', '.join(f'`<hypernet:{h}:1>`' for h in hypers) or 'none'}")
+
+
+def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any]) -> tuple:
+    """Draw the images and save them with A1111's parameters: (message, gallery, parameters read back)."""
+    from oneword.embeddings.library import scan_embeddings
+    from oneword.generate.pnginfo import read_parameters
+    from oneword.generate.txt2img import generate as draw
+    from oneword.generate.txt2img import save_images
+    from oneword.hypernetworks.library import HypernetworkLibrary, split_tags
+
+    try:
+        s = settings_from(specs, values, workspace, special={"model": workspace.model})
+        model, e_dir, h_dir, out = s.pop("model"), s.pop("embeddings_dir"), s.pop("hypernetwork_dir"), s.pop("out")
+        config = GenerateConfig(**s)
+        split_tags(config.prompt)
+        with models.use(model) as base:
+            library = scan_embeddings(e_dir, base) if e_dir.is_dir() else None
+            images = draw(base, config, library.loaded if library else {}, HypernetworkLibrary.scan(h_dir))
+            paths = save_images(images, out)
+    except OnewordError as error:
+        return message(str(error), error=True), [], ""
+    parameters = "\n\n".join(f"{p.name}\n{read_parameters(p)}" for p in paths)
+    return f"wrote {', '.join(workspace.relative(p) for p in paths)}", [str(p) for p in paths], parameters
+
+
+def run_folders(workspace: Workspace) -> list[str]:
+    """Every log folder under the workspace that holds embedding checkpoints, newest day first."""
+    folders = {p.parent.parent for p in workspace.root.rglob("embeddings/*-*.pt")
+               if p.parent.parent.parent.name[:2].isdigit()}
+    return sorted((workspace.relative(f) for f in folders), reverse=True)
+
+
+def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any], run: str,
+            word: str) -> tuple:
+    """The checkpoint grid of a run's embeddings: (message, grid, its parameters)."""
+    from oneword.embeddings.library import scan_embeddings
+    from oneword.generate.compare import compare_embeddings
+    from oneword.generate.pnginfo import save_png
+
+    try:
+        s = settings_from(specs, values, workspace, special={"model": workspace.model})
+        model, e_dir, out = s.pop("model"), s.pop("embeddings_dir"), s.pop("out")
+        s.pop("hypernetwork_dir")
+        folder = workspace.resolve("run", run)
+        files = sorted(folder.glob("embeddings/*-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[-1]))
+        if not files:
+            raise OnewordError(f"run {run}: no checkpoints in its embeddings/ folder")
+        word = word.strip() or folder.name
+        config = GenerateConfig(**s)
+        with models.use(model) as base:
+            library = scan_embeddings(e_dir, base) if e_dir.is_dir() else None
+            result = compare_embeddings(base, config, files, word, library.loaded if library else {})
+        path = Path(out).parent / "compare" / f"{folder.name}-{result.config.seed}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_png(result.grid, path, result.parameters)
+    except OnewordError as error:
+        return message(str(error), error=True), None, ""
+    return f"wrote {workspace.relative(path)}", str(path), result.parameters
+
+
+def build(workspace: Workspace, models: ModelCache) -> None:
+    """The tab's layout and events."""
+    specs = generate_specs()
+    by_name = {s.name: s for s in specs}
+    fields = widgets([by_name["prompt"], by_name["negative"]], "generate")
+    gr.Markdown(SYNTAX)
+    with gr.Row():
+        fields.update(widgets([by_name[n] for n in ("seed", "sampler", "steps", "cfg")], "generate"))
+    with gr.Row():
+        fields.update(widgets([by_name[n] for n in ("width", "height", "batch", "model")], "generate"))
+    with gr.Accordion("Folders", open=False):
+        fields.update(widgets([by_name[n] for n in ("embeddings_dir", "hypernetwork_dir", "out")], "generate"))
+    found = gr.Markdown(lambda: available(workspace, "embeddings", "hypernetworks"), elem_id="generate-available")
+    ordered = [fields[s.name] for s in specs]
+    with gr.Tabs():
+        with gr.Tab("txt2img"):
+            button = gr.Button("Generate", variant="primary", elem_id="generate-run")
+            note = gr.Markdown(elem_id="generate-message")
+            with gr.Row():
+                gallery = gr.Gallery(label="images", columns=4, height="auto", elem_id="generate-images")
+                parameters = gr.Textbox(label="parameters", lines=6, elem_id="generate-parameters")
+        with gr.Tab("Compare checkpoints"):
+            with gr.Row():
+                run = gr.Dropdown(choices=run_folders(workspace), value=None, label="run", allow_custom_value=True,
+                                  info="A log folder; its embeddings/NAME-STEP.pt are compared.", elem_id="compare-run")
+                word = gr.Textbox(label="--word", info="The word in the prompt each checkpoint stands for "
+                                  "[default: the run's name].", elem_id="compare-word")
+                refresh = gr.Button("Refresh runs", elem_id="compare-refresh")
+            compare_button = gr.Button("Compare", variant="primary", elem_id="compare-run-button")
+            c_note = gr.Markdown(elem_id="compare-message")
+            grid = gr.Image(label="grid", type="filepath", elem_id="compare-grid")
+            c_parameters = gr.Textbox(label="parameters", lines=4, elem_id="compare-parameters")
+    folders = [fields["embeddings_dir"], fields["hypernetwork_dir"]]
+    for source in folders:
+        source.change(lambda e, h: available(workspace, e, h), folders, found)
+    button.click(lambda *v: generate(workspace, models, specs, list(v)), ordered, [note, gallery, parameters]).then(
+        lambda e, h: available(workspace, e, h), folders, found)
+    compare_button.click(lambda r, w, *v: compare(workspace, models, specs, list(v), r, w), [run, word, *ordered],
+                         [c_note, grid, c_parameters])
+    refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)

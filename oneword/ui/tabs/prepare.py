@@ -1,0 +1,116 @@
+"""The Prepare tab: preprocess a folder of pictures (A1111's Preprocess images) and show `check`'s report as a
+table, with thumbnails of the pictures it flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from oneword.errors import OnewordError
+from oneword.prep.captions import CAPTION_ACTIONS, TaggerSettings
+from oneword.prep.check import CheckConfig, CheckReport, check_dataset
+from oneword.prep.crop import CROP_MODES, FocalWeights
+from oneword.prep.preprocess import PreprocessConfig, preprocess
+from oneword.ui.fields import FieldSpec, cli_help, form_specs
+from oneword.ui.paths import Workspace
+from oneword.ui.widgets import message, settings_from, widgets
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def prepare_specs() -> list[FieldSpec]:
+    """PreprocessConfig's fields, then the focal weights and the tagger's, named as the command line names them."""
+    from oneword.cli.prep import preprocess_command
+
+    helps = cli_help(preprocess_command)
+    specs = form_specs(PreprocessConfig, choices={"crop": CROP_MODES, "caption_action": CAPTION_ACTIONS},
+                       paths=("src", "dst"), cli=preprocess_command, exclude=("tagger", "focal", "max_pixels"))
+    for spec in form_specs(FocalWeights):
+        name = f"focal_{spec.name}"
+        specs.append(dataclasses.replace(spec, name=name, help=helps.get(name, "")))
+    specs.append(FieldSpec("tagger", "path", None, helps["tagger"], optional=True))
+    for spec in form_specs(TaggerSettings, exclude=("folder", "exclude")):
+        specs.append(dataclasses.replace(spec, help=helps.get(spec.name, "")))
+    specs.append(FieldSpec("exclude_tags", "text", "", helps["exclude_tags"]))
+    return specs
+
+
+def preprocess_config(workspace: Workspace, specs: list[FieldSpec], values: list[Any]) -> PreprocessConfig:
+    """The PreprocessConfig the form makes, SRC, DST and the tagger inside the workspace."""
+    s = settings_from(specs, values, workspace)
+    focal = FocalWeights(s.pop("focal_face"), s.pop("focal_entropy"), s.pop("focal_edges"))
+    general, character, exclude, folder = (s.pop("general_threshold"), s.pop("character_threshold"),
+                                           s.pop("exclude_tags"), s.pop("tagger"))
+    tagger = None if folder is None else TaggerSettings(folder, general, character,
+                                                        [t.strip() for t in exclude.split(",") if t.strip()])
+    return PreprocessConfig(**s, focal=focal, tagger=tagger)
+
+
+def report_table(report: CheckReport, workspace: Workspace) -> pd.DataFrame:
+    """check's findings as rows: level, picture, message."""
+    rows = [(f.level, workspace.relative(f.path) if f.path else "", f.message) for f in report.findings]
+    return pd.DataFrame(rows, columns=["level", "picture", "message"])
+
+
+def flagged(report: CheckReport) -> list[tuple[str, str]]:
+    """Thumbnails of the pictures with an error or a warning, captioned with it."""
+    return [(str(f.path), f"{f.level}: {f.message}") for f in report.findings
+            if f.level != "note" and f.path is not None and f.path.suffix.lower() in IMAGE_SUFFIXES
+            and f.path.is_file()]
+
+
+def check(workspace: Workspace, folder: str, name: str, width: float, height: float | None) -> tuple:
+    """`oneword check` on a workspace folder: summary line, table, flagged thumbnails."""
+    try:
+        path = workspace.resolve("--dst", folder)
+        report = check_dataset(CheckConfig(folder=path, name=name.strip() or None, width=int(width),
+                                           height=int(height) if height else None))
+    except OnewordError as error:
+        return message(str(error), error=True), None, []
+    line = f"{report.pictures} usable pictures, {len(report.errors)} errors, {len(report.warnings)} warnings"
+    return line, report_table(report, workspace), flagged(report)
+
+
+def run(workspace: Workspace, specs: list[FieldSpec], values: list[Any], name: str,
+        progress: gr.Progress | None = None) -> tuple:
+    """Preprocess SRC into DST, then check DST: message, table, flagged thumbnails."""
+    try:
+        config = preprocess_config(workspace, specs, values)
+
+        def report(done: int, total: int, prepared: object) -> None:
+            if progress is not None:
+                progress((done, total), desc="preprocess", unit="pictures")
+
+        result = preprocess(config, report)
+    except OnewordError as error:
+        return message(str(error), error=True), None, []
+    line, table, thumbs = check(workspace, str(config.dst), name, config.width, config.height)
+    done = (f"{result.processed} pictures processed, {len(result.skipped)} skipped, {len(result.written)} written "
+            f"to {workspace.relative(Path(config.dst))}. Check: {line}")
+    return done, table, thumbs
+
+
+def build(workspace: Workspace) -> None:
+    """The tab's layout and events."""
+    specs = prepare_specs()
+    fields = widgets(specs, "prepare", {"src": "pictures/", "dst": "datasets/"})
+    name = gr.Textbox(label="--name", info="The embedding's name, for check: captions should not contain it.",
+                      elem_id="prepare-name")
+    with gr.Row():
+        run_button = gr.Button("Run preprocess", variant="primary", elem_id="prepare-run")
+        check_button = gr.Button("Check DST only", elem_id="prepare-check")
+    note = gr.Markdown(elem_id="prepare-message")
+    table = gr.Dataframe(label="check", interactive=False, wrap=True, elem_id="prepare-report")
+    thumbs = gr.Gallery(label="flagged pictures", columns=8, height="auto", elem_id="prepare-flagged")
+    ordered = [fields[s.name] for s in specs]
+
+    def run_form(name_value: str, *values: Any, progress: gr.Progress = gr.Progress()) -> tuple:
+        return run(workspace, specs, list(values), name_value, progress)
+
+    run_button.click(run_form, [name, *ordered], [note, table, thumbs])
+    check_button.click(lambda folder, n, w, h: check(workspace, folder, n, w, h),
+                       [fields["dst"], name, fields["width"], fields["height"]], [note, table, thumbs])

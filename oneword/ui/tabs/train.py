@@ -1,0 +1,151 @@
+"""The Train tab: every TrainConfig option, Start and Stop, and the running job drawn live (status, curves,
+previews with the best marked, the checkpoints' table at the end)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from oneword.errors import OnewordError
+from oneword.generate.samplers import SAMPLERS
+from oneword.train.config import CLIP_MODES, HYPERNETWORK_DEFAULTS, KINDS, LATENT_SAMPLING, STOPS, TrainConfig
+from oneword.train.templates import TEMPLATE_NAMES
+from oneword.ui import charts
+from oneword.ui.fields import FieldSpec, form_specs
+from oneword.ui.jobs import Jobs, JobState
+from oneword.ui.paths import BUNDLED_MODELS, Workspace
+from oneword.ui.widgets import message, settings_from, widgets
+
+PATH_FIELDS = ("data", "log_dir", "embeddings_dir", "hypernetwork_dir", "clip")
+GROUPS = {
+    "What to train": ("name", "kind", "data", "model", "init_text", "vectors", "resume"),
+    "Optimizer": ("learn_rate", "clip_grad", "clip_grad_value", "batch_size", "grad_accum", "seed",
+                  "gradient_checkpointing"),
+    "Images and captions": ("width", "height", "keep_size", "template", "shuffle_tags", "tag_dropout",
+                            "latent_sampling", "alpha_weight"),
+    "Steps and files": ("max_steps", "save_every", "preview_every", "csv_every", "log_dir", "embeddings_dir",
+                        "hypernetwork_dir"),
+    "Previews": ("preview_prompt", "preview_negative", "preview_seed", "preview_steps", "preview_cfg",
+                 "preview_sampler"),
+    "Validation, scores and stopping": ("validate_every", "validation_size", "stop", "stop_signal", "stop_patience",
+                                        "stop_min_delta", "score", "clip", "score_samples"),
+}
+"""How the form groups TrainConfig's fields (every field but `extra` appears once)."""
+DEVICES = ("auto", "cpu", "cuda")
+REFRESH_SECONDS = 1.0
+"""How often a page asks the server for the job's state."""
+
+
+def train_specs() -> list[FieldSpec]:
+    """TrainConfig's fields as form fields, with the CLI's help where a field has no docstring."""
+    from oneword.cli.train import train_command
+
+    choices = {"kind": KINDS, "clip_grad": CLIP_MODES, "latent_sampling": LATENT_SAMPLING, "stop": STOPS,
+               "preview_sampler": tuple(SAMPLERS), "template": TEMPLATE_NAMES, "model": BUNDLED_MODELS}
+    return form_specs(TrainConfig, choices=choices, paths=PATH_FIELDS, cli=train_command, exclude=("extra",))
+
+
+def train_config(workspace: Workspace, specs: list[FieldSpec], values: list[Any]) -> TrainConfig:
+    """The TrainConfig the form's values make, every path inside the workspace, checked."""
+    settings = settings_from(specs, values, workspace,
+                             special={"model": workspace.model, "template": workspace.template})
+    if not str(settings.get("name", "")).strip():
+        raise OnewordError("--name is empty: give the embedding's or hypernetwork's name")
+    config = TrainConfig(**settings)
+    config.check()
+    return config
+
+
+def start(workspace: Workspace, jobs: Jobs, specs: list[FieldSpec], device: str, values: list[Any]) -> str:
+    """Start training from the form; the message says what happened."""
+    try:
+        config = train_config(workspace, specs, values)
+        jobs.start(config, device)
+    except OnewordError as error:
+        return message(str(error), error=True)
+    return f"started {config.name}"
+
+
+def stop(jobs: Jobs) -> str:
+    """Ask the running job to save and stop."""
+    return "stopping: the run saves after this step" if jobs.stop() else "no training is running"
+
+
+def kind_defaults(kind: str) -> tuple[str, str]:
+    """Learning rate and template for a kind (a hypernetwork needs A1111's much lower rate)."""
+    d = TrainConfig()
+    values = HYPERNETWORK_DEFAULTS if kind == "hypernetwork" else {"learn_rate": d.learn_rate, "template": d.template}
+    return values["learn_rate"], values["template"]
+
+
+def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
+    """The tab's layout and events (inside a gr.Tab); returns what a page load calls to draw the job at once."""
+    specs = train_specs()
+    by_name = {s.name: s for s in specs}
+    defaults = {"name": "", "data": "datasets/"}
+    inputs: dict[str, gr.components.Component] = {}
+    for title, names in GROUPS.items():
+        with gr.Accordion(title, open=title == "What to train"):
+            for row in range(0, len(names), 3):
+                with gr.Row():
+                    inputs.update(widgets([by_name[n] for n in names[row:row + 3]], "train", defaults))
+    ordered = [inputs[s.name] for s in specs]
+    with gr.Row():
+        device = gr.Dropdown(list(DEVICES), value="auto", label="--device", info="auto, cpu or cuda.",
+                             elem_id="train-device")
+        start_button = gr.Button("Start", variant="primary", elem_id="train-start-button")
+        stop_button = gr.Button("Stop (saves)", variant="stop", elem_id="train-stop-button")
+    note = gr.Markdown(elem_id="train-message")
+    status = gr.Markdown(charts.status_line(jobs.state()), elem_id="train-status")
+    with gr.Row():
+        loss_plot = gr.LinePlot(x="step", y="loss", color="series", label="training loss", elem_id="train-loss-plot")
+        val_plot = gr.LinePlot(x="step", y="loss", color="series", label="validation loss", elem_id="train-val-plot")
+        score_plot = gr.LinePlot(x="step", y="score", color="series", label="scores", elem_id="train-score-plot",
+                                 visible=False)
+    gallery = gr.Gallery(label="previews", columns=6, height="auto", elem_id="train-previews")
+    summary = gr.Dataframe(label="checkpoints", interactive=False, elem_id="train-summary")
+    seen = gr.State({})
+    timer = gr.Timer(REFRESH_SECONDS)
+
+    inputs["kind"].change(kind_defaults, inputs["kind"], [inputs["learn_rate"], inputs["template"]])
+    start_button.click(lambda d, *v: start(workspace, jobs, specs, d, list(v)), [device, *ordered], note)
+    stop_button.click(lambda: stop(jobs), None, note)
+    outputs = [seen, status, loss_plot, val_plot, score_plot, gallery, summary]
+    def draw(drawn: dict) -> tuple:
+        return redraw(jobs.state(), drawn)
+
+    timer.tick(draw, seen, outputs, show_progress="hidden")
+    return draw, seen, outputs
+
+
+def redraw(state: JobState, drawn: dict) -> tuple:
+    """What the tab shows of `state`, each part sent only when it changed since the page last drew (`drawn`)."""
+    keys = {
+        "status": (state.version, state.status),
+        "loss": len(state.train_loss),
+        "val": len(state.val_loss),
+        "scores": len(state.scores),
+        "previews": (len(state.previews), state.best_step),
+        "summary": (state.status, len(state.records), state.best_step),
+    }
+    if drawn.get("status") == keys["status"]:
+        return (gr.skip(),) * 7
+
+    def changed(part: str) -> bool:
+        return drawn.get(part) != keys[part]
+
+    finished = state.status == "finished" and bool(state.records)
+    marked = [(str(path), f"step {step}" + (" ★ best" if step == state.best_step else ""))
+              for step, path in state.previews if path.is_file()]
+    return (
+        keys,
+        charts.status_line(state),
+        charts.loss_frame(state) if changed("loss") else gr.skip(),
+        charts.validation_frame(state) if changed("val") else gr.skip(),
+        gr.update(value=charts.scores_frame(state), visible=bool(state.scores)) if changed("scores") else gr.skip(),
+        marked if changed("previews") else gr.skip(),
+        gr.update(value=charts.summary_frame(state) if finished else None, visible=finished)
+        if changed("summary") else gr.skip(),
+    )

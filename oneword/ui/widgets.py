@@ -1,0 +1,88 @@
+"""FieldSpecs as Gradio widgets, and the widgets' values back as a config's keyword arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from oneword.errors import OnewordError
+from oneword.ui.fields import FieldSpec
+from oneword.ui.paths import Workspace
+
+
+def info(spec: FieldSpec) -> str:
+    """The help line under a widget: the field's help and the config's default (as the command line shows it)."""
+    shown = spec.default
+    if isinstance(shown, bool):
+        shown = "on" if shown else "off"
+    elif isinstance(shown, Path):
+        shown = shown.as_posix()
+    if shown in (None, "", "."):
+        return spec.help
+    return f"{spec.help} [default: {shown}]".strip()
+
+
+def widget(spec: FieldSpec, prefix: str, default: Any = None) -> gr.components.Component:
+    """The widget for one field, with id `{prefix}-{field}` and the field's default as its value."""
+    value = spec.default if default is None else default
+    common = {"label": spec.label, "info": info(spec), "elem_id": f"{prefix}-{spec.name.replace('_', '-')}"}
+    if spec.kind == "bool":
+        return gr.Checkbox(value=bool(value), **common)
+    if spec.kind in ("int", "float") and not spec.optional:
+        return gr.Number(value=value, precision=0 if spec.kind == "int" else None, **common)
+    if spec.kind == "choice":
+        return gr.Dropdown(choices=list(spec.choices), value=value, allow_custom_value=True, **common)
+    text = "" if value is None else (value.as_posix() if isinstance(value, Path) else str(value))
+    return gr.Textbox(value=text, max_lines=1 if spec.kind == "path" else 3, **common)
+
+
+def widgets(specs: Sequence[FieldSpec], prefix: str, defaults: dict[str, Any] | None = None
+            ) -> dict[str, gr.components.Component]:
+    """A widget per spec, by field name."""
+    defaults = defaults or {}
+    return {s.name: widget(s, prefix, defaults.get(s.name)) for s in specs}
+
+
+def settings_from(specs: Sequence[FieldSpec], values: Sequence[Any], workspace: Workspace,
+                  special: dict[str, Callable[[str, str], Any]] | None = None) -> dict[str, Any]:
+    """The values as config keyword arguments: numbers typed, empty optional fields None, every path field through
+    the workspace (`special` maps fields such as --model to their own workspace check)."""
+    special = special or {}
+    settings = {}
+    for spec, value in zip(specs, values, strict=True):
+        if spec.name in special:
+            settings[spec.name] = special[spec.name](spec.label, value)
+        elif spec.kind == "path":
+            settings[spec.name] = workspace.resolve(spec.label, value, optional=spec.optional)
+        elif spec.kind == "bool":
+            settings[spec.name] = bool(value)
+        elif spec.kind in ("int", "float"):
+            settings[spec.name] = number(spec, value)
+        else:
+            settings[spec.name] = "" if value is None else str(value)
+    return settings
+
+
+def number(spec: FieldSpec, value: Any) -> int | float | None:
+    """A number field's value; an optional one is a text field where empty means None."""
+    if value is None or str(value).strip() == "":
+        if spec.optional:
+            return None
+        raise OnewordError(f"{spec.label} is empty: give a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise OnewordError(f"{spec.label} must be a number, but is {value!r}") from None
+    if spec.kind == "float":
+        return number
+    if not number.is_integer():
+        raise OnewordError(f"{spec.label} must be a whole number, but is {value!r}")
+    return int(number)
+
+
+def message(text: str, error: bool = False) -> str:
+    """A line for a tab's message area."""
+    return f"**error:** {text}" if error else text

@@ -1,0 +1,121 @@
+"""The workspace rule: every path field of every tab refuses a path that leads outside the workspace (`..`, an
+absolute path elsewhere, a link out), with a message naming the field, before anything is loaded or written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oneword.errors import OnewordError
+from oneword.ui.jobs import Jobs
+from oneword.ui.models import ModelCache
+from oneword.ui.paths import Workspace
+from oneword.ui.tabs import create, generate, prepare, runs, train
+
+
+@pytest.fixture
+def space(tmp_path):
+    """A workspace with a link inside it that points outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "inside").mkdir()
+    (root / "link-out").symlink_to(outside, target_is_directory=True)
+    return Workspace.at(root)
+
+
+ESCAPES = ["../outside", "inside/../../outside", "/etc", "link-out", "link-out/data"]
+
+
+def _refused(space: Workspace, label: str, given: str) -> str:
+    return f"**error:** {label}: {given} is outside the workspace {space.root} (refused)"
+
+
+def _values(specs, **changes) -> list:
+    """The form's values as a fresh page sends them, with `changes`."""
+    out = []
+    for spec in specs:
+        value = changes.get(spec.name, spec.default)
+        if isinstance(value, Path):
+            value = value.as_posix()
+        out.append("" if value is None else value)
+    return out
+
+
+@pytest.mark.parametrize("given", ESCAPES)
+def test_resolve_refuses_every_way_out(space, given):
+    with pytest.raises(OnewordError) as error:
+        space.resolve("--data", given)
+    assert str(error.value) == f"--data: {given} is outside the workspace {space.root} (refused)"
+
+
+def test_resolve_keeps_paths_inside(space):
+    assert space.resolve("--data", "inside") == space.root / "inside"
+    assert space.resolve("--data", str(space.root / "inside" / "new")) == space.root / "inside" / "new"
+    assert space.resolve("--data", "inside/../inside") == space.root / "inside"
+    assert space.resolve("--clip", "", optional=True) is None
+    assert space.model("--model", "toy") == "toy" and space.template("--template", "style") == "style"
+    with pytest.raises(OnewordError, match=r"^--data: empty; give a path inside the workspace"):
+        space.resolve("--data", " ")
+
+
+TRAIN_FIELDS = [*train.PATH_FIELDS, "model", "template"]
+
+
+@pytest.mark.parametrize("field", TRAIN_FIELDS)
+@pytest.mark.parametrize("given", ["../outside", "link-out"])
+def test_every_train_path_field_refuses(space, field, given):
+    jobs = Jobs(load=lambda model: pytest.fail("nothing may load"))
+    specs = train.train_specs()
+    values = _values(specs, **{"name": "zq", "data": "inside", field: given})
+    assert train.start(space, jobs, specs, "cpu", values) == _refused(space, "--" + field.replace("_", "-"), given)
+    assert jobs.current is None
+
+
+@pytest.mark.parametrize("field", ["src", "dst", "tagger"])
+def test_every_prepare_path_field_refuses(space, field):
+    specs = prepare.prepare_specs()
+    values = _values(specs, **{"src": "inside", "dst": "inside/out", field: "../outside"})
+    message, table, thumbs = prepare.run(space, specs, values, "")
+    assert (message, table, thumbs) == (_refused(space, f"--{field}", "../outside"), None, [])
+    assert not (space.root.parent / "outside" / "out").exists()
+
+
+def test_check_refuses_a_folder_outside(space):
+    assert prepare.check(space, "/etc", "", 512, None)[0] == _refused(space, "--dst", "/etc")
+
+
+@pytest.mark.parametrize("field", ["embeddings_dir", "model"])
+def test_create_embedding_refuses(space, field):
+    specs = create.embedding_specs()
+    values = _values(specs, **{"name": "zq", field: "../outside"})
+    label = "--" + field.replace("_", "-")
+    assert create.create_embedding(space, ModelCache(), specs, values) == _refused(space, label, "../outside")
+
+
+@pytest.mark.parametrize("field", ["hypernetwork_dir", "model"])
+def test_create_hypernetwork_refuses(space, field):
+    specs = create.hypernetwork_specs()
+    values = _values(specs, **{"name": "zq", field: "../outside"})
+    label = "--" + field.replace("_", "-")
+    assert create.create_hypernetwork(space, ModelCache(), specs, values) == _refused(space, label, "../outside")
+
+
+@pytest.mark.parametrize("field", ["embeddings_dir", "hypernetwork_dir", "out", "model"])
+def test_generate_and_compare_refuse(space, field):
+    specs = generate.generate_specs()
+    values = _values(specs, **{"prompt": "a star", field: "../outside"})
+    expected = _refused(space, "--" + field.replace("_", "-"), "../outside")
+    assert generate.generate(space, ModelCache(), specs, values)[0] == expected
+    if field != "hypernetwork_dir":
+        assert generate.compare(space, ModelCache(), specs, values, "inside", "zq")[0] == expected
+    ok = _values(specs, prompt="a star")
+    assert generate.compare(space, ModelCache(), specs, ok, "link-out", "zq")[0] == _refused(space, "run", "link-out")
+
+
+def test_available_and_runs_refuse(space):
+    assert generate.available(space, "../outside", "hypernetworks") == _refused(space, "--embeddings-dir", "../outside")
+    assert generate.available(space, "embeddings", "/etc") == _refused(space, "--hypernetwork-dir", "/etc")
+    assert runs.open_run(space, "../outside")[0] == _refused(space, "run", "../outside")

@@ -1,0 +1,42 @@
+"""Filling and reading Gradio widgets by the ids the UI gives them (`#train-max-steps` and so on)."""
+
+from __future__ import annotations
+
+
+def fill(page, elem_id: str, value: object) -> None:
+    """Type `value` into the text or number field `#elem_id` and leave it (Gradio reads it on blur)."""
+    field = page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+    field.fill(str(value))
+    field.blur()
+
+
+def text(page, elem_id: str) -> str:
+    """The visible text of `#elem_id`."""
+    return page.locator(f"#{elem_id}").inner_text()
+
+
+def value(page, elem_id: str) -> str:
+    """The value of the text field `#elem_id`."""
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first.input_value()
+
+
+def open_tab(page, name: str) -> None:
+    """Click the top-level tab called `name`."""
+    page.get_by_role("tab", name=name, exact=True).first.click()
+
+
+def open_group(page, title: str) -> None:
+    """Open the Train tab's accordion called `title`."""
+    page.get_by_text(title, exact=True).first.click()
+
+
+def wait_text(page, elem_id: str, needle: str) -> str:
+    """Wait until `#elem_id` shows `needle`; its text then."""
+    page.locator(f"#{elem_id}", has_text=needle).wait_for()
+    return text(page, elem_id)
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    """Pick `option` in the dropdown `#elem_id`."""
+    page.locator(f"#{elem_id} input").first.click()
+    page.get_by_role("option", name=option, exact=True).click()
