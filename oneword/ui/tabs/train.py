@@ -21,8 +21,7 @@ from oneword.ui.widgets import message, settings_from, widgets
 PATH_FIELDS = ("data", "log_dir", "embeddings_dir", "hypernetwork_dir", "clip")
 GROUPS = {
     "What to train": ("name", "kind", "data", "model", "init_text", "vectors", "resume"),
-    "Optimizer": ("learn_rate", "clip_grad", "clip_grad_value", "batch_size", "grad_accum", "seed",
-                  "gradient_checkpointing"),
+    "Optimizer": ("learn_rate", "clip_grad", "clip_grad_value", "batch_size", "grad_accum", "seed"),
     "Images and captions": ("width", "height", "keep_size", "template", "shuffle_tags", "tag_dropout",
                             "latent_sampling", "alpha_weight"),
     "Steps and files": ("max_steps", "save_every", "preview_every", "csv_every", "log_dir", "embeddings_dir",
@@ -31,6 +30,8 @@ GROUPS = {
                  "preview_sampler"),
     "Validation, scores and stopping": ("validate_every", "validation_size", "stop", "stop_signal", "stop_patience",
                                         "stop_min_delta", "score", "clip", "score_samples"),
+    "Speed and memory": ("half_precision", "channels_last", "flash_attention", "fused_optimizer", "compile",
+                         "cache_conditioning", "gradient_checkpointing"),
 }
 """How the form groups TrainConfig's fields (every field but `extra` appears once)."""
 DEVICES = ("auto", "cpu", "cuda")
