@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from oneword.train.logfolder import LogFolder, LossCsv
 from oneword.train.plateau import Plateau
 from oneword.train.preview import draw_preview
 from oneword.train.schedule import Schedule, parse_schedule
+from oneword.train.signals import StopSignals
 from oneword.train.speed import all_finite, make_optimizer, prepare_unet, training_dtype
 from oneword.train.start import starting_point
 from oneword.train.step import (  # noqa: F401  (the step's maths, imported from here by callers)
@@ -180,38 +180,6 @@ def _clip_gradients(run: Run, done: int) -> None:
         torch.nn.utils.clip_grad_norm_(params, value)
 
 
-class _StopSignals:
-    """Ctrl-C and SIGTERM set a flag that the loop reads between steps; a second Ctrl-C stops at once.
-
-    `shared` (several processes): a signal is only `pending` until the processes have agreed on it after a step,
-    so that they all stop after the same step.
-    """
-
-    def __init__(self, shared: bool = False) -> None:
-        self.received: int | None = None
-        self.pending: int | None = None
-        self.shared = shared
-        self.saved: dict[int, object] = {}
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if (self.received is not None or self.pending is not None) and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        if self.shared:
-            self.pending = signum
-        else:
-            self.received = signum
-
-    def __enter__(self) -> _StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self.saved[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self.saved.items():
-            signal.signal(signum, handler)
-
-
 def _save(run: Run, step: int, final: bool) -> list[Path]:
     """The log folder's `NAME-STEP.pt`, and the trained file with its optimizer state."""
     snapshot = run.trainable.snapshot(step)
@@ -277,7 +245,7 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
     history = History(plateau=_stop_rule(run))
     clock, clock_step = time.perf_counter(), done
     lr = 0.0
-    with _StopSignals(shared=processes.parallel) as signals:
+    with StopSignals(shared=processes.parallel) as signals:
         while done < run.total_steps:
             if signals.received is not None or (stop is not None and stop()):
                 reason = "interrupted"
@@ -321,7 +289,7 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
     return _conclude(run, reason, done, lr, csv, row_losses, losses, history, on_event)
 
 
-def _gradients(run: Run, step: int, lr: float, signals: _StopSignals) -> torch.Tensor:
+def _gradients(run: Run, step: int, lr: float, signals: StopSignals) -> torch.Tensor:
     """The gradients of optimizer step `step` in the trainable tensors (summed across processes); returns the
     step's loss as a tensor on the device (not read back)."""
     c = run.config
@@ -347,7 +315,8 @@ def _decides(run: Run, done: int) -> bool:
     c = run.config
     if c.stop != "auto":
         return False
-    return bool(run.validation is not None and done % c.validate_every == 0 or c.save_every and done % c.save_every == 0)
+    measured = run.validation is not None and done % c.validate_every == 0
+    return bool(measured or (c.save_every and done % c.save_every == 0))
 
 
 def _after_step(run: Run, done: int, lr: float, csv: LossCsv, row_losses: list[float], losses: list[torch.Tensor],
