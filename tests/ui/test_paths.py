@@ -87,20 +87,14 @@ def test_check_refuses_a_folder_outside(space):
     assert prepare.check(space, "/etc", "", 512, None)[0] == _refused(space, "--dst", "/etc")
 
 
-@pytest.mark.parametrize("field", ["embeddings_dir", "model"])
-def test_create_embedding_refuses(space, field):
-    specs = create.embedding_specs()
+@pytest.mark.parametrize(("kind", "field"), [("embedding", "embeddings_dir"), ("embedding", "model"),
+                                           ("hypernetwork", "hypernetwork_dir"), ("hypernetwork", "model")])
+def test_create_refuses(space, kind, field):
+    specs = getattr(create, f"{kind}_specs")()
     values = _values(specs, **{"name": "zq", field: "../outside"})
     label = "--" + field.replace("_", "-")
-    assert create.create_embedding(space, ModelCache(), specs, values) == _refused(space, label, "../outside")
-
-
-@pytest.mark.parametrize("field", ["hypernetwork_dir", "model"])
-def test_create_hypernetwork_refuses(space, field):
-    specs = create.hypernetwork_specs()
-    values = _values(specs, **{"name": "zq", field: "../outside"})
-    label = "--" + field.replace("_", "-")
-    assert create.create_hypernetwork(space, ModelCache(), specs, values) == _refused(space, label, "../outside")
+    made = getattr(create, f"create_{kind}")(space, ModelCache(), specs, values)
+    assert made == _refused(space, label, "../outside")
 
 
 @pytest.mark.parametrize("field", ["embeddings_dir", "hypernetwork_dir", "out", "model"])
