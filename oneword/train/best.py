@@ -30,13 +30,22 @@ def lower_is_better(signal: str) -> bool:
     return signal == VAL_LOSS
 
 
+TIE = 0.002
+"""Measurements within this share (0.2%) of the best one are a tie. On a plateau the validation loss moves about
+that much from one checkpoint to the next (0.11-0.27% on the toy world's runs) while the vectors barely change, so
+a smaller difference says nothing about which checkpoint is better."""
+
+
 def best_record(records: list[CheckpointRecord], signal: str) -> CheckpointRecord | None:
-    """The checkpoint with the best `signal` (the earliest among equals); the last one when none was measured."""
+    """The checkpoint with the best `signal`, the latest among ties (it trained longest, and the measurement cannot
+    tell them apart: see TIE); the last checkpoint when none was measured."""
     measured = [r for r in records if r.value(signal) is not None]
     if not measured:
         return records[-1] if records else None
     sign = 1.0 if lower_is_better(signal) else -1.0
-    return min(measured, key=lambda r: (sign * r.value(signal), r.step))
+    best = min(sign * r.value(signal) for r in measured)
+    ties = [r for r in measured if sign * r.value(signal) <= best + TIE * abs(best)]
+    return max(ties, key=lambda r: r.step)
 
 
 def score_names(records: list[CheckpointRecord]) -> list[str]:

@@ -3,6 +3,8 @@ stops when the signal plateaus."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from PIL import Image
 from train_helpers import settings
@@ -10,6 +12,7 @@ from train_helpers import settings
 from oneword.embeddings.formats import load_embedding_file
 from oneword.errors import OnewordError
 from oneword.models.tiny import build_tiny
+from oneword.train.best import CheckpointRecord, best_record
 from oneword.train.loop import train
 
 
@@ -68,7 +71,8 @@ def test_without_scores_the_lowest_validation_loss_is_best(tmp_path):
     assert finished.signal == "val_loss"
     losses = {r.step: r.val_loss for r in finished.records}
     assert sorted(losses) == [4, 8, 12]
-    assert finished.best_step == min(losses, key=losses.get)
+    lowest = min(losses.values())
+    assert finished.best_step == max(step for step, loss in losses.items() if loss <= lowest * 1.002)
     assert torch.equal(vectors(finished.embedding_path),
                        vectors(finished.log_folder / "embeddings" / f"zqx-{finished.best_step}.pt"))
 
@@ -81,7 +85,7 @@ def test_stop_auto_ends_a_run_whose_score_is_flat(tmp_path):
     # (and never before four measurements)
     assert finished.reason == "plateau" and finished.step == 8
     assert "stopped improving" in finished.message
-    assert finished.best_step == 2  # equal scores: the earliest checkpoint wins
+    assert finished.best_step == 8  # equal scores are a tie: the latest checkpoint wins
 
 
 def test_stop_auto_keeps_going_while_the_score_improves(tmp_path):
@@ -129,3 +133,18 @@ def test_training_loss_spikes_run_off_the_plot_but_the_validation_loss_stays_on_
     assert loss_axis_top(train, [0.06, 0.065]) == 1.1 * 0.065
     assert loss_axis_top(train, [2.0]) == 1.1 * 2.0
     assert loss_axis_top([], []) > 0
+
+
+def test_checkpoints_the_validation_loss_cannot_tell_apart_choose_the_latest():
+    def records(losses):
+        return [CheckpointRecord(step, Path(f"{step}.pt"), loss) for step, loss in losses.items()]
+
+    # 0.0731 at step 50 and within 0.2% of it at 150 and 200: a tie, the latest wins; 250 is 0.5% worse
+    flat = {50: 0.07310, 100: 0.07322, 150: 0.07315, 200: 0.07318, 250: 0.07347}
+    assert best_record(records(flat), "val_loss").step == 200
+    # a real minimum (0.3% below the rest) is still chosen
+    dip = {50: 0.0700, 100: 0.0680, 150: 0.0683, 200: 0.0685}
+    assert best_record(records(dip), "val_loss").step == 100
+    # scores: higher is better, an exact tie goes to the later checkpoint
+    scored = [CheckpointRecord(s, Path(f"{s}.pt"), None, {"fake": v}) for s, v in ((4, 0.9), (8, 0.5), (12, 0.9))]
+    assert best_record(scored, "fake").step == 12
