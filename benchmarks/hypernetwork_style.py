@@ -11,11 +11,14 @@ base model alone (strength 0 must give the base model's images exactly).
 
     python benchmarks/hypernetwork_style.py                                 # the recorded figures
     python benchmarks/hypernetwork_style.py --seeds 0 --max-steps 500 --every 250   # quick look
+    python benchmarks/hypernetwork_style.py --seeds 0 --max-steps 2400 --every 800 --trial --split-paths
+        # a trial of settings: every checkpoint judged at strength 1, also on each attention path alone
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -53,17 +56,24 @@ def one_run(seed: int, folder: Path, args) -> dict:
     scorer = Timed(JudgeScorer(concept, judge, samples=args.samples, seed=1000))
     create_hypernetwork_file(model, CreateHypernetworkConfig(
         f"outline-s{seed}", modules=args.modules, layer_structure=args.layer_structure, activation=args.activation,
-        hypernetwork_dir=folder / "hypernetworks", seed=seed))
+        layer_norm=args.layer_norm, use_dropout=bool(args.dropout_structure),
+        dropout_structure=args.dropout_structure or "0, 0, 0", hypernetwork_dir=folder / "hypernetworks", seed=seed))
     settings = {**HYPERNETWORK_DEFAULTS, "learn_rate": args.learn_rate, "batch_size": args.batch}
     config = TrainConfig(name=f"outline-s{seed}", kind="hypernetwork", data=data, model=args.model,
                          max_steps=args.max_steps, save_every=args.every, validate_every=args.every, preview_every=0,
                          stop_signal="val_loss", log_dir=folder / "log", hypernetwork_dir=folder / "hypernetworks",
                          seed=seed, **settings)
     start = time.perf_counter()
-    finished = train(config, model, scorers=[scorer])
+    finished = train(config, model, scorers=[] if args.trial else [scorer])
     seconds = time.perf_counter() - start - scorer.seconds
 
     final = ReportConfig(samples=args.final_samples, seed=5000)
+    if args.trial:
+        paths = ("both", "self", "cross") if args.split_paths else ("both",)
+        files = {r.step: finished.log_folder / "hypernetworks" / f"{config.name}-{r.step}.pt" for r in finished.records}
+        return {"seed": seed, "steps": finished.step, "train_seconds": round(seconds, 1), "trial": {
+            step: {p: path_rates(model, judge, concept.style, final, load_hypernetwork(f), p) for p in paths}
+            for step, f in files.items()}}
     last = load_hypernetwork(finished.log_folder / "hypernetworks" / f"{config.name}-{finished.step}.pt")
     base = style_rates(model, judge, concept.style, final)
     strengths = {s: style_rates(model, judge, concept.style, final, [(last, s)]) for s in (0.0, 0.5, 1.0)}
@@ -73,6 +83,23 @@ def one_run(seed: int, folder: Path, args) -> dict:
                            for r in finished.records},
         "base": base, "strengths": strengths,
     }
+
+
+def path_rates(model, judge, style: str, rc, hypernetwork, path: str) -> dict[str, float]:
+    """Style, shape and colour rates at strength 1 with the hypernetwork on every attention layer (`both`), or on
+    self-attention only (`self`: the context is the image's own features) or cross-attention only (`cross`: the
+    context is the prompt's)."""
+    from oneword.hypernetworks.apply import hypernetworks_applied
+    from oneword.toy.evaluate import style_rates
+
+    if path == "both":
+        return style_rates(model, judge, style, rc, [(hypernetwork, 1.0)])
+    suffix = {"self": ".attn1", "cross": ".attn2"}[path]
+    layers = [m for name, m in model.unet.named_modules() if name.endswith(suffix) and hasattr(m, "to_k")]
+    with contextlib.ExitStack() as stack:
+        for layer in layers:
+            stack.enter_context(hypernetworks_applied(layer, [(hypernetwork, 1.0)]))
+        return style_rates(model, judge, style, rc)
 
 
 def main() -> int:
@@ -87,6 +114,12 @@ def main() -> int:
     parser.add_argument("--modules", default="", help="create-hypernetwork --modules (default: every width)")
     parser.add_argument("--layer-structure", default="1, 2, 1")
     parser.add_argument("--activation", default="linear")
+    parser.add_argument("--layer-norm", action="store_true")
+    parser.add_argument("--dropout-structure", default="", help="like 0, 0.3, 0 (default: no dropout)")
+    parser.add_argument("--trial", action="store_true",
+                        help="judge every checkpoint at strength 1 (--final-samples each), not the last at 3 strengths")
+    parser.add_argument("--split-paths", action="store_true",
+                        help="--trial: also judge with the hypernetwork on self-attention only and cross-attention only")
     parser.add_argument("--samples", type=int, default=30, help="judged samples per checkpoint")
     parser.add_argument("--final-samples", type=int, default=120, help="fresh samples per strength at the end")
     parser.add_argument("--json", type=Path, help="also write every figure here")
@@ -101,11 +134,20 @@ def main() -> int:
         for seed in (int(s) for s in args.seeds.split(",")):
             r = one_run(seed, Path(tmp) / f"s{seed}", args)
             results.append(r)
-            curve = ", ".join(f"{step}: {v['judge_accuracy']:.0%}" for step, v in r["per_checkpoint"].items())
-            print(f"seed {seed}: {r['steps']} steps in {r['train_seconds']} s; style rate per checkpoint {curve}",
-                  flush=True)
+            if "per_checkpoint" in r:
+                curve = ", ".join(f"{step}: {v['judge_accuracy']:.0%}" for step, v in r["per_checkpoint"].items())
+                print(f"seed {seed}: {r['steps']} steps in {r['train_seconds']} s; style rate per checkpoint {curve}",
+                      flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+    if args.trial:
+        print("\n| seed | step | attention path | style (outline) | shape obeyed | colour obeyed |")
+        print("|---:|---:|---|---:|---:|---:|")
+        for r in results:
+            for step, by_path in r["trial"].items():
+                for path, v in by_path.items():
+                    print(f"| {r['seed']} | {step} | {path} | {v['style']:.1%} | {v['shape']:.1%} | {v['colour']:.1%} |")
+        return 0
     print("\n| seed | strength | style (outline) | shape obeyed | colour obeyed |")
     print("|---:|---:|---:|---:|---:|")
     for r in results:
