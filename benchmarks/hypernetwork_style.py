@@ -64,7 +64,8 @@ def one_run(seed: int, folder: Path, args) -> dict:
                          stop_signal="val_loss", log_dir=folder / "log", hypernetwork_dir=folder / "hypernetworks",
                          seed=seed, **settings)
     start = time.perf_counter()
-    finished = train(config, model, scorers=[] if args.trial else [scorer])
+    with trained_on(args.train_path):
+        finished = train(config, model, scorers=[] if args.trial else [scorer])
     seconds = time.perf_counter() - start - scorer.seconds
 
     final = ReportConfig(samples=args.final_samples, seed=5000)
@@ -85,6 +86,37 @@ def one_run(seed: int, folder: Path, args) -> dict:
     }
 
 
+def attention_layers(unet, path: str) -> list:
+    """The UNet's self-attention (`self`) or cross-attention (`cross`) layers."""
+    suffix = {"self": ".attn1", "cross": ".attn2"}[path]
+    return [m for name, m in unet.named_modules() if name.endswith(suffix) and hasattr(m, "to_k")]
+
+
+@contextlib.contextmanager
+def trained_on(path: str):
+    """A diagnostic, not A1111's behaviour: while training, apply the hypernetwork on one attention path only (as
+    if the prompt's width had no module, which SD's 768 and the toy's shared 64 differ on). `both` changes nothing."""
+    from oneword.train import trainable
+
+    if path == "both":
+        yield
+        return
+    applied = trainable.hypernetworks_applied
+
+    @contextlib.contextmanager
+    def on_path(unet, active):
+        with contextlib.ExitStack() as stack:
+            for layer in attention_layers(unet, path):
+                stack.enter_context(applied(layer, active))
+            yield
+
+    trainable.hypernetworks_applied = on_path
+    try:
+        yield
+    finally:
+        trainable.hypernetworks_applied = applied
+
+
 def path_rates(model, judge, style: str, rc, hypernetwork, path: str) -> dict[str, float]:
     """Style, shape and colour rates at strength 1 with the hypernetwork on every attention layer (`both`), or on
     self-attention only (`self`: the context is the image's own features) or cross-attention only (`cross`: the
@@ -94,10 +126,8 @@ def path_rates(model, judge, style: str, rc, hypernetwork, path: str) -> dict[st
 
     if path == "both":
         return style_rates(model, judge, style, rc, [(hypernetwork, 1.0)])
-    suffix = {"self": ".attn1", "cross": ".attn2"}[path]
-    layers = [m for name, m in model.unet.named_modules() if name.endswith(suffix) and hasattr(m, "to_k")]
     with contextlib.ExitStack() as stack:
-        for layer in layers:
+        for layer in attention_layers(model.unet, path):
             stack.enter_context(hypernetworks_applied(layer, [(hypernetwork, 1.0)]))
         return style_rates(model, judge, style, rc)
 
@@ -118,6 +148,8 @@ def main() -> int:
     parser.add_argument("--dropout-structure", default="", help="like 0, 0.3, 0 (default: no dropout)")
     parser.add_argument("--trial", action="store_true",
                         help="judge every checkpoint at strength 1 (--final-samples each), not the last at 3 strengths")
+    parser.add_argument("--train-path", choices=("both", "self", "cross"), default="both",
+                        help="a diagnostic: train with the hypernetwork on that attention path only (default: both)")
     parser.add_argument("--split-paths", action="store_true",
                         help="--trial: also judge with the hypernetwork on self-attention only and cross-attention only")
     parser.add_argument("--samples", type=int, default=30, help="judged samples per checkpoint")
