@@ -13,6 +13,7 @@ base model alone (strength 0 must give the base model's images exactly).
     python benchmarks/hypernetwork_style.py --seeds 0 --max-steps 500 --every 250   # quick look
     python benchmarks/hypernetwork_style.py --seeds 0 --max-steps 2400 --every 800 --trial --split-paths
         # a trial of settings: every checkpoint judged at strength 1, also on each attention path alone
+    python benchmarks/hypernetwork_style.py --base-by-style 480   # the base model's own outlines
 """
 
 from __future__ import annotations
@@ -132,6 +133,29 @@ def path_rates(model, judge, style: str, rc, hypernetwork, path: str) -> dict[st
         return style_rates(model, judge, style, rc)
 
 
+def base_by_style(model_name: str, samples: int) -> dict[str, dict[str, float]]:
+    """The base model alone on "a COLOUR SHAPE" (every pair, `samples` in all): per style the judge reads, how many
+    images and how often the shape and colour asked for (can the model draw an outline in the right colour?)."""
+    from oneword.toy.bundle import load_toy
+    from oneword.toy.evaluate import vae_beside_unet
+    from oneword.toy.judge import to_tensor
+    from oneword.toy.report import ReportConfig, draw
+    from oneword.toy.world import COLOURS, NAMED_SHAPES
+
+    model, judge = load_toy(model_name)
+    pairs = [(shape, colour) for shape in NAMED_SHAPES for colour in COLOURS]
+    rc = ReportConfig(samples=samples, seed=9000)
+    counts: dict[str, list[int]] = {}
+    with vae_beside_unet(model):
+        for i, (shape, colour) in enumerate(pairs):
+            verdicts = judge.predict(to_tensor(draw(model, f"a {colour} {shape}", -(-samples // len(pairs)), rc,
+                                                    rc.seed + 100 * i)))
+            for style, got_shape, got_colour in zip(verdicts["style"], verdicts["shape"], verdicts["colour"]):
+                c = counts.setdefault(style, [0, 0, 0])
+                c[0], c[1], c[2] = c[0] + 1, c[1] + (got_shape == shape), c[2] + (got_colour == colour)
+    return {style: {"images": n, "shape": s / n, "colour": c / n} for style, (n, s, c) in counts.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="toy")
@@ -154,6 +178,8 @@ def main() -> int:
                         help="--trial: also judge with the hypernetwork on self-attention only and cross-attention only")
     parser.add_argument("--samples", type=int, default=30, help="judged samples per checkpoint")
     parser.add_argument("--final-samples", type=int, default=120, help="fresh samples per strength at the end")
+    parser.add_argument("--base-by-style", type=int, metavar="SAMPLES",
+                        help="only judge the base model's own outlines and plain shapes on SAMPLES samples")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
 
@@ -161,6 +187,11 @@ def main() -> int:
 
     go_offline()
     quiet_libraries()
+    if args.base_by_style:
+        for style, v in base_by_style(args.model, args.base_by_style).items():
+            print(f"base model, drawn {style}: {v['images']} images, shape obeyed {v['shape']:.1%}, "
+                  f"colour obeyed {v['colour']:.1%}")
+        return 0
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):
