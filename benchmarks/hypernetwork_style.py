@@ -41,7 +41,8 @@ class Timed:
 
 
 def one_run(seed: int, folder: Path, args) -> dict:
-    """Train one seed's hypernetwork, judging every checkpoint, then judge its last file at several strengths."""
+    """Train one seed's hypernetwork, judging every checkpoint, then judge its last file at several strengths (with
+    --trial: every checkpoint's file at strength 1, on each attention path with --split-paths)."""
     from oneword.hypernetworks.create import CreateHypernetworkConfig, create_hypernetwork_file
     from oneword.hypernetworks.formats import load_hypernetwork
     from oneword.toy.bundle import load_toy
