@@ -23,6 +23,7 @@ phase and over the whole run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import tempfile
@@ -78,15 +79,35 @@ class Timed:
             self.seconds += time.perf_counter() - start
 
 
-def replay(signal: str, measurements: list[tuple[int, float]], records, patience: int, min_delta: float):
-    """Where `--stop auto` on `signal` stops (None: it would not have) and the checkpoint it would choose."""
+def replay(signal: str, measurements: list[tuple[int, float]], records, rule: tuple[int, float, float]):
+    """Where `--stop auto` on `signal` with `rule` (patience, min_delta, smoothing) stops (None: it would not have)
+    and the checkpoint it would choose."""
     from oneword.train.best import best_record, lower_is_better
     from oneword.train.plateau import Plateau
 
-    rule = Plateau(patience=patience, min_delta=min_delta, higher_is_better=not lower_is_better(signal))
+    patience, min_delta, smoothing = rule
+    rule = Plateau(patience=patience, min_delta=min_delta, smoothing=smoothing,
+                   higher_is_better=not lower_is_better(signal))
     stop = next((step for step, value in measurements if rule.add(value)), None)
     end = stop if stop is not None else measurements[-1][0]
     return stop, best_record([r for r in records if r.step <= end], signal)
+
+
+def default_rule() -> tuple[int, float, float]:
+    """--stop auto's own patience, min_delta and smoothing (of the validation loss)."""
+    from oneword.train.config import TrainConfig
+    from oneword.train.plateau import Plateau
+
+    return TrainConfig.stop_patience, TrainConfig.stop_min_delta, Plateau.smoothing
+
+
+def parse_rule(text: str) -> tuple[int, float, float]:
+    patience, min_delta, smoothing = text.split(",")
+    return int(patience), float(min_delta), float(smoothing)
+
+
+def rule_label(rule: tuple[int, float, float]) -> str:
+    return "patience {} min_delta {:g} smoothing {:g}".format(*rule)
 
 
 def one_run(model, judge, concept, seed: int, folder: Path, args) -> dict:
@@ -169,13 +190,15 @@ def one_run(model, judge, concept, seed: int, folder: Path, args) -> dict:
     series = {"val_loss": val}
     if args.feature_samples:
         series["features"] = [(r.step, r.scores["features"]) for r in default_records]
-    for signal, measurements in series.items():
-        stop, chosen = replay(signal, measurements, default_records, args.patience, args.min_delta)
+    judged_fresh = {whole_best.step: result["whole_run_best"]["accuracy"]}
+    for (signal, measurements), rule in itertools.product(series.items(), args.rule):
+        stop, chosen = replay(signal, measurements, default_records, rule)
         stop_step = stop if stop is not None else args.max_steps
-        result["signals"][signal] = {
-            "stop": stop, "chosen": chosen.step,
-            "chosen_accuracy": fresh(chosen.step) if chosen.step != whole_best.step
-            else result["whole_run_best"]["accuracy"],
+        if chosen.step not in judged_fresh:
+            judged_fresh[chosen.step] = fresh(chosen.step)
+        label = signal if rule == args.rule[0] else f"{signal} {rule_label(rule)}"
+        result["signals"][label] = {
+            "stop": stop, "chosen": chosen.step, "chosen_accuracy": judged_fresh[chosen.step],
             "steps_ratio": args.max_steps / stop_step,
             "seconds_ratio": clock[records[-1].step] / clock[stop_step],
         }
@@ -195,12 +218,14 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=32, help="judged samples per checkpoint")
     parser.add_argument("--final-samples", type=int, default=128, help="fresh samples judging chosen vs best")
     parser.add_argument("--feature-samples", type=int, default=0, help="score features too (0: not)")
-    parser.add_argument("--patience", type=int, default=4)
-    parser.add_argument("--min-delta", type=float, default=0.01)
+    parser.add_argument("--rule", type=parse_rule, action="append",
+                        help="PATIENCE,MIN_DELTA,SMOOTHING of the plateau rule to replay; repeat to compare rules on "
+                             "the same runs (default: --stop auto's own; the first is reported as plain `val_loss`)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--summarize", type=Path, nargs="+",
                         help="print the tables of runs saved with --json (several files: runs made in parallel)")
     args = parser.parse_args()
+    args.rule = args.rule or [default_rule()]
 
     if args.summarize:
         results = [r for path in args.summarize for r in json.loads(path.read_text())]
