@@ -96,9 +96,9 @@ def replay(signal: str, measurements: list[tuple[int, float]], records, rule: tu
 def default_rule() -> tuple[int, float, float]:
     """--stop auto's own patience, min_delta and smoothing (of the validation loss)."""
     from oneword.train.config import TrainConfig
-    from oneword.train.plateau import Plateau
+    from oneword.train.plateau import smoothing_for
 
-    return TrainConfig.stop_patience, TrainConfig.stop_min_delta, Plateau.smoothing
+    return TrainConfig.stop_patience, TrainConfig.stop_min_delta, smoothing_for(True)
 
 
 def parse_rule(text: str) -> tuple[int, float, float]:

@@ -100,7 +100,7 @@ class TrainConfig:
     stop_signal: str = "auto"
     """What --stop auto watches and what picks the best checkpoint: val_loss, a score's name, or auto (the first
     scorer's score if there is one, else val_loss)."""
-    stop_patience: int = 4
+    stop_patience: int = 3
     """--stop auto: measurements in a row without an improvement before the run stops."""
     stop_min_delta: float = 0.01
     """--stop auto: the smallest relative improvement (of the smoothed signal over its best) that counts."""

@@ -30,7 +30,7 @@ from oneword.train.distributed import ONE, Processes, agree, join_processes, sum
 from oneword.train.events import Checked, Finished, Listener, Progress, Saved, Skipped, Started, Validated
 from oneword.train.history import History, leave_results
 from oneword.train.logfolder import LogFolder, LossCsv
-from oneword.train.plateau import Plateau
+from oneword.train.plateau import Plateau, smoothing_for
 from oneword.train.preview import draw_preview
 from oneword.train.schedule import Schedule, parse_schedule
 from oneword.train.signals import StopSignals
@@ -193,7 +193,7 @@ def _stop_rule(run: Run) -> Plateau | None:
     c = run.config
     if c.stop != "auto":
         return None
-    return Plateau(patience=c.stop_patience, min_delta=c.stop_min_delta,
+    return Plateau(patience=c.stop_patience, min_delta=c.stop_min_delta, smoothing=smoothing_for(run.signal == VAL_LOSS),
                    higher_is_better=not lower_is_better(run.signal))
 
 

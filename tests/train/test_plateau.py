@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from oneword.train.plateau import Plateau
+from oneword.train.plateau import Plateau, smoothing_for
 
 
 def first_stop(values, **settings) -> int | None:
@@ -43,3 +43,15 @@ def test_scores_improve_upwards():
 def test_never_before_the_minimum_measurements():
     assert first_stop([0.5, 0.5, 0.5], patience=1, min_measurements=4) is None
     assert first_stop([0.5, 0.5, 0.5, 0.5], patience=1, min_measurements=4) == 3
+
+
+def test_unsmoothed_it_stops_exactly_the_patience_after_the_last_improvement():
+    values = [1.0, 0.9, 0.8, 0.7, 0.7, 0.699] + [0.7] * 10  # 0.699 is within min_delta: no improvement
+    assert first_stop(values, patience=3, smoothing=0.0) == 6
+    smoothed = first_stop(values, patience=3, smoothing=0.5)
+    assert smoothed is not None and smoothed > 6  # the moving average keeps "improving" for a while
+
+
+def test_only_sampled_scores_are_smoothed():
+    assert smoothing_for(signal_is_val_loss=True) == 0.0
+    assert smoothing_for(signal_is_val_loss=False) > 0.0
