@@ -103,7 +103,8 @@ class TrainConfig:
     stop_patience: int = 3
     """--stop auto: measurements in a row without an improvement before the run stops."""
     stop_min_delta: float = 0.01
-    """--stop auto: the smallest relative improvement (of the smoothed signal over its best) that counts."""
+    """--stop auto: the smallest relative improvement (of the signal over its best; a score is smoothed first) that
+    counts."""
     score: str = "auto"
     """Checkpoint scorer: auto (clip with --clip, else none), none, features, clip, or judge:CONCEPT (toy models)."""
     clip: Path | None = None
