@@ -14,14 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-def smoothing_for(signal_is_val_loss: bool) -> float:
-    """The validation loss is measured on one fixed batch, so it changes only when the vectors do and is not
-    smoothed (a moving average would keep it "improving" for a few measurements after it has stopped); a score is
-    measured on a few random samples and is noisy. On toy-world runs it was not tuned on, patience 3 without
-    smoothing stopped earlier than patience 4 with it and chose checkpoints closer to the best (docs/benchmarks.md)."""
-    return 0.0 if signal_is_val_loss else 0.5
-
-
 @dataclass
 class Plateau:
     patience: int = 3
@@ -45,3 +37,11 @@ class Plateau:
         else:
             self.since_best += 1
         return len(self.smoothed) >= self.min_measurements and self.since_best >= self.patience
+
+
+def smoothing_for(signal_is_val_loss: bool) -> float:
+    """The validation loss is measured on one fixed batch, so it changes only when the vectors do and is not
+    smoothed (a moving average would keep it "improving" for a few measurements after it has stopped); a score is
+    measured on a few random samples and is noisy. On toy-world runs it was not tuned on, patience 3 without
+    smoothing stopped earlier than patience 4 with it and chose checkpoints closer to the best (docs/benchmarks.md)."""
+    return 0.0 if signal_is_val_loss else Plateau.smoothing
