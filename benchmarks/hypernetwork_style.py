@@ -13,6 +13,7 @@ base model alone (strength 0 must give the base model's images exactly).
     python benchmarks/hypernetwork_style.py --seeds 0 --max-steps 500 --every 250   # quick look
     python benchmarks/hypernetwork_style.py --seeds 0 --max-steps 2400 --every 800 --trial --split-paths
         # a trial of settings: every checkpoint judged at strength 1, also on each attention path alone
+        # (--split-branches: also on each branch of classifier-free guidance alone)
     python benchmarks/hypernetwork_style.py --base-by-style 480   # the base model's own outlines
 """
 
@@ -20,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 
 class Timed:
@@ -72,7 +76,8 @@ def one_run(seed: int, folder: Path, args) -> dict:
 
     final = ReportConfig(samples=args.final_samples, seed=5000)
     if args.trial:
-        paths = ("both", "self", "cross") if args.split_paths else ("both",)
+        paths = ("both",) + (("self", "cross") if args.split_paths else ()) + (
+            ("cond", "uncond") if args.split_branches else ())
         files = {r.step: finished.log_folder / "hypernetworks" / f"{config.name}-{r.step}.pt" for r in finished.records}
         return {"seed": seed, "steps": finished.step, "train_seconds": round(seconds, 1), "trial": {
             step: {p: path_rates(model, judge, concept.style, final, load_hypernetwork(f), p) for p in paths}
@@ -86,6 +91,26 @@ def one_run(seed: int, folder: Path, args) -> dict:
                            for r in finished.records},
         "base": base, "strengths": strengths,
     }
+
+
+class OneBranch(torch.nn.Module):
+    """A hypernetwork module that transforms the rows of one branch of a guided batch and passes the others through:
+    diffusers' pipelines stack the empty prompt's rows (`uncond`) before the prompt's (`cond`)."""
+
+    def __init__(self, module, branch: str) -> None:
+        super().__init__()
+        self.module, self.branch = module, branch
+
+    def forward(self, x, strength: float = 1.0):
+        half = x.shape[0] // 2
+        y = self.module(x, strength)
+        return torch.cat([x[:half], y[half:]]) if self.branch == "cond" else torch.cat([y[:half], x[half:]])
+
+
+def on_one_branch(hypernetwork, branch: str):
+    """A copy of `hypernetwork` whose modules act on one branch of classifier-free guidance only (a diagnostic)."""
+    layers = {w: (OneBranch(k, branch), OneBranch(v, branch)) for w, (k, v) in hypernetwork.layers.items()}
+    return dataclasses.replace(hypernetwork, layers=layers)
 
 
 def attention_layers(unet, path: str) -> list:
@@ -122,12 +147,15 @@ def trained_on(path: str):
 def path_rates(model, judge, style: str, rc, hypernetwork, path: str) -> dict[str, float]:
     """Style, shape and colour rates at strength 1 with the hypernetwork on every attention layer (`both`), or on
     self-attention only (`self`: the context is the image's own features) or cross-attention only (`cross`: the
-    context is the prompt's)."""
+    context is the prompt's), or on one branch of classifier-free guidance only (`cond`: the prompt's prediction,
+    `uncond`: the empty prompt's; A1111 and oneword apply it to both)."""
     from oneword.hypernetworks.apply import hypernetworks_applied
     from oneword.toy.evaluate import style_rates
 
     if path == "both":
         return style_rates(model, judge, style, rc, [(hypernetwork, 1.0)])
+    if path in ("cond", "uncond"):
+        return style_rates(model, judge, style, rc, [(on_one_branch(hypernetwork, path), 1.0)])
     with contextlib.ExitStack() as stack:
         for layer in attention_layers(model.unet, path):
             stack.enter_context(hypernetworks_applied(layer, [(hypernetwork, 1.0)]))
@@ -177,6 +205,9 @@ def main() -> int:
                         help="a diagnostic: train with the hypernetwork on that attention path only (default: both)")
     parser.add_argument("--split-paths", action="store_true",
                         help="--trial: also judge with the hypernetwork on self-attention only and cross-attention only")
+    parser.add_argument("--split-branches", action="store_true",
+                        help="--trial: also judge with the hypernetwork on the prompt's branch of classifier-free "
+                             "guidance only, and on the empty prompt's only")
     parser.add_argument("--samples", type=int, default=30, help="judged samples per checkpoint")
     parser.add_argument("--final-samples", type=int, default=120, help="fresh samples per strength at the end")
     parser.add_argument("--base-by-style", type=int, metavar="SAMPLES",
@@ -205,7 +236,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     if args.trial:
-        print("\n| seed | step | attention path | style (outline) | shape obeyed | colour obeyed |")
+        print("\n| seed | step | applied on | style (outline) | shape obeyed | colour obeyed |")
         print("|---:|---:|---|---:|---:|---:|")
         for r in results:
             for step, by_path in r["trial"].items():
