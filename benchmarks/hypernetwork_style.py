@@ -64,7 +64,8 @@ def one_run(seed: int, folder: Path, args) -> dict:
         f"outline-s{seed}", modules=args.modules, layer_structure=args.layer_structure, activation=args.activation,
         layer_norm=args.layer_norm, use_dropout=bool(args.dropout_structure),
         dropout_structure=args.dropout_structure or "0, 0, 0", hypernetwork_dir=folder / "hypernetworks", seed=seed))
-    settings = {**HYPERNETWORK_DEFAULTS, "learn_rate": args.learn_rate, "batch_size": args.batch}
+    settings = {**HYPERNETWORK_DEFAULTS, "learn_rate": args.learn_rate, "batch_size": args.batch,
+                "caption_dropout": args.caption_dropout}
     config = TrainConfig(name=f"outline-s{seed}", kind="hypernetwork", data=data, model=args.model,
                          max_steps=args.max_steps, save_every=args.every, validate_every=args.every, preview_every=0,
                          stop_signal="val_loss", log_dir=folder / "log", hypernetwork_dir=folder / "hypernetworks",
@@ -194,6 +195,7 @@ def main() -> int:
     parser.add_argument("--learn-rate", default="0.002")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--examples", type=int, default=12, help="pictures in the style's dataset")
+    parser.add_argument("--caption-dropout", type=float, default=0.0, help="train-hypernetwork --caption-dropout")
     parser.add_argument("--modules", default="", help="create-hypernetwork --modules (default: every width)")
     parser.add_argument("--layer-structure", default="1, 2, 1")
     parser.add_argument("--activation", default="linear")

@@ -50,6 +50,8 @@ def train_command(
     shuffle_tags: bool | None = typer.Option(None, "--shuffle-tags/--keep-tag-order",
                                              help="Shuffle caption tags \\[default: keep order]."),
     tag_dropout: float | None = typer.Option(None, help="Drop each tag with this probability." + _default("tag_dropout")),
+    caption_dropout: float | None = typer.Option(None, help="Hypernetworks: train this share of prompts as the empty "
+                                                 "prompt." + _default("caption_dropout")),
     latent_sampling: str | None = typer.Option(None, help="once, deterministic or random." + _default("latent_sampling")),
     alpha_weight: bool | None = typer.Option(None, "--alpha-weight/--no-alpha-weight",
                                              help="PNG alpha as loss weight \\[default: off]."),

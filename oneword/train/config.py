@@ -64,6 +64,10 @@ class TrainConfig:
     """Shuffle the comma-separated tags of each caption."""
     tag_dropout: float = 0.0
     """Drop each caption tag with this probability."""
+    caption_dropout: float = 0.0
+    """Train this share of prompts as the empty prompt (kohya's caption dropout): a hypernetwork acts on the empty
+    prompt's prediction too, which classifier-free guidance subtracts, and learns it from the pictures as well.
+    Hypernetworks only: an empty prompt holds none of an embedding's vectors."""
     latent_sampling: str = "once"
     """once (one posterior sample, cached), deterministic (posterior mean) or random (new sample each time)."""
     alpha_weight: bool = False
@@ -155,6 +159,11 @@ class TrainConfig:
                 problems.append(f"{option} must be a positive multiple of 8, but is {value}")
         if not 0.0 <= self.tag_dropout < 1.0:
             problems.append(f"--tag-dropout must be in [0, 1), but is {self.tag_dropout}")
+        if not 0.0 <= self.caption_dropout < 1.0:
+            problems.append(f"--caption-dropout must be in [0, 1), but is {self.caption_dropout}")
+        elif self.caption_dropout and self.kind == "embedding":
+            problems.append("--caption-dropout is for hypernetworks: an empty prompt holds none of an embedding's "
+                            "vectors")
         if self.kind not in KINDS:
             problems.append(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.latent_sampling not in LATENT_SAMPLING:

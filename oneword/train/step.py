@@ -44,6 +44,7 @@ def training_loss(run: Run, indices: list[int], gen: torch.Generator, rng: rando
     noise = torch.randn(x0.shape, generator=gen)
     t = torch.randint(0, len(run.alphas_cumprod), (len(indices),), generator=gen)
     prompts = [
+        "" if c.caption_dropout and rng.random() < c.caption_dropout else
         fill_template(rng.choice(run.lines), run.trainable.name, run.dataset.images[i].caption, rng,
                       shuffle_tags=c.shuffle_tags, tag_dropout=c.tag_dropout)
         for i in indices

@@ -116,3 +116,30 @@ def test_tag_shuffling_reaches_the_prompts(tmp_path, monkeypatch):
     tails = {p.split(", ", 1)[1] for p in seen}
     assert tails == {"a blue ball, on grass", " on grass,a blue ball"}
     assert all("zqx" in p for p in seen)
+
+
+def test_caption_dropout_trains_a_share_of_hypernetwork_prompts_as_the_empty_prompt(tmp_path, monkeypatch):
+    from oneword.hypernetworks.create import CreateHypernetworkConfig, create_hypernetwork_file
+
+    model = build_tiny("sd1", seed=0)
+    create_hypernetwork_file(model, CreateHypernetworkConfig("zqx", hypernetwork_dir=tmp_path / "hn", seed=0))
+    run = setup(settings(tmp_path, kind="hypernetwork", template="hypernetwork", hypernetwork_dir=tmp_path / "hn",
+                         caption_dropout=0.5), model)
+    seen = []
+    monkeypatch.setattr(run.trainable, "conditioning", lambda model, prompts: seen.extend(prompts) or
+                        type(run.trainable).conditioning(run.trainable, model, prompts))
+    for step in range(1, 41):
+        gen, rng = step_generators(0, step)
+        loss = training_loss(run, [1], gen, rng)
+        assert torch.isfinite(loss)
+    empty = seen.count("")
+    assert 10 <= empty <= 30  # about half of 40
+    assert all("a blue ball, on grass" in p for p in seen if p)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"kind": "hypernetwork", "caption_dropout": 1.0}, "--caption-dropout must be in [0, 1), but is 1.0"),
+    ({"caption_dropout": 0.1}, "--caption-dropout is for hypernetworks"),
+])
+def test_caption_dropout_out_of_range_or_on_an_embedding_is_refused(tmp_path, changes, message):
+    assert any(message in p for p in settings(tmp_path, **changes).problems())

@@ -23,7 +23,7 @@ GROUPS = {
     "What to train": ("name", "kind", "data", "model", "init_text", "vectors", "resume"),
     "Optimizer": ("learn_rate", "clip_grad", "clip_grad_value", "batch_size", "grad_accum", "seed"),
     "Images and captions": ("width", "height", "keep_size", "template", "shuffle_tags", "tag_dropout",
-                            "latent_sampling", "alpha_weight"),
+                            "caption_dropout", "latent_sampling", "alpha_weight"),
     "Steps and files": ("max_steps", "save_every", "preview_every", "csv_every", "log_dir", "embeddings_dir",
                         "hypernetwork_dir"),
     "Previews": ("preview_prompt", "preview_negative", "preview_seed", "preview_steps", "preview_cfg",
