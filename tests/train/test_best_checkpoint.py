@@ -95,7 +95,6 @@ def test_stop_auto_keeps_going_while_the_score_improves(tmp_path):
     assert finished.reason == "done" and finished.step == 24 and finished.best_step == 24
 
 
-
 def test_stop_auto_smooths_a_score_before_judging_its_plateau(tmp_path):
     # the score jumps to its final value at step 6; unsmoothed, steps 8, 10 and 12 would not improve on it and the
     # run would stop at 12, but the moving average keeps rising by more than 1% for several measurements more
@@ -103,6 +102,7 @@ def test_stop_auto_smooths_a_score_before_judging_its_plateau(tmp_path):
     config = settings(tmp_path, max_steps=40, save_every=2, stop="auto")
     finished = train(config, build_tiny("sd1", seed=0), scorers=[scorer])
     assert finished.reason == "plateau" and 12 < finished.step < 40
+
 
 def test_stop_auto_on_the_validation_loss_stops_when_the_vectors_do_not_move(tmp_path):
     config = settings(tmp_path, max_steps=200, learn_rate="1e-12", save_every=0, validate_every=2, stop="auto")
