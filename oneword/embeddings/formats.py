@@ -21,6 +21,7 @@ import torch
 from oneword.embeddings.embedding import SDXL_KEYS, SINGLE_KEY, Embedding, EmbeddingMismatch
 from oneword.errors import OnewordError
 from oneword.files import atomic_write
+from oneword.ptfile import save_pt
 
 if TYPE_CHECKING:
     from oneword.models.base import BaseModel
@@ -245,7 +246,7 @@ def save_embedding(embedding: Embedding, path: Path, *, model: BaseModel | None 
         atomic_write(path, lambda f: f.write(blob))
     else:
         data = a1111_dict(embedding)
-        atomic_write(path, lambda f: torch.save(data, f))
+        atomic_write(path, lambda f: save_pt(data, f))
 
 
 def _int_or_none(value: Any) -> int | None:

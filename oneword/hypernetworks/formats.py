@@ -21,6 +21,7 @@ import torch
 
 from oneword.errors import OnewordError
 from oneword.files import atomic_write
+from oneword.ptfile import save_pt
 from oneword.hypernetworks.hypernetwork import Hypernetwork, HypernetworkModule, HypernetworkSettings, format_numbers
 
 SUFFIXES = (".pt", ".safetensors")
@@ -60,7 +61,7 @@ def save_hypernetwork(hypernetwork: Hypernetwork, path: Path) -> None:
         raise OnewordError(f"{path}: hypernetworks are written as .pt or .safetensors, not {suffix or 'no suffix'}")
     data = a1111_dict(hypernetwork)
     if suffix == ".pt":
-        atomic_write(path, lambda f: torch.save(data, f))
+        atomic_write(path, lambda f: save_pt(data, f))
         return
     import safetensors.torch
 

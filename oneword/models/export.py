@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
 from oneword.models.detect import ENCODER_PREFIXES, UNET, VAE, is_open_clip
+from oneword.ptfile import save_pt
 
 SUFFIXES = (".safetensors", ".ckpt")
 
@@ -68,7 +69,7 @@ def save_single_file(model: BaseModel, path: Path, *, dtype: torch.dtype | None 
         if path.suffix.lower() == ".safetensors":
             save_file(tensors, str(tmp), metadata=_metadata(model))
         else:
-            torch.save({"state_dict": tensors}, tmp)
+            save_pt({"state_dict": tensors}, tmp)
         os.replace(tmp, path)
         done = True
     finally:

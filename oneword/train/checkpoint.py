@@ -9,6 +9,7 @@ import torch
 
 from oneword.files import atomic_write
 from oneword.models.base import BaseModel
+from oneword.ptfile import save_pt
 from oneword.safeload import load_pickle
 from oneword.train.trainable import Snapshot, Trainable
 
@@ -26,7 +27,7 @@ def save_with_optimizer(trainable: Trainable, snapshot: Snapshot, path: Path, mo
         "step": snapshot.step,
     }
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    save_pt(state, buffer)
     atomic_write(optim_path(path), lambda f: f.write(buffer.getvalue()))
     trainable.save(snapshot, path, model)
 
