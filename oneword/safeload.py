@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +14,24 @@ import torch
 
 from oneword.errors import OnewordError
 
+PARAMETER_DICT = torch.nn.ParameterDict
+"""The container the original Textual Inversion code (and early A1111) saved `string_to_param` in. Admitting it
+lets a file have the unpickler build one from stored data (its constructor, its `__setstate__`); nothing else
+is added to what weights_only allows."""
+_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
 
-def load_pickle(path: Path, *, mmap: bool = False) -> Any:
+
+def load_pickle(path: Path, *, mmap: bool = False, parameter_dict: bool = False) -> Any:
     """Load a torch pickle with `weights_only=True`: tensors, dicts, lists, numbers and strings only.
 
     A file that needs anything else (a class, a function: what a malicious pickle uses to run code) is refused
-    with a one-line OnewordError and nothing from it is executed. `mmap=True` maps tensor storage from disk
-    instead of reading it (zip-format files), so a large checkpoint is not copied into memory.
+    with a one-line OnewordError naming what it asks for, and nothing from it is executed. `parameter_dict`
+    also admits torch.nn.ParameterDict (old embeddings). `mmap=True` maps tensor storage from disk instead of
+    reading it (zip-format files), so a large checkpoint is not copied into memory.
     """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
+        with _allowing([PARAMETER_DICT] if parameter_dict else []):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
         culprit = _culprit(str(e))
         if culprit:
@@ -32,13 +43,29 @@ def load_pickle(path: Path, *, mmap: bool = False) -> Any:
         raise OnewordError(f"{path}: not a readable PyTorch file ({str(e).splitlines()[0]})") from None
 
 
+@contextlib.contextmanager
+def _allowing(classes: list[type]) -> Iterator[None]:
+    """weights_only also accepts `classes` inside the block (torch.serialization.safe_globals, or its 2.4 form)."""
+    if not classes:
+        yield
+    elif hasattr(torch.serialization, "safe_globals"):
+        with torch.serialization.safe_globals(classes):
+            yield
+    else:  # torch 2.4 has only the global list
+        before = torch.serialization.get_safe_globals()
+        torch.serialization.add_safe_globals(classes)
+        try:
+            yield
+        finally:
+            torch.serialization.clear_safe_globals()
+            torch.serialization.add_safe_globals(before)
+
+
 def _culprit(message: str) -> str:
-    """What a refused pickle asked for (`posix.system`, a class ...), or "" when it is not such a refusal."""
-    for line in message.splitlines():
-        if "GLOBAL" in line or "Unsupported global" in line:
-            words = line.replace(":", " ").split()
-            for i, word in enumerate(words):
-                if word in ("GLOBAL", "global") and i + 1 < len(words):
-                    return f"it asks for {words[i + 1]}"
-            return "it asks for a Python object"
+    """What a refused pickle asked for (`it asks for posix.system`), or "" when it is not such a refusal."""
+    found = _GLOBAL.search(message)
+    if found:
+        return f"it asks for {found.group(1)}"
+    if "Unsupported global" in message or "allowlisted" in message or "unrecognized function" in message:
+        return "it asks for a Python object"
     return ""

@@ -71,7 +71,7 @@ def load_embedding_file(path: Path) -> Embedding:
 
         _check_pickle_magic(path)
         try:
-            data = load_pickle(path, mmap=True)
+            data = load_pickle(path, mmap=True, parameter_dict=True)
         except OnewordError as e:
             raise EmbeddingFileError(path, _without_path(str(e), path)) from None
         return embedding_from_dict(data, path, name=path.stem)
@@ -104,6 +104,8 @@ def embedding_from_dict(
 def _find_vectors(data: Mapping[str, Any], path: Path) -> dict[str, torch.Tensor]:
     if "string_to_param" in data:
         params = data["string_to_param"]
+        if isinstance(params, torch.nn.ParameterDict):  # the original TI code's container
+            params = vars(params).get("_parameters")  # its own lookup methods differ across torch versions
         if not isinstance(params, Mapping) or len(params) != 1:
             count = len(params) if isinstance(params, Mapping) else type(params).__name__
             raise EmbeddingFileError(path, f"string_to_param must hold exactly one tensor, it holds {count}")
