@@ -15,6 +15,9 @@ SINGLE_KEY = "*"
 """Key of the vectors of a single-encoder embedding (SD 1.x, SD 2.x), as in A1111's `string_to_param`."""
 SDXL_KEYS = ("clip_l", "clip_g")
 """Keys of an SDXL embedding, in the order of SDXL's text encoders (A1111, kohya, OneTrainer, ComfyUI)."""
+MAX_VECTORS = 75
+"""A prompt chunk holds 75 tokens (77 with BOS and EOS) and A1111 never splits an embedding across chunks, so
+one word can stand for at most 75 vectors."""
 
 
 class EmbeddingMismatch(ValueError):

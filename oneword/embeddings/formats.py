@@ -3,10 +3,12 @@
 Layouts read (the first that matches wins, as in A1111):
 - A1111 dict: `string_to_param` {"*": [n, dim]} with `name`, `step`, `sd_checkpoint`, `sd_checkpoint_name`;
 - SDXL: `clip_l` [n, 768] and `clip_g` [n, 1280], both required (OneTrainer's `*_out` tensors ignored);
-- kohya `emb_params`, OneTrainer `emp_params` (its `emp_params_out` ignored);
+- kohya `emb_params`, OneTrainer `emp_params` (its `emp_params_out` ignored; an output embedding, whose
+  vectors are only in `emp_params_out`, is refused: those act on the text encoder's output, not its input);
 - a flattened A1111 dict in a .safetensors file (`string_to_param.*`);
 - any single tensor, bare or under one key (diffusers `{"<token>": [n, dim]}`; 1-D means n = 1).
 The prompt word is the file stem (A1111), except for images, whose word is the `name` stored inside.
+Vectors must be finite and below MAX_ABS, and at most MAX_VECTORS of them; a file that breaks this is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from oneword.embeddings.embedding import SDXL_KEYS, SINGLE_KEY, Embedding, EmbeddingMismatch
+from oneword.embeddings.embedding import MAX_VECTORS, SDXL_KEYS, SINGLE_KEY, Embedding, EmbeddingMismatch
 from oneword.errors import OnewordError
 from oneword.files import atomic_write
 from oneword.ptfile import save_pt
@@ -39,6 +41,11 @@ MAX_TENSORS = 16
 """A file with more tensors than this is a model, not an embedding: it is refused without reading them."""
 SINGLE_KEYS = ("emb_params", "emp_params", "string_to_param.*")
 """Flat keys of single-encoder vectors: kohya, OneTrainer, and an A1111 dict flattened into .safetensors."""
+OUTPUT_KEYS = {"emp_params": "emp_params_out", "clip_l": "clip_l_out", "clip_g": "clip_g_out"}
+"""OneTrainer's output-embedding vectors beside its input ones (which are zeros in an output embedding)."""
+MAX_ABS = 1e4
+"""Largest magnitude accepted in a vector: token embeddings are below 1 and trained vectors stay within a few
+units; values beyond this (or NaN, inf) only ever make the text encoder overflow and the image black."""
 
 
 class EmbeddingFileError(OnewordError):
@@ -111,6 +118,7 @@ def _find_vectors(data: Mapping[str, Any], path: Path) -> dict[str, torch.Tensor
             raise EmbeddingFileError(path, f"string_to_param must hold exactly one tensor, it holds {count}")
         return {SINGLE_KEY: _vectors(next(iter(params.values())), "string_to_param", path)}
     tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    _refuse_output_embedding(tensors, path)
     if all(key in tensors for key in SDXL_KEYS):
         extra = sorted(str(k) for k in tensors if k not in SDXL_KEYS and k not in ("clip_l_out", "clip_g_out"))
         if extra:
@@ -142,8 +150,17 @@ def _find_vectors(data: Mapping[str, Any], path: Path) -> dict[str, torch.Tensor
     )
 
 
+def _refuse_output_embedding(tensors: Mapping[Any, torch.Tensor], path: Path) -> None:
+    """OneTrainer output embeddings keep zeros where the input vectors go: refuse them rather than load zeros."""
+    for key, out in OUTPUT_KEYS.items():
+        if key in tensors and out in tensors and not tensors[key].any() and tensors[out].any():
+            raise EmbeddingFileError(
+                path, f"a OneTrainer output embedding: its vectors ({out}) replace the text encoder's output, "
+                f"which A1111, diffusers and oneword do not support, and its input vectors ({key}) are all zero")
+
+
 def _vectors(tensor: Any, what: str, path: Path) -> torch.Tensor:
-    """A stored tensor as (n_vectors, width) float32 on the CPU, in memory of its own."""
+    """A stored tensor as (n_vectors, width) float32 on the CPU, in memory of its own, checked to be usable."""
     if not isinstance(tensor, torch.Tensor):
         raise EmbeddingFileError(path, f"{what} is a {type(tensor).__name__}, not a tensor")
     if not tensor.is_floating_point():
@@ -152,7 +169,17 @@ def _vectors(tensor: Any, what: str, path: Path) -> torch.Tensor:
         tensor = tensor.unsqueeze(0)  # diffusers stores one vector as [dim]
     if tensor.dim() != 2 or 0 in tensor.shape:
         raise EmbeddingFileError(path, f"{what} has shape {list(tensor.shape)}, expected [n_vectors, width]")
-    return tensor.detach().to(device="cpu", dtype=torch.float32).clone().contiguous()
+    if tensor.shape[0] > MAX_VECTORS:
+        raise EmbeddingFileError(path, f"{what} has {tensor.shape[0]} vectors; a prompt chunk holds "
+                                       f"{MAX_VECTORS} tokens, so an embedding can have at most {MAX_VECTORS}")
+    vectors = tensor.detach().to(device="cpu", dtype=torch.float32).clone().contiguous()
+    if not torch.isfinite(vectors).all():
+        raise EmbeddingFileError(path, f"{what} holds NaN or infinite values")
+    largest = float(vectors.abs().max())
+    if largest > MAX_ABS:
+        raise EmbeddingFileError(path, f"{what} holds values as large as {largest:.3g} (usable vectors stay "
+                                       f"far below {MAX_ABS:g})")
+    return vectors
 
 
 def _check_pickle_magic(path: Path) -> None:
