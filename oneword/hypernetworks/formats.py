@@ -22,13 +22,24 @@ import torch
 from oneword.errors import OnewordError
 from oneword.files import atomic_write
 from oneword.ptfile import save_pt
-from oneword.hypernetworks.hypernetwork import Hypernetwork, HypernetworkModule, HypernetworkSettings, format_numbers
+from oneword.hypernetworks.hypernetwork import (
+    Hypernetwork,
+    HypernetworkModule,
+    HypernetworkSettings,
+    format_numbers,
+    state_shapes,
+)
 
 SUFFIXES = (".pt", ".safetensors")
 OLD_KEYS = {"linear1.weight": "linear.0.weight", "linear1.bias": "linear.0.bias",
             "linear2.weight": "linear.1.weight", "linear2.bias": "linear.1.bias"}
 """NovelAI-era module keys and their A1111 names."""
 SAFETENSORS_FORMAT = "oneword-hypernetwork"
+MAX_WIDTHS = 16
+"""A model's attention sees a handful of context widths (SD: 320, 640, 768, 1280); a file with more is refused."""
+MAX_ABS = 1e4
+"""Largest weight magnitude accepted: trained weights stay within a few units; beyond this (or NaN, inf) the
+modules only ever make the conditioning overflow and the image black."""
 
 
 def a1111_dict(hypernetwork: Hypernetwork) -> dict[Any, Any]:
@@ -144,21 +155,13 @@ def from_dict(data: Any, path: Path) -> Hypernetwork:
     problems = settings.problems()
     if problems:
         raise OnewordError(f"{path}: {problems[0]}")
+    states = _checked_states(data, widths, settings, path)  # before any module is built: nothing allocated yet
     layers = {}
-    for width in widths:
-        pair = data[width]
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(isinstance(s, dict) for s in pair):
-            raise OnewordError(f"{path}: module {width} is not a pair of state dicts (K, V)")
+    for width, pair in states.items():
         modules = []
-        for which, state in zip("KV", pair):
-            state = {OLD_KEYS.get(k, k): v for k, v in state.items()}
+        for state in pair:
             module = HypernetworkModule(width, settings)
-            try:
-                module.load_state_dict({k: v.float() for k, v in state.items()})
-            except (RuntimeError, AttributeError) as e:
-                first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-                raise OnewordError(f"{path}: module {width} {which} does not match layer structure "
-                                   f"{format_numbers(settings.layer_structure)} ({first})") from None
+            module.load_state_dict({k: v.float() for k, v in state.items()})
             modules.append(module.eval())
         layers[width] = (modules[0], modules[1])
     step = data.get("step")
@@ -168,6 +171,87 @@ def from_dict(data: Any, path: Path) -> Hypernetwork:
         sd_checkpoint=_text(data.get("sd_checkpoint")), sd_checkpoint_name=_text(data.get("sd_checkpoint_name")),
         optional_info=_text(data.get("optional_info")),
     )
+
+
+def _checked_states(data: dict[Any, Any], widths: list[int], settings: HypernetworkSettings,
+                    path: Path) -> dict[int, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    """Width -> (K, V) state dicts under A1111's key names, each tensor checked against the settings' shapes.
+
+    Only the stored tensors and the shapes the settings imply are looked at, so settings that would size
+    gigabytes of modules cost nothing: the file must store every weight, or it is refused.
+    """
+    if len(widths) > MAX_WIDTHS:
+        raise OnewordError(f"{path}: not a hypernetwork: modules for {len(widths)} context widths (a model's "
+                           f"attention sees a handful; at most {MAX_WIDTHS} are read)")
+    structure = format_numbers(settings.layer_structure)
+    states = {}
+    for width in widths:
+        pair = data[width]
+        if width < 1:
+            raise OnewordError(f"{path}: module {width}: a context width is a whole number above 0")
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(isinstance(s, dict) for s in pair):
+            raise OnewordError(f"{path}: module {width} is not a pair of state dicts (K, V)")
+        expected = state_shapes(width, settings)
+        checked = []
+        for which, state in zip("KV", pair):
+            state = {OLD_KEYS.get(k, k): v for k, v in state.items()}
+            problem = _state_problem(state, expected)
+            if problem:
+                raise OnewordError(f"{path}: module {width} {which} does not match layer structure {structure} "
+                                   f"({problem})")
+            checked.append(state)
+        states[width] = (checked[0], checked[1])
+    _check_stored(states, path)  # before reading any value: an expanded view would be read in full
+    for width, pair in states.items():
+        for which, state in zip("KV", pair):
+            problem = _values_problem(state)
+            if problem:
+                raise OnewordError(f"{path}: module {width} {which}: {problem}")
+    return states
+
+
+def _state_problem(state: dict[Any, Any], expected: dict[str, tuple[int, ...]]) -> str:
+    """What keeps `state` from being loaded into a module of these shapes, or "" when nothing does."""
+    missing = [key for key in expected if key not in state]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    unexpected = sorted(str(key) for key in state if key not in expected)
+    if unexpected:
+        return f"unexpected {', '.join(unexpected)}"
+    for key, shape in expected.items():
+        tensor = state[key]
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            return f"{key} is not a tensor of floats"
+        if tuple(tensor.shape) != shape:
+            return f"{key} has shape {list(tensor.shape)}, expected {list(shape)}"
+    return ""
+
+
+def _values_problem(state: dict[str, torch.Tensor]) -> str:
+    """NaN, inf or absurdly large weights, which would make every image black; "" when there are none."""
+    for key, tensor in state.items():
+        if tensor.numel() == 0:
+            continue
+        if not torch.isfinite(tensor).all():
+            return f"{key} holds NaN or infinite values"
+        largest = float(tensor.abs().max())
+        if largest > MAX_ABS:
+            return f"{key} holds values as large as {largest:.3g} (usable weights stay far below {MAX_ABS:g})"
+    return ""
+
+
+def _check_stored(states: dict[int, tuple[dict[str, torch.Tensor], ...]], path: Path) -> None:
+    """Refuse tensors that claim more numbers than the file stores (expanded or shared views of one storage)."""
+    claimed, stored = 0, {}
+    for pair in states.values():
+        for state in pair:
+            for tensor in state.values():
+                claimed += tensor.numel() * tensor.element_size()
+                storage = tensor.untyped_storage()
+                stored[storage.data_ptr()] = storage.nbytes()
+    if claimed > sum(stored.values()):
+        raise OnewordError(f"{path}: not a hypernetwork: its weights claim {claimed} bytes but the file stores "
+                           f"only {sum(stored.values())} (expanded or shared tensors)")
 
 
 def _text(value: Any) -> str | None:

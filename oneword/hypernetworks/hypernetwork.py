@@ -9,6 +9,7 @@ between the two tools unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -22,6 +23,11 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 """A1111's activation names (its short list, where `swish` is Hardswish, plus torch's parameter-free ones)."""
 INITIALIZATIONS = ("Normal", "XavierUniform", "XavierNormal", "KaimingUniform", "KaimingNormal")
 DEFAULT_STRUCTURE = (1.0, 2.0, 1.0)
+MAX_MULTIPLE = 100.0
+"""Widest layer accepted, in context widths (real structures stay below 10: `1, 2, 1`, `1, 4, 4, 1`); a wider one
+would size gigabytes of weights per module."""
+MAX_LAYERS = 32
+"""Most numbers accepted in a layer structure (real ones have 3 to 6)."""
 DROPOUT = 0.3
 """The rate A1111 puts in hidden layers when a file says `use_dropout` without a `dropout_structure`."""
 
@@ -51,8 +57,13 @@ class HypernetworkSettings:
             out.append(f"layer structure {format_numbers(s)}: needs at least two numbers, like 1, 2, 1")
         elif s[0] != 1 or s[-1] != 1:
             out.append(f"layer structure {format_numbers(s)}: must start and end with 1 (the context width)")
-        if any(x <= 0 for x in s):
+        if any(not x > 0 for x in s):  # NaN too
             out.append(f"layer structure {format_numbers(s)}: every number must be above 0")
+        elif any(x > MAX_MULTIPLE for x in s):
+            out.append(f"layer structure {format_numbers(s)}: every number must be at most {MAX_MULTIPLE:g} "
+                       "(a layer that many times the context width)")
+        if len(s) > MAX_LAYERS:
+            out.append(f"layer structure: {len(s)} numbers; at most {MAX_LAYERS} are accepted")
         if self.activation_func not in ACTIVATIONS:
             out.append(f"activation {self.activation_func!r}: unknown; one of {', '.join(ACTIVATIONS)}")
         if self.weight_initialization not in INITIALIZATIONS:
@@ -92,24 +103,62 @@ def parse_numbers(text: str, option: str) -> list[float]:
         raise ValueError(f"{option} {text!r}: not a comma-separated list of numbers") from None
 
 
+class Layer(NamedTuple):
+    """One entry of a module's MLP: `linear` (width_in -> width), `activation`, `norm` (of width) or `dropout`."""
+
+    kind: str
+    width: int = 0
+    width_in: int = 0
+    rate: float = 0.0
+
+
+def layer_plan(dim: int, settings: HypernetworkSettings) -> list[Layer]:
+    """The layers of a module on context width `dim`, in A1111's order (their index is the state-dict index)."""
+    s = settings.layer_structure
+    dropouts = settings.dropouts()
+    plan = []
+    for i in range(len(s) - 1):
+        width = int(dim * s[i + 1])
+        plan.append(Layer("linear", width, int(dim * s[i])))
+        last = i == len(s) - 2
+        if settings.activation_func != "linear" and (not last or settings.activate_output):
+            plan.append(Layer("activation"))
+        if settings.add_layer_norm:
+            plan.append(Layer("norm", width))
+        if dropouts[i + 1] > 0:
+            plan.append(Layer("dropout", rate=dropouts[i + 1]))
+    return plan
+
+
+def state_shapes(dim: int, settings: HypernetworkSettings) -> dict[str, tuple[int, ...]]:
+    """State-dict key -> shape of a module on width `dim`, computed without building it (nothing allocated)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for index, layer in enumerate(layer_plan(dim, settings)):
+        if layer.kind == "linear":
+            shapes[f"linear.{index}.weight"] = (layer.width, layer.width_in)
+        elif layer.kind == "norm":
+            shapes[f"linear.{index}.weight"] = (layer.width,)
+        else:
+            continue
+        shapes[f"linear.{index}.bias"] = (layer.width,)
+    return shapes
+
+
 class HypernetworkModule(nn.Module):
     """`x + MLP(x) * strength` on a context of width `dim`; the MLP is `linear`, indexed as A1111 indexes it."""
 
     def __init__(self, dim: int, settings: HypernetworkSettings) -> None:
         super().__init__()
-        s = settings.layer_structure
-        dropouts = settings.dropouts()
         layers: list[nn.Module] = []
-        for i in range(len(s) - 1):
-            width = int(dim * s[i + 1])
-            layers.append(nn.Linear(int(dim * s[i]), width))
-            last = i == len(s) - 2
-            if settings.activation_func != "linear" and (not last or settings.activate_output):
+        for layer in layer_plan(dim, settings):
+            if layer.kind == "linear":
+                layers.append(nn.Linear(layer.width_in, layer.width))
+            elif layer.kind == "activation":
                 layers.append(ACTIVATIONS[settings.activation_func]())
-            if settings.add_layer_norm:
-                layers.append(nn.LayerNorm(width))
-            if dropouts[i + 1] > 0:
-                layers.append(nn.Dropout(p=dropouts[i + 1]))
+            elif layer.kind == "norm":
+                layers.append(nn.LayerNorm(layer.width))
+            else:
+                layers.append(nn.Dropout(p=layer.rate))
         self.linear = nn.Sequential(*layers)
 
     def initialize(self, how: str, activation: str, generator: torch.Generator | None = None) -> None:
