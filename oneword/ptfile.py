@@ -3,8 +3,8 @@
 A1111 checks every pickle file before loading it: each zip entry must match `A1111_ENTRY` and the pickle may
 name only the globals of `A1111_GLOBALS`. PyTorch 2.7 and later add `.format_version` and
 `.storage_alignment` entries, which A1111 refuses ("bad file inside ..."). torch.load does not need them: it
-reads a file without them as the older format version, which it is. So `save_pt` lets torch.save write the
-archive, then copies it without those entries, each record still 64-byte aligned (as torch writes them) so
+reads a file without them as the older format version, which it then is. So `save_pt` lets torch.save write
+the archive, then copies it without those entries, each record still 64-byte aligned (as torch writes them) so
 that `torch.load(mmap=True)` maps tensors in place.
 """
 
@@ -24,8 +24,9 @@ import torch
 
 A1111_ENTRY = re.compile(r"^([^/]+)/((data/\d+)|version|byteorder|.data/serialization_id|(data\.pkl))$")
 """The zip entries A1111 v1.10 accepts in a pickle file."""
-DROPPED = (".format_version", ".storage_alignment")
-"""Entries of newer torch.save archives that A1111 refuses and torch.load does without."""
+METADATA_PREFIX = "."
+"""torch names its metadata records `.NAME` (`.format_version`, `.storage_alignment`); those A1111 refuses are
+left out: torch.load reads an archive without them as the older format it then is."""
 A1111_GLOBALS = frozenset({
     "collections.OrderedDict",
     "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
@@ -69,7 +70,7 @@ def save_pt(obj: Any, dest: Path | IO[bytes]) -> None:
             _copy(archive, entries, dest)
 
 
-def pickle_globals(data: bytes) -> set[str]:
+def _pickle_globals(data: bytes) -> set[str]:
     """The globals (module.name) a protocol-2 pickle names, read without running it."""
     found = set()
     for opcode, arg, _ in pickletools.genops(data):
@@ -81,18 +82,18 @@ def pickle_globals(data: bytes) -> set[str]:
 
 
 def _kept_entries(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The archive's entries A1111 accepts; ValueError for one it refuses that is not torch metadata (data)."""
     kept = []
     for info in archive.infolist():
-        if info.filename.split("/", 1)[-1] in DROPPED:
-            continue
-        if not A1111_ENTRY.match(info.filename):
+        if A1111_ENTRY.match(info.filename):
+            kept.append(info)
+        elif not info.filename.split("/", 1)[-1].startswith(METADATA_PREFIX):
             raise ValueError(f"torch.save wrote an entry A1111 refuses: {info.filename}")
-        kept.append(info)
     return kept
 
 
 def _check_globals(data: bytes) -> None:
-    refused = sorted(pickle_globals(data) - A1111_GLOBALS)
+    refused = sorted(_pickle_globals(data) - A1111_GLOBALS)
     if refused:
         raise ValueError(f"the file would need {', '.join(refused)}, which A1111's safe loader refuses")
 
