@@ -91,7 +91,9 @@ class HypernetworkSettings:
 
 
 def format_numbers(values: list[float]) -> str:
-    """`1, 2, 1` (integers without a decimal point), as users type structures."""
+    """`1, 2, 1` (integers without a decimal point), as users type structures; a list too long to be one is cut."""
+    if len(values) > MAX_LAYERS:
+        return ", ".join(f"{v:g}" for v in values[:4]) + f", ... ({len(values)} numbers)"
     return ", ".join(f"{v:g}" for v in values)
 
 

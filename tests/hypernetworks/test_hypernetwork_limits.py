@@ -98,6 +98,12 @@ def test_real_files_still_load(tmp_path):
     assert torch.equal(loaded.layers[16][1].linear[1].weight, data[16][1]["linear.1.weight"])
 
 
+def test_a_structure_of_a_hundred_thousand_numbers_gets_a_short_line(tmp_path, no_module_built):
+    _file(tmp_path / "long.pt", 8, _state(8, 16), layer_structure=[1.0] + [2.0] * 10**5 + [-1.0])
+    assert _refusal(tmp_path / "long.pt") == (
+        "layer structure 1, 2, 2, 2, ... (100002 numbers): must start and end with 1 (the context width)")
+
+
 def test_create_refuses_a_structure_that_wide(tmp_path):
     with pytest.raises(OnewordError) as err:
         check_create(CreateHypernetworkConfig("hx", layer_structure="1, 200, 1", hypernetwork_dir=tmp_path))
