@@ -172,6 +172,9 @@ def _vectors(tensor: Any, what: str, path: Path) -> torch.Tensor:
     if tensor.shape[0] > MAX_VECTORS:
         raise EmbeddingFileError(path, f"{what} has {tensor.shape[0]} vectors; a prompt chunk holds "
                                        f"{MAX_VECTORS} tokens, so an embedding can have at most {MAX_VECTORS}")
+    problem = _storage_problem(tensor)
+    if problem:
+        raise EmbeddingFileError(path, f"{what} {problem}")
     vectors = tensor.detach().to(device="cpu", dtype=torch.float32).clone().contiguous()
     if not torch.isfinite(vectors).all():
         raise EmbeddingFileError(path, f"{what} holds NaN or infinite values")
@@ -180,6 +183,18 @@ def _vectors(tensor: Any, what: str, path: Path) -> torch.Tensor:
         raise EmbeddingFileError(path, f"{what} holds values as large as {largest:.3g} (usable vectors stay "
                                        f"far below {MAX_ABS:g})")
     return vectors
+
+
+def _storage_problem(tensor: torch.Tensor) -> str:
+    """Why a tensor's numbers cannot be read as they are stored (checked before they are copied), or ""."""
+    if tensor.layout != torch.strided:
+        return f"is a {str(tensor.layout).removeprefix('torch.')} tensor, not a dense one"
+    if tensor.is_meta:
+        return "is on the meta device: the file holds no numbers for it"
+    needed, stored = tensor.numel() * tensor.element_size(), tensor.untyped_storage().nbytes()
+    if needed > stored:
+        return f"claims {needed} bytes of numbers but the file stores only {stored} (an expanded view)"
+    return ""
 
 
 def _check_pickle_magic(path: Path) -> None:

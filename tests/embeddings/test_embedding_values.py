@@ -104,3 +104,14 @@ def test_a_scan_lists_unusable_files_as_skipped(tmp_path, tiny_sd1):
                     "most 75"),
         ("nan.pt", "string_to_param holds NaN or infinite values"),
     ]
+
+
+def test_tensors_without_their_numbers_are_refused_before_being_copied(tmp_path):
+    _a1111(tmp_path / "expanded.pt", torch.zeros(1).expand(75, 10**8))  # 30 GB if copied; the file holds 4 bytes
+    assert (tmp_path / "expanded.pt").stat().st_size < 4096
+    assert _problem(tmp_path / "expanded.pt") == (
+        "string_to_param claims 30000000000 bytes of numbers but the file stores only 4 (an expanded view)")
+    _a1111(tmp_path / "sparse.pt", _vectors(2).to_sparse())
+    assert _problem(tmp_path / "sparse.pt") == "string_to_param is a sparse_coo tensor, not a dense one"
+    _a1111(tmp_path / "meta.pt", torch.empty(2, 64, device="meta"))
+    assert _problem(tmp_path / "meta.pt") == "string_to_param is on the meta device: the file holds no numbers for it"
