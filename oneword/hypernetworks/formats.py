@@ -241,11 +241,15 @@ def _values_problem(state: dict[str, torch.Tensor]) -> str:
 
 
 def _check_stored(states: dict[int, tuple[dict[str, torch.Tensor], ...]], path: Path) -> None:
-    """Refuse tensors that claim more numbers than the file stores (expanded or shared views of one storage)."""
+    """Refuse tensors that claim more numbers than the file stores (expanded or shared views of one storage), and
+    sparse or meta-device ones."""
     claimed, stored = 0, {}
-    for pair in states.values():
-        for state in pair:
-            for tensor in state.values():
+    for width, pair in states.items():
+        for which, state in zip("KV", pair):
+            for key, tensor in state.items():
+                if tensor.layout != torch.strided or tensor.is_meta:
+                    raise OnewordError(f"{path}: module {width} {which}: {key} is not a dense tensor of stored "
+                                       f"numbers ({str(tensor.layout).removeprefix('torch.')}, on {tensor.device})")
                 claimed += tensor.numel() * tensor.element_size()
                 storage = tensor.untyped_storage()
                 stored[storage.data_ptr()] = storage.nbytes()

@@ -80,6 +80,18 @@ def test_odd_module_keys_are_refused(tmp_path, no_module_built):
         "module 8 V does not match layer structure 1, 2, 1 (unexpected linear.1.extra)")
 
 
+@pytest.mark.parametrize("make, shown", [
+    (lambda t: t.to_sparse(), "sparse_coo, on cpu"),
+    (lambda t: torch.empty_like(t, device="meta"), "strided, on meta"),
+])
+def test_sparse_and_meta_tensors_are_refused(tmp_path, no_module_built, make, shown):
+    data = a1111_file(tmp_path / "odd.pt", 8, seed=2)
+    data[8][0]["linear.0.bias"] = make(data[8][0]["linear.0.bias"])
+    torch.save(data, tmp_path / "odd.pt")
+    assert _refusal(tmp_path / "odd.pt") == (
+        f"module 8 K: linear.0.bias is not a dense tensor of stored numbers ({shown})")
+
+
 @pytest.mark.parametrize("value, problem", [
     (float("nan"), "linear.1.weight holds NaN or infinite values"),
     (float("-inf"), "linear.1.weight holds NaN or infinite values"),
