@@ -21,7 +21,6 @@ import torch
 
 from oneword.errors import OnewordError
 from oneword.files import atomic_write
-from oneword.ptfile import save_pt
 from oneword.hypernetworks.hypernetwork import (
     Hypernetwork,
     HypernetworkModule,
@@ -29,6 +28,7 @@ from oneword.hypernetworks.hypernetwork import (
     format_numbers,
     state_shapes,
 )
+from oneword.ptfile import save_pt
 
 SUFFIXES = (".pt", ".safetensors")
 OLD_KEYS = {"linear1.weight": "linear.0.weight", "linear1.bias": "linear.0.bias",
