@@ -44,7 +44,9 @@ PADDING_ID = b"FB"
 SPOOL_BYTES = 64 << 20
 """Archives up to this size are rewritten in memory; larger ones spool to a temporary file beside the target."""
 LOCAL_HEADER = 30
+"""Bytes of a zip local header before its file name and extra field."""
 ZIP64_EXTRA = 20
+"""Bytes zipfile adds to the extra field of a local header with zip64 sizes."""
 
 
 def save_pt(obj: Any, dest: Path | IO[bytes]) -> None:
