@@ -11,6 +11,7 @@ import collections
 import io
 import pickle
 import re
+import struct
 import zipfile
 
 import numpy as np
@@ -209,3 +210,18 @@ def test_files_written_by_plain_torch_save_still_load(tmp_path, tiny_sd1):
              "step": 4}
     torch.save(state, tmp_path / "old.pt.optim")
     assert load_optimizer_state("abc", tmp_path / "old.pt", "AdamW") == (state["optimizer_state_dict"], None)
+
+
+def test_records_stay_aligned_for_memory_mapping_with_zip64_sizes_too(tmp_path, monkeypatch):
+    from oneword.ptfile import save_pt
+
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1000)  # data/0 (4000 bytes) gets a zip64 local header
+    tensors = {"big": torch.randn(1000), "small": torch.randn(3)}
+    save_pt(tensors, tmp_path / "z.pt")
+    raw = (tmp_path / "z.pt").read_bytes()
+    with zipfile.ZipFile(tmp_path / "z.pt") as archive:
+        for info in archive.infolist():
+            name_length, extra_length = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+            assert (info.header_offset + 30 + name_length + extra_length) % 64 == 0, info.filename
+    assert_a1111_loads(tmp_path / "z.pt")
+    assert torch.equal(torch.load(tmp_path / "z.pt", weights_only=True, mmap=True)["big"], tensors["big"])
