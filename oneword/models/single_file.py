@@ -200,6 +200,10 @@ def _fit_clip_names(tensors: dict[str, torch.Tensor], module: torch.nn.Module) -
 
 
 def _assign(path: Path, part: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    whole = next((k for k, t in tensors.items() if not t.is_floating_point()), None)
+    if whole is not None:
+        dtype = str(tensors[whole].dtype).removeprefix("torch.")
+        raise OnewordError(f"{path}: the {part} weight {whole} holds {dtype} numbers, not floating-point weights")
     try:
         module.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as e:
@@ -233,6 +237,8 @@ def canonical_names(keys: Iterable[str]) -> dict[str, str]:
 def _open(path: Path) -> Iterator[_Tensors]:
     if not path.is_file():
         raise OnewordError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise OnewordError(f"{path}: empty file, not a checkpoint")
     if path.suffix.lower() != ".safetensors":
         yield _PickleFile(path, load_pickle(path, mmap=True))
         return
