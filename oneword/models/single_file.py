@@ -40,6 +40,7 @@ from oneword.models.detect import (
     is_open_clip,
 )
 from oneword.models.export import original_state_dict
+from oneword.models.recorded import apply_recorded, read_recorded
 from oneword.safeload import load_pickle
 
 _DROPPED = re.compile(
@@ -86,14 +87,26 @@ def load_single_file(path: Path, prediction_type: str | None = None) -> BaseMode
         if kind == "sd2" and prediction == "v_prediction":
             kind = "sd2-v"
         config = _in_file(path, infer_config, kind, tensors.shapes)
+        record = _in_file(path, read_recorded, tensors.metadata, len(config["text_encoders"]))
+        if record is not None:
+            apply_recorded(config, record)
         config["scheduler"]["prediction_type"] = prediction
         _apply_resolution(config, tensors.metadata)
-        model = build_model(kind, config, name=path.stem, empty=True, source=path)
+        model = _build(path, kind, config, record is not None)
         _check_keys(path, model, tensors.shapes)
         _load_unet(path, model, tensors)
         _load_vae(path, model, tensors)
         _load_encoders(path, model, tensors)
     return model
+
+
+def _build(path: Path, kind: str, config: dict[str, Any], recorded: bool) -> BaseModel:
+    try:
+        return build_model(kind, config, name=path.stem, empty=True, source=path)
+    except (ValueError, TypeError) as e:  # diffusers and transformers refuse settings that do not fit the sizes
+        which = "its recorded settings" if recorded else f"{kind}'s usual settings (the file records none)"
+        raise OnewordError(f"{path}: unknown architecture: its weights do not build a model with {which} "
+                           f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
 def _in_file(path: Path, fn, *args) -> Any:
