@@ -73,6 +73,9 @@ CASES = {  # id: (command line from tmp_path, what the one line must say)
     "create-embedding-300-character-name": (
         lambda t: ["create-embedding", LONG_NAME, "--model", "tiny-sd1", "--embeddings-dir", str(t / "emb")],
         "NAME is 300 characters long"),
+    "create-hypernetwork-300-character-name": (
+        lambda t: ["create-hypernetwork", LONG_NAME, "--model", "tiny-sd1", "--hypernetwork-dir", str(t / "hn")],
+        "NAME is 300 characters long"),
     "random-bytes-ckpt": (lambda t: _generate(t, "--model", str(t / "random.ckpt")),
                           "{tmp}/random.ckpt: not a readable PyTorch file"),
     "empty-ckpt": (lambda t: _generate(t, "--model", str(t / "empty.ckpt")),
