@@ -14,3 +14,9 @@ def gather(problems: list[str]) -> None:
     """Raise one OnewordError listing every problem, or return when there are none."""
     if problems:
         raise OnewordError("; ".join(problems))
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when the message is empty."""
+    lines = str(error).splitlines()
+    return lines[0] if lines and lines[0].strip() else type(error).__name__

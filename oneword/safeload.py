@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from oneword.errors import OnewordError
+from oneword.errors import OnewordError, first_line
 
 PARAMETER_DICT = torch.nn.ParameterDict
 """The container the original Textual Inversion code (and early A1111) saved `string_to_param` in. Admitting it
@@ -40,7 +40,7 @@ def load_pickle(path: Path, *, mmap: bool = False, parameter_dict: bool = False)
             ) from None
         raise OnewordError(f"{path}: not a readable PyTorch file (not a pickle of plain tensors)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        raise OnewordError(f"{path}: not a readable PyTorch file ({str(e).splitlines()[0]})") from None
+        raise OnewordError(f"{path}: not a readable PyTorch file ({first_line(e)})") from None
 
 
 @contextlib.contextmanager

@@ -8,6 +8,11 @@ import typer
 
 from oneword.errors import OnewordError
 
+try:  # Typer 0.2x carries its own copy of click
+    from typer._click.exceptions import ClickException as UsageProblem
+except ImportError:  # older Typer runs on click itself
+    from click.exceptions import ClickException as UsageProblem
+
 app = typer.Typer(
     name="oneword",
     help="Teach a Stable Diffusion model a new word: embeddings that load in A1111, ComfyUI and diffusers.",
@@ -53,24 +58,48 @@ def main() -> None:
     except OnewordError as e:
         if debug:
             raise
-        typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
-        sys.exit(1)
+        _fail(str(e))
+    except OSError as e:  # the file system refused (full disk, read-only folder, name too long): name the file
+        if debug:
+            raise
+        _fail(describe_os_error(e))
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # the last line of defence: a one-line message, the traceback only on request
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
+    except (typer.Abort, UsageProblem) as e:
+        sys.exit(_show_usage_problem(e))
+    except Exception as e:  # the last line of defence: a bug, reported as one line, the traceback on request
         if debug:
             raise
-        typer.secho(f"error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True, fg="red")
-        sys.exit(1)
+        _fail(f"unexpected internal error ({type(e).__name__}: {e}); run with --debug for the traceback")
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    sys.exit(1)
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OSError as one line naming the file it concerns: `PATH: No space left on device`."""
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return reason
+    target = f" -> {error.filename2}" if error.filename2 is not None else ""
+    return f"{error.filename}{target}: {reason}"
+
+
+def _show_usage_problem(error: Exception) -> int:
+    """Print what the command-line parser found wrong (one line, naming the option); its exit code."""
+    if isinstance(error, typer.Abort):
+        return 1
+    if type(error).__name__ == "NoArgsIsHelpError":  # a group called bare: its help, as the framework prints it
+        error.show()
+        return error.exit_code
+    command = getattr(getattr(error, "ctx", None), "command_path", None)
+    hint = f" (`{command} --help` lists the options)" if command else ""
+    typer.secho(f"error: {error.format_message()}{hint}", err=True, fg=typer.colors.RED)
+    return error.exit_code

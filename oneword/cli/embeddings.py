@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, MODEL_HELP, app
-from oneword.errors import OnewordError
+from oneword.errors import OnewordError, gather
+from oneword.outputs import name_problem
 
 DIR_HELP = "Embeddings folder (searched with its subfolders)."
 PIPED_WIDTH = 200
@@ -39,6 +40,7 @@ def create_embedding_command(
 
     config = CreateEmbeddingConfig(name=name, init_text=init_text, vectors=vectors, embeddings_dir=embeddings_dir,
                                    overwrite=overwrite, format=file_format)
+    gather([p for p in (name_problem("NAME", name),) if p])
     check_create(config)  # before the model loads: a bad option fails at once
     from oneword import load_base
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_HYPERNETWORK_DIR, DEFAULT_MODEL, MODEL_HELP, app
+from oneword.errors import OnewordError, gather
+from oneword.outputs import folder_problem
 
 
 def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
@@ -14,6 +16,8 @@ def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
     from oneword.embeddings.library import scan_embeddings
     from oneword.models.device import pick_device, place
 
+    if embeddings_dir.exists() and not embeddings_dir.is_dir():
+        raise OnewordError(f"--embeddings-dir {embeddings_dir}: is a file, not a folder")
     base = place(load_base(model, prediction_type=prediction_type), pick_device())
     library = scan_embeddings(embeddings_dir, base) if embeddings_dir.is_dir() else None
     if library and library.skipped:
@@ -55,6 +59,7 @@ def generate_command(
     from oneword.hypernetworks.library import HypernetworkLibrary, split_tags
 
     split_tags(prompt)  # a malformed tag fails before the model loads
+    gather([p for p in (folder_problem("--out", out),) if p])
     base, embeddings = _load(model, prediction_type, embeddings_dir)
     hypernetworks = HypernetworkLibrary.scan(hypernetwork_dir)
     for path in save_images(generate(base, config, embeddings, hypernetworks), out):
@@ -82,7 +87,6 @@ def compare_command(
     prediction_type: str | None = typer.Option(None, help="Override the prediction type."),
 ) -> None:
     """One labelled grid: no embedding, then each file, with the same prompt and seeds."""
-    from oneword.errors import OnewordError
     from oneword.generate.compare import compare_embeddings
     from oneword.generate.config import GenerateConfig
     from oneword.generate.pnginfo import save_png
@@ -92,6 +96,9 @@ def compare_command(
         raise OnewordError(f"no such embedding file: {', '.join(missing)}")
     config = GenerateConfig(prompt=prompt, negative=negative, seed=seed, steps=steps, cfg=cfg, sampler=sampler,
                             width=width, height=height, batch=batch)
+    if out.is_dir():
+        raise OnewordError(f"--out {out}: is a folder; give the grid's file name, e.g. {out / 'compare.png'}")
+    gather([p for p in (folder_problem("--out", out.parent),) if p])
     base, embeddings = _load(model, prediction_type, embeddings_dir)
     result = compare_embeddings(base, config, files, word, embeddings)
     out.parent.mkdir(parents=True, exist_ok=True)

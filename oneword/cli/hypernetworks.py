@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from oneword.cli import DEFAULT_HYPERNETWORK_DIR, DEFAULT_MODEL, MODEL_HELP, app
+from oneword.errors import gather
+from oneword.outputs import name_problem
 
 
 @app.command("create-hypernetwork")
@@ -40,6 +42,7 @@ def create_hypernetwork_command(
         layer_norm=layer_norm, use_dropout=use_dropout, dropout_structure=dropout_structure,
         hypernetwork_dir=hypernetwork_dir, overwrite=overwrite, format=file_format, seed=seed,
     )
+    gather([p for p in (name_problem("NAME", name),) if p])
     check_create(config)  # before the model loads: a bad option fails at once
     from oneword import load_base
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from oneword.embeddings.embedding import MAX_VECTORS, SDXL_KEYS, SINGLE_KEY, Embedding, EmbeddingMismatch
-from oneword.errors import OnewordError
+from oneword.errors import OnewordError, first_line
 from oneword.files import atomic_write
 from oneword.ptfile import save_pt
 
@@ -216,7 +216,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
                 raise EmbeddingFileError(path, f"not an embedding: {len(keys)} tensors ({shown}, ...), a model?")
             return {key: f.get_tensor(key) for key in keys}, dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        detail = first_line(e)
         raise EmbeddingFileError(path, f"not a readable safetensors file ({detail})") from None
 
 

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from oneword.errors import gather
 from oneword.generate.samplers import SAMPLERS
 
+MAX_SEED = 2**64 - 1
+"""Largest seed a PyTorch generator takes; image i of a batch uses seed + i, which must not pass it."""
+
 
 @dataclass
 class GenerateConfig:
@@ -39,8 +42,9 @@ class GenerateConfig:
             problems.append(f"--batch must be at least 1, but is {self.batch}")
         if self.cfg < 0:
             problems.append(f"--cfg must not be negative, but is {self.cfg}")
-        if self.seed < -1:
-            problems.append(f"--seed must be -1 (random) or a non-negative number, but is {self.seed}")
+        if self.seed < -1 or self.seed + max(self.batch, 1) - 1 > MAX_SEED:
+            last = "" if self.batch <= 1 else f" less {self.batch - 1} (image i of the batch uses seed + i)"
+            problems.append(f"--seed must be -1 (random) or between 0 and {MAX_SEED}{last}, but is {self.seed}")
         for option, value in (("--width", self.width), ("--height", self.height)):
             if value is not None and (value < 8 or value % 8):
                 problems.append(f"{option} must be a positive multiple of 8, but is {value}")

@@ -89,6 +89,8 @@ def load_hypernetwork(path: Path) -> Hypernetwork:
     path = Path(path)
     if not path.is_file():
         raise OnewordError(f"{path}: no such hypernetwork file")
+    if path.stat().st_size == 0:
+        raise OnewordError(f"{path}: empty file, not a hypernetwork")
     if path.suffix.lower() == ".safetensors":
         data = _read_safetensors(path)
     else:
@@ -117,8 +119,8 @@ def _read_safetensors(path: Path) -> dict[Any, Any]:
             except json.JSONDecodeError:
                 raise OnewordError(f"{path}: header entry {key!r} is not JSON") from None
     for key, tensor in tensors.items():
-        width, index, name = key.split(".", 2)
-        if not width.isdigit() or index not in ("0", "1"):
+        width, index, name = (key.split(".", 2) + ["", ""])[:3]
+        if not width.isdigit() or index not in ("0", "1") or not name:
             raise OnewordError(f"{path}: unexpected tensor {key!r} (expected WIDTH.0|1.linear.N.weight)")
         pair = data.setdefault(int(width), ({}, {}))
         pair[int(index)][name] = tensor

@@ -165,6 +165,7 @@ def _vae_config(shapes: Shapes, vae: dict[str, Any]) -> None:
         layers_per_block=len(_indices(shapes, f"{p}encoder.down.0.block.")),
         down_block_types=["DownEncoderBlock2D"] * len(channels),
         up_block_types=["UpDecoderBlock2D"] * len(channels),
+        mid_block_add_attention=f"{p}encoder.mid.attn_1.q.weight" in shapes,
     )
 
 

@@ -6,6 +6,7 @@ written for any number of levels and layers so that tiny models export too.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -16,7 +17,8 @@ from safetensors.torch import save_file
 
 from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
-from oneword.models.detect import ENCODER_PREFIXES, UNET, VAE, is_open_clip
+from oneword.models.detect import ENCODER_PREFIXES, UNET, VAE, detect_kind, infer_config, is_open_clip
+from oneword.models.recorded import METADATA_KEY, recorded_settings, unrecordable
 from oneword.ptfile import save_pt
 
 SUFFIXES = (".safetensors", ".ckpt")
@@ -63,6 +65,8 @@ def save_single_file(model: BaseModel, path: Path, *, dtype: torch.dtype | None 
         key: _own_storage(t.to(dtype) if dtype is not None and t.is_floating_point() else t)
         for key, t in original_state_dict(model).items()
     }
+    if path.suffix.lower() == ".ckpt":
+        _check_ckpt_can_hold(model, path, {k: tuple(t.shape) for k, t in tensors.items()})
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     done = False
     try:
@@ -75,6 +79,14 @@ def save_single_file(model: BaseModel, path: Path, *, dtype: torch.dtype | None 
     finally:
         if not done:
             tmp.unlink(missing_ok=True)
+
+
+def _check_ckpt_can_hold(model: BaseModel, path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a `.ckpt` (no metadata) of a model that its weights' shapes alone would load as another model."""
+    lost = unrecordable(model, infer_config(detect_kind(shapes), shapes))
+    if lost:
+        raise OnewordError(f"{path}: a .ckpt cannot record this model's {', '.join(lost)} (its loader would assume "
+                           f"{model.kind}'s usual settings); export a .safetensors, which records them")
 
 
 def original_state_dict(model: BaseModel) -> dict[str, torch.Tensor]:
@@ -209,4 +221,5 @@ def _metadata(model: BaseModel) -> dict[str, str]:
         "modelspec.title": model.name,
         "modelspec.resolution": f"{side}x{side}",
         "modelspec.prediction_type": "v" if model.prediction_type == "v_prediction" else "epsilon",
+        METADATA_KEY: json.dumps(recorded_settings(model)),
     }

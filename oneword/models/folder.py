@@ -10,7 +10,7 @@ import torch
 import transformers
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
-from oneword.errors import OnewordError
+from oneword.errors import OnewordError, first_line
 from oneword.models.base import BaseModel, TextEncoder
 from oneword.models.kinds import encoder_specs, kind_config
 from oneword.models.tokenizer import clip_tokenizer
@@ -54,7 +54,7 @@ def load_diffusers_folder(folder: Path, prediction_type: str | None = None) -> B
             spec = replace(spec, config=model.config.to_dict())
             encoders.append(TextEncoder(spec=spec, model=model, tokenizer=clip_tokenizer(spec.pad_token)))
     except (OSError, ValueError, EnvironmentError) as e:
-        raise OnewordError(f"{folder}: not a loadable diffusers folder ({str(e).splitlines()[0]})") from None
+        raise OnewordError(f"{folder}: not a loadable diffusers folder ({first_line(e)})") from None
     model = BaseModel(kind=kind, unet=unet, vae=vae, encoders=encoders, scheduler_config=scheduler,
                       name=folder.name, source=folder)
     for module in model.modules():

@@ -26,7 +26,7 @@ from diffusers.loaders.single_file_utils import (
 )
 from safetensors import SafetensorError, safe_open
 
-from oneword.errors import OnewordError
+from oneword.errors import OnewordError, first_line
 from oneword.models.base import BaseModel
 from oneword.models.build import build_model
 from oneword.models.detect import (
@@ -40,6 +40,7 @@ from oneword.models.detect import (
     is_open_clip,
 )
 from oneword.models.export import original_state_dict
+from oneword.models.recorded import apply_recorded, read_recorded
 from oneword.safeload import load_pickle
 
 _DROPPED = re.compile(
@@ -86,14 +87,26 @@ def load_single_file(path: Path, prediction_type: str | None = None) -> BaseMode
         if kind == "sd2" and prediction == "v_prediction":
             kind = "sd2-v"
         config = _in_file(path, infer_config, kind, tensors.shapes)
+        record = _in_file(path, read_recorded, tensors.metadata, len(config["text_encoders"]))
+        if record is not None:
+            apply_recorded(config, record)
         config["scheduler"]["prediction_type"] = prediction
         _apply_resolution(config, tensors.metadata)
-        model = build_model(kind, config, name=path.stem, empty=True, source=path)
+        model = _build(path, kind, config, record is not None)
         _check_keys(path, model, tensors.shapes)
         _load_unet(path, model, tensors)
         _load_vae(path, model, tensors)
         _load_encoders(path, model, tensors)
     return model
+
+
+def _build(path: Path, kind: str, config: dict[str, Any], recorded: bool) -> BaseModel:
+    try:
+        return build_model(kind, config, name=path.stem, empty=True, source=path)
+    except (ValueError, TypeError) as e:  # diffusers and transformers refuse settings that do not fit the sizes
+        which = "its recorded settings" if recorded else f"{kind}'s usual settings (the file records none)"
+        raise OnewordError(f"{path}: unknown architecture: its weights do not build a model with {which} "
+                           f"({first_line(e)})") from None
 
 
 def _in_file(path: Path, fn, *args) -> Any:
@@ -200,6 +213,10 @@ def _fit_clip_names(tensors: dict[str, torch.Tensor], module: torch.nn.Module) -
 
 
 def _assign(path: Path, part: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    whole = next((k for k, t in tensors.items() if not t.is_floating_point()), None)
+    if whole is not None:
+        dtype = str(tensors[whole].dtype).removeprefix("torch.")
+        raise OnewordError(f"{path}: the {part} weight {whole} holds {dtype} numbers, not floating-point weights")
     try:
         module.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as e:
@@ -233,6 +250,8 @@ def canonical_names(keys: Iterable[str]) -> dict[str, str]:
 def _open(path: Path) -> Iterator[_Tensors]:
     if not path.is_file():
         raise OnewordError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise OnewordError(f"{path}: empty file, not a checkpoint")
     if path.suffix.lower() != ".safetensors":
         yield _PickleFile(path, load_pickle(path, mmap=True))
         return

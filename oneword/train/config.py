@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from oneword.errors import OnewordError, gather
+from oneword.outputs import folder_problem, name_problem
 from oneword.train.schedule import parse_schedule
 
 LATENT_SAMPLING = ("once", "deterministic", "random")
@@ -18,6 +21,9 @@ SCORERS = ("auto", "none", "features", "clip", "judge")
 KINDS = ("embedding", "hypernetwork")
 HYPERNETWORK_DEFAULTS = {"learn_rate": "0.00001", "template": "hypernetwork"}
 """What A1111's Train tab changes when it trains a hypernetwork (an embedding's rate turns one to noise)."""
+MAX_SEED = 2**32 - 1
+"""Largest training seed: each step seeds PyTorch with seed * 1000003 + step, which must stay under 2**64."""
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", Path: "a path"}
 
 
 @dataclass
@@ -139,9 +145,13 @@ class TrainConfig:
 
     def problems(self) -> list[str]:
         """Everything wrong with the settings, each naming its option."""
+        wrong_types = [f"{option_name(name)} must be {why}" for name, why in type_problems(vars(self)).items()]
+        if wrong_types:
+            return wrong_types  # the checks below compare numbers and read text
         problems = []
         if not self.name:
             problems.append("NAME is empty")
+        problems += [p for p in (name_problem("NAME", self.name),) if p]
         for option, value, low in (
             ("--vectors", self.vectors, 1), ("--batch-size", self.batch_size, 1), ("--grad-accum", self.grad_accum, 1),
             ("--max-steps", self.max_steps, 1), ("--save-every", self.save_every, 0),
@@ -175,8 +185,10 @@ class TrainConfig:
         if self.stop_min_delta < 0:
             problems.append(f"--stop-min-delta must not be negative, but is {self.stop_min_delta}")
         problems += self._scoring_problems()
-        if self.seed < 0:
-            problems.append(f"--seed must not be negative, but is {self.seed}")
+        for option, seed in (("--seed", self.seed), ("--preview-seed", self.preview_seed)):
+            if not 0 <= seed <= MAX_SEED:
+                problems.append(f"{option} must be between 0 and {MAX_SEED}, but is {seed}")
+        problems += self._folder_problems()
         for option, text in (("--learn-rate", self.learn_rate), ("--clip-grad-value", self.clip_grad_value)):
             if option == "--clip-grad-value" and self.clip_grad == "none":
                 continue
@@ -203,6 +215,12 @@ class TrainConfig:
             problems.append(f"--stop auto on {self.stop_signal} needs --save-every above 0 (scores are measured there)")
         return problems
 
+    def _folder_problems(self) -> list[str]:
+        # found before training starts, not at the first save
+        trained = ("--hypernetwork-dir", self.hypernetwork_dir) if self.kind == "hypernetwork" else \
+            ("--embeddings-dir", self.embeddings_dir)
+        return [p for p in (folder_problem("--log-dir", self.log_dir), folder_problem(*trained)) if p]
+
     def check(self) -> None:
         """Raise one OnewordError listing every problem."""
         gather(self.problems())
@@ -216,24 +234,59 @@ class TrainConfig:
         return out
 
 
+def option_name(field_name: str) -> str:
+    """The command-line spelling of a TrainConfig field: `max_steps` -> `--max-steps`, `name` -> `NAME`."""
+    return "NAME" if field_name == "name" else "--" + field_name.replace("_", "-")
+
+
+def type_problems(values: dict[str, Any]) -> dict[str, str]:
+    """Field name -> what its value should be, for the values of `values` that do not fit TrainConfig's types."""
+    hints = typing.get_type_hints(TrainConfig)
+    problems = {}
+    for name, value in values.items():
+        if name == "extra" or name not in hints:
+            continue
+        allowed = [t for t in typing.get_args(hints[name]) or (hints[name],) if t is not type(None)]
+        if value is None and len(allowed) < len(typing.get_args(hints[name])):
+            continue
+        kind = allowed[0]
+        fits = {
+            bool: isinstance(value, bool),
+            int: isinstance(value, int) and not isinstance(value, bool),
+            float: isinstance(value, (int, float)) and not isinstance(value, bool),
+            str: isinstance(value, str),
+            Path: isinstance(value, (str, os.PathLike)),
+        }[kind]
+        if not fits:
+            problems[name] = f"{_TYPE_WORDS[kind]}, not {value!r}"
+    return problems
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Settings from a TOML file: keys are TrainConfig's field names (dashes allowed), unknown keys are errors."""
+    """Settings from a TOML file: keys are TrainConfig's field names (dashes allowed), at the top or in a [train]
+    table; unknown keys or tables and values of the wrong type are errors naming them."""
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise OnewordError(f"--config {path}: no such file") from error
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise OnewordError(f"--config {path}: not a readable TOML file ({error})") from error
+    problems = []
     if isinstance(data.get("train"), dict):
+        problems += [f"unknown table [{key}]" if isinstance(value, dict) else f"setting {key!r} outside the [train] "
+                     "table" for key, value in data.items() if key != "train"]
         data = data["train"]
-    names = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
-    settings, problems = {}, []
+    names = {f.name for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
+    settings = {}
     for key, value in data.items():
         name = key.replace("-", "_")
         if name not in names:
-            problems.append(f"unknown setting {key!r}")
-            continue
-        settings[name] = Path(value) if "Path" in str(names[name].type) and isinstance(value, str) else value
+            problems.append(f"unknown table [{key}]" if isinstance(value, dict) else f"unknown setting {key!r}")
+        else:
+            settings[name] = value
+    problems += [f"{key} must be {why}" for key, why in type_problems(settings).items()]
     if problems:
         raise OnewordError(f"--config {path}: " + "; ".join(problems))
-    return settings
+    hints = typing.get_type_hints(TrainConfig)
+    return {name: Path(value) if Path in typing.get_args(hints[name]) + (hints[name],) else value
+            for name, value in settings.items()}

@@ -113,3 +113,28 @@ def test_available_and_runs_refuse(space):
     assert generate.available(space, "../outside", "hypernetworks") == _refused(space, "--embeddings-dir", "../outside")
     assert generate.available(space, "embeddings", "/etc") == _refused(space, "--hypernetwork-dir", "/etc")
     assert runs.open_run(space, "../outside")[0] == _refused(space, "run", "../outside")
+
+
+def _run_with_a_checkpoint(space: Workspace) -> str:
+    import torch
+
+    from oneword.embeddings.embedding import Embedding
+    from oneword.embeddings.formats import save_embedding
+
+    run = "textual_inversion/2026-01-01/zq"
+    embedding = Embedding(name="zq", vectors={"*": torch.zeros(1, 64)}, step=2)
+    save_embedding(embedding, space.root / run / "embeddings" / "zq-2.pt")
+    return run
+
+
+def test_compare_keeps_its_grid_inside_the_workspace(space):
+    specs = generate.generate_specs()
+    run = _run_with_a_checkpoint(space)
+    values = _values(specs, prompt="a zq", model="tiny-sd1", steps=1, seed=3, out=".")
+    refused = generate.compare(space, ModelCache(), specs, values, run, "zq")
+    assert refused[0] == (f"**error:** --out .: Compare writes its grids beside that folder, in "
+                          f"{space.root.parent / 'compare'}, outside the workspace {space.root} (refused); give a "
+                          "folder inside it, e.g. outputs/txt2img")
+    assert not (space.root.parent / "compare").exists()
+    values = _values(specs, prompt="a zq", model="tiny-sd1", steps=1, seed=3, out="outputs/txt2img")
+    assert generate.compare(space, ModelCache(), specs, values, run, "zq")[0] == "wrote outputs/compare/zq-3.png"

@@ -80,6 +80,17 @@ def run_folders(workspace: Workspace) -> list[str]:
     return sorted((workspace.relative(f) for f in folders), reverse=True)
 
 
+def grid_folder(workspace: Workspace, out: Path) -> Path:
+    """Where Compare writes its grids: `compare/` beside the txt2img folder (A1111 keeps grids beside the images);
+    refused when that lies outside the workspace (the txt2img folder is the workspace itself)."""
+    grids = Path(out).parent / "compare"
+    if not grids.resolve().is_relative_to(workspace.root):
+        raise OnewordError(f"--out {workspace.relative(out)}: Compare writes its grids beside that folder, in "
+                           f"{grids.resolve()}, outside the workspace {workspace.root} (refused); give a folder "
+                           "inside it, e.g. outputs/txt2img")
+    return workspace.resolve("--out", grids)
+
+
 def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any], run: str,
             word: str) -> tuple:
     """The checkpoint grid of a run's embeddings: (message, grid, its parameters)."""
@@ -97,10 +108,11 @@ def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], va
             raise OnewordError(f"run {run}: no checkpoints in its embeddings/ folder")
         word = word.strip() or folder.name
         config = GenerateConfig(**s)
+        grids = grid_folder(workspace, out)
         with models.use(model) as base:
             library = scan_embeddings(e_dir, base) if e_dir.is_dir() else None
             result = compare_embeddings(base, config, files, word, library.loaded if library else {})
-        path = Path(out).parent / "compare" / f"{folder.name}-{result.config.seed}.png"
+        path = workspace.resolve("--out", grids / f"{folder.name}-{result.config.seed}.png")
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(result.grid, path, result.parameters)
     except OnewordError as error:

@@ -1,0 +1,39 @@
+"""Where results go, checked before any work starts: output folders, and the file names made from a NAME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MAX_NAME_BYTES = 200
+"""Longest NAME in UTF-8 bytes: file systems allow 255 per file name, and oneword adds up to about 40 to it
+(`.NAME-1000000.pt.optim.XXXXXXXX.tmp` while a checkpoint is written)."""
+
+
+def folder_problem(option: str, folder: Path) -> str | None:
+    """Why `folder` cannot receive files, naming `option` (None when it can): a file in the way, or no write access.
+
+    A folder that does not exist yet is judged by its nearest existing parent, where it would be created.
+    """
+    folder = Path(folder)
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "a broken link" if existing.is_symlink() and not existing.exists() else "a file"
+        if existing == folder:
+            return f"{option} {folder}: is {what}, not a folder"
+        return f"{option} {folder}: cannot be created, {existing} is {what}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == folder else f" (its parent {existing})"
+        return f"{option} {folder}: not writable{where}"
+    return None
+
+
+def name_problem(option: str, name: str) -> str | None:
+    """Why `name` cannot be a file stem (None when it can): longer than MAX_NAME_BYTES."""
+    size = len(name.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        return (f"{option} is {len(name)} characters long ({size} bytes); the files named after it allow at most "
+                f"{MAX_NAME_BYTES} bytes")
+    return None
