@@ -167,3 +167,19 @@ def test_within_a_workspace_links_out_of_it_are_not_read(tmp_path):
     assert sorted(lib.loaded) == ["mine"]
     assert [(p.name, reason) for p, reason in lib.skipped] == [("secret.pt", "leads outside the workspace")]
     assert sorted(scan_embeddings(root, None).loaded) == ["hidden", "mine", "secret"]  # the command line follows
+
+
+def test_embeddings_list_shows_unusable_files_and_ends_on_folder_loops(tmp_path, monkeypatch, capsys):
+    from cli_helpers import run_in_process
+
+    root = tmp_path / "embeddings"
+    _unusable_files(root)
+    (root / "sub").mkdir()
+    (root / "sub" / "back").symlink_to(root, target_is_directory=True)
+    (root / "sub" / "again").symlink_to(root / "sub", target_is_directory=True)
+    with time_limit(60):
+        code, out, err = run_in_process(monkeypatch, capsys, "embeddings", "list", "--model", "tiny-sd1",
+                                        "--embeddings-dir", str(root))
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == "2 loaded, 6 skipped"
+    assert "skipped: not a regular file (a FIFO)" in out and "skipped: a link loop (the link leads back" in out
