@@ -7,6 +7,7 @@ are prepared in parallel, one process per core; each output file is written atom
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from collections.abc import Callable, Iterator
@@ -79,6 +80,8 @@ class PreprocessConfig:
         src, dst = Path(self.src), Path(self.dst)
         if not src.is_dir():
             problems.append(f"SRC {src}: no such folder")
+        elif _link_loop(dst):
+            problems.append(f"DST {dst} is a link loop (a link that leads back to itself)")
         elif dst.resolve() == src.resolve() or dst.resolve().is_relative_to(src.resolve()):
             problems.append(f"DST {dst} is SRC or inside it; the source pictures are never written to")
         for name, value in (("--width", self.width), ("--height", self.height)):
@@ -103,6 +106,16 @@ class PreprocessConfig:
             elif any(dst.iterdir()) and not self.overwrite:
                 problems.append(f"DST {dst} is not empty; choose another folder or pass --overwrite")
         return problems
+
+
+def _link_loop(path: Path) -> bool:
+    try:
+        path.resolve()
+    except RuntimeError:  # Python before 3.13 raises it for a link loop
+        return True
+    except OSError as error:  # Python 3.13 and later
+        return error.errno == errno.ELOOP
+    return False
 
 
 @dataclass

@@ -184,6 +184,16 @@ def test_bad_settings_are_one_line_and_write_nothing(tmp_path, changes, message)
     assert not (tmp_path / "dst").exists()
 
 
+def test_a_dst_that_is_a_link_loop_is_one_line(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (64, 64), BLUE).save(src / "a.png")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(OnewordError) as error:
+        preprocess(PreprocessConfig(src, tmp_path / "loop", width=64))
+    assert str(error.value) == f"DST {tmp_path / 'loop'} is a link loop (a link that leads back to itself)"
+
+
 def test_bad_arguments_on_the_command_line(tmp_path, monkeypatch, capsys):
     from cli_helpers import run_in_process
 
