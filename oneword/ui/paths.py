@@ -39,8 +39,10 @@ class Workspace:
         given = Path(text).expanduser()
         try:
             resolved = (given if given.is_absolute() else self.root / given).resolve()
-        except (RuntimeError, OSError):  # RuntimeError: a link loop (Python before 3.13)
+        except RuntimeError:  # a link loop (Python 3.13 and later raise OSError ELOOP)
             raise OnewordError(f"{field}: {text} is a link loop (a link that leads back to itself)") from None
+        except OSError as error:
+            raise OnewordError(f"{field}: {text}: {error.strerror or error}") from None
         if not resolved.is_relative_to(self.root):
             raise OnewordError(f"{field}: {text} is outside the workspace {self.root} (refused)")
         return resolved
