@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import random
 import struct
 import zlib
@@ -42,7 +43,8 @@ def _with_header(header: object, body: bytes) -> bytes:
 
 
 DTYPES = ["F16", "BF16", "F64", "I64", "I8", "U8", "BOOL", "F8_E4M3", "C64", "XX", 7, None]
-SHAPES = [[], [0], [-1], [2**40], [3, 2**40], [1, 1, 1, 1], "big", [1.5], None]
+SHAPES = [[], [0], [-1], [2**40], [3, 2**40], [1, 1, 1, 1], "big", "flat", "flat", "deeper", "deeper", [1.5], None]
+"""New shapes: impossible ones, and ("flat", "deeper") the same numbers in one or one more dimension."""
 OFFSETS = [[0, 2**62], [-1, 4], [8, 4], [0, 0], [1, 1], "x", [0], None]
 METADATA = [{"step": "9" * 5000}, {"step": "-1"}, {"name": "\x00" * 40}, {"format": "oneword-hypernetwork"},
             {"layer_structure": "[1, 2"}, {"activation_func": "\"nope\""}, {"sd_checkpoint": "x" * 10_000},
@@ -65,8 +67,10 @@ def edit_safetensors_header(data: bytes, rng: random.Random) -> bytes:
     if choice == 0:
         entry["dtype"] = rng.choice(DTYPES)
     elif choice == 1:
-        shape = rng.choice(SHAPES)
-        entry["shape"] = list(reversed(entry["shape"])) + [2] if shape == "big" else shape
+        shape, old = rng.choice(SHAPES), entry["shape"]
+        count = math.prod(old)
+        entry["shape"] = {"big": [*reversed(old), 2], "flat": [count], "deeper": [*old, 1]}.get(shape, shape) \
+            if isinstance(shape, str) else shape
     elif choice == 2:
         entry["data_offsets"] = rng.choice(OFFSETS)
     else:
