@@ -28,12 +28,10 @@ def load_pickle(path: Path, *, mmap: bool = False) -> Any:
                 f"{path}: refused: loading it would run code from the file ({culprit}); only plain tensors are accepted"
             ) from None
         raise OnewordError(f"{path}: not a readable PyTorch file (not a pickle of plain tensors)") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, IndexError, KeyError, TypeError) as e:
-        if isinstance(e, (IndexError, KeyError, TypeError)):  # torch's unpickler on damaged opcodes (a flipped bit)
-            detail = "damaged pickle data"
-        else:
-            detail = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
-        raise OnewordError(f"{path}: not a readable PyTorch file ({detail})") from None
+    except (IndexError, KeyError, TypeError, EOFError):  # what torch's unpickler raises on damaged or cut opcodes
+        raise OnewordError(f"{path}: not a readable PyTorch file (damaged pickle data)") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise OnewordError(f"{path}: not a readable PyTorch file ({str(e).splitlines()[0]})") from None
 
 
 def _culprit(message: str) -> str:

@@ -148,7 +148,7 @@ def _vectors(tensor: Any, what: str, path: Path) -> torch.Tensor:
     if tensor.layout != torch.strided:
         raise EmbeddingFileError(path, f"{what} is a {str(tensor.layout).removeprefix('torch.')} tensor, not a dense one")
     if tensor.is_meta:
-        raise EmbeddingFileError(path, f"{what} holds no numbers (a meta-device tensor)")
+        raise EmbeddingFileError(path, f"{what} is on the meta device: the file holds no numbers for it")
     if not tensor.is_floating_point():
         raise EmbeddingFileError(path, f"{what} holds {tensor.dtype} numbers, not floats")
     if tensor.dim() == 1:

@@ -133,7 +133,7 @@ def test_one_unusable_file_never_breaks_the_scan(tmp_path, tiny_sd1):
     assert [(p.name, reason) for p, reason in lib.skipped] == [
         ("dangling.pt", f"a dangling link (its target {root / 'gone.pt'} does not exist)"),
         ("fifo.safetensors", "not a regular file (a FIFO)"),
-        ("meta.pt", "string_to_param holds no numbers (a meta-device tensor)"),
+        ("meta.pt", "string_to_param is on the meta device: the file holds no numbers for it"),
         ("self.pt", "a link loop (the link leads back to itself)"),
         ("sparse.pt", "string_to_param is a sparse_coo tensor, not a dense one"),
         ("zero.pt", "not a regular file (a character device)"),
