@@ -145,4 +145,3 @@ def test_available_and_runs_refuse(space):
     assert generate.available(space, "../outside", "hypernetworks") == _refused(space, "--embeddings-dir", "../outside")
     assert generate.available(space, "embeddings", "/etc") == _refused(space, "--hypernetwork-dir", "/etc")
     assert runs.open_run(space, "../outside")[0] == _refused(space, "run", "../outside")
-
