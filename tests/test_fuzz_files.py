@@ -14,9 +14,9 @@ import pytest
 import safetensors.torch
 import torch
 from cli_helpers import run_in_process
-from limits import time_limit
 from mutations import edit_pickle_tensors, edit_png, edit_safetensors_header, flip_bits, truncate
 from PIL import Image
+from time_guard import time_limit
 
 from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.formats import save_embedding

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from limits import time_limit
 from PIL import Image
+from time_guard import time_limit
 
 from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.formats import save_embedding

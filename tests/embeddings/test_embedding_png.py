@@ -10,8 +10,8 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from limits import time_limit
 from PIL import Image
+from time_guard import time_limit
 
 from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.formats import EmbeddingFileError, a1111_dict, load_embedding_file

@@ -139,7 +139,7 @@ def test_structure_rules_are_named():
 
 
 def test_the_folder_scan_names_unusable_files_and_follows_each_folder_once(tmp_path):
-    from limits import time_limit
+    from time_guard import time_limit
 
     from oneword.hypernetworks.library import HypernetworkLibrary
 

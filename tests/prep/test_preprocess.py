@@ -235,7 +235,7 @@ def _entries_that_are_no_pictures(src: Path) -> dict[str, str]:
 
 def test_entries_that_are_no_pictures_are_skipped_unopened_with_their_reason(tmp_path, monkeypatch, capsys):
     from cli_helpers import run_in_process
-    from limits import time_limit
+    from time_guard import time_limit
 
     src = tmp_path / "src"
     src.mkdir()
