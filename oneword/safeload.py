@@ -39,6 +39,8 @@ def load_pickle(path: Path, *, mmap: bool = False, parameter_dict: bool = False)
                 f"{path}: refused: loading it would run code from the file ({culprit}); only plain tensors are accepted"
             ) from None
         raise OnewordError(f"{path}: not a readable PyTorch file (not a pickle of plain tensors)") from None
+    except (IndexError, KeyError, TypeError, EOFError):  # what torch's unpickler raises on damaged or cut opcodes
+        raise OnewordError(f"{path}: not a readable PyTorch file (damaged pickle data)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise OnewordError(f"{path}: not a readable PyTorch file ({first_line(e)})") from None
 

@@ -39,6 +39,8 @@ A1111_TOKEN = 265
 """The token id A1111 writes in `string_to_token` (left over from the original TI code; nothing reads it)."""
 MAX_TENSORS = 16
 """A file with more tensors than this is a model, not an embedding: it is refused without reading them."""
+MAX_DIGITS = 20
+"""A longer `step` is no step count (and Python refuses to read integers of over 4,300 digits): unknown."""
 SINGLE_KEYS = ("emb_params", "emp_params", "string_to_param.*")
 """Flat keys of single-encoder vectors: kohya, OneTrainer, and an A1111 dict flattened into .safetensors."""
 OUTPUT_KEYS = {"emp_params": "emp_params_out", "clip_l": "clip_l_out", "clip_g": "clip_g_out"}
@@ -163,6 +165,10 @@ def _vectors(tensor: Any, what: str, path: Path) -> torch.Tensor:
     """A stored tensor as (n_vectors, width) float32 on the CPU, in memory of its own, checked to be usable."""
     if not isinstance(tensor, torch.Tensor):
         raise EmbeddingFileError(path, f"{what} is a {type(tensor).__name__}, not a tensor")
+    if tensor.layout != torch.strided:
+        raise EmbeddingFileError(path, f"{what} is a {str(tensor.layout).removeprefix('torch.')} tensor, not a dense one")
+    if tensor.is_meta:
+        raise EmbeddingFileError(path, f"{what} is on the meta device: the file holds no numbers for it")
     if not tensor.is_floating_point():
         raise EmbeddingFileError(path, f"{what} holds {tensor.dtype} numbers, not floats")
     if tensor.dim() == 1:
@@ -300,7 +306,7 @@ def _int_or_none(value: Any) -> int | None:
         return value
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
         return int(value.item())
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) <= MAX_DIGITS:
         return int(value)
     return None
 

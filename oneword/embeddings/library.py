@@ -1,18 +1,18 @@
 """The embeddings folder: every embedding file under it, loaded or skipped with the reason.
 
 Rules (A1111's where it has one):
-- every file under the folder and its subfolders (symlinked folders followed), in sorted path order;
+- every file under the folder and its subfolders (symlinked folders followed, each real folder once, so that a
+  link back to its own folder cannot make the scan endless), in sorted path order;
 - files with other suffixes than .pt, .bin, .safetensors, .png, .webp, .avif, .jxl are not embeddings and are
   ignored, as are `*.preview.*` images (thumbnails that other tools put beside embeddings);
-- empty files, unreadable files, images with no embedding data and embeddings whose widths do not fit the
-  model are skipped, with the reason;
+- empty files, unreadable files (dangling links, link loops, FIFOs, devices: never opened), images with no
+  embedding data and embeddings whose widths do not fit the model are skipped, with the reason;
 - prompt words match case-insensitively (CLIP lowercases prompts), so two files whose names differ only in
   case are duplicates: the first in sorted path order wins, the others are skipped.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ from oneword.embeddings.formats import (
     load_embedding_file,
 )
 from oneword.errors import OnewordError
+from oneword.folder_walk import unreadable, walk_files
 
 if TYPE_CHECKING:
     from oneword.models.base import BaseModel
@@ -66,32 +67,34 @@ class EmbeddingLibrary:
         return next((emb for name, emb in self.loaded.items() if name.lower() == word), None)
 
 
-def embedding_files(folder: Path) -> list[Path]:
-    """The files under `folder` that may be embeddings (by suffix, previews left out), in sorted path order."""
+def embedding_files(folder: Path, within: Path | None = None) -> list[Path]:
+    """The files under `folder` that may be embeddings (by suffix, previews left out), in sorted path order.
+
+    With `within` (a web UI's workspace), linked folders that lead outside it are not entered.
+    """
     found = []
-    for root, _dirs, files in os.walk(folder, followlinks=True):
-        for name in files:
-            path = Path(root, name)
-            if path.suffix.lower() not in EMBEDDING_SUFFIXES:
-                continue
-            if path.suffix.lower() in IMAGE_SUFFIXES and Path(path.stem).suffix.lower() == ".preview":
-                continue
-            found.append(path)
+    for path in walk_files(folder, within):
+        if path.suffix.lower() not in EMBEDDING_SUFFIXES:
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES and Path(path.stem).suffix.lower() == ".preview":
+            continue
+        found.append(path)
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def scan_embeddings(folder: Path, model: BaseModel | None) -> EmbeddingLibrary:
+def scan_embeddings(folder: Path, model: BaseModel | None, *, within: Path | None = None) -> EmbeddingLibrary:
     """Read every embedding under `folder`; with a model, keep only those whose widths fit it.
 
-    A folder that does not exist gives an empty library (as in A1111); a path that is a file is an error.
+    A folder that does not exist gives an empty library (as in A1111); a path that is a file is an error. With
+    `within` (a web UI's workspace), files whose links lead outside it are skipped, unread.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OnewordError(f"{folder}: not a folder (expected the embeddings folder)")
     entries: list[ScanEntry] = []
     owners: dict[str, Path] = {}
-    for path in embedding_files(folder) if folder.is_dir() else []:
-        entry = _read(path, folder, model, owners)
+    for path in embedding_files(folder, within) if folder.is_dir() else []:
+        entry = _read(path, folder, model, owners, within)
         if entry.reason is None:
             owners[entry.embedding.name.lower()] = path
         entries.append(entry)
@@ -102,7 +105,11 @@ def scan_embeddings(folder: Path, model: BaseModel | None) -> EmbeddingLibrary:
     )
 
 
-def _read(path: Path, folder: Path, model: BaseModel | None, owners: dict[str, Path]) -> ScanEntry:
+def _read(path: Path, folder: Path, model: BaseModel | None, owners: dict[str, Path],
+          within: Path | None) -> ScanEntry:
+    problem = unreadable(path, within)
+    if problem is not None:
+        return ScanEntry(path, None, problem)
     if path.stat().st_size == 0:
         return ScanEntry(path, None, EMPTY)
     try:
@@ -116,6 +123,8 @@ def _read(path: Path, folder: Path, model: BaseModel | None, owners: dict[str, P
             embedding = load_embedding_file(path)
     except EmbeddingFileError as e:
         return ScanEntry(path, None, e.problem)
+    except OSError as e:  # removed or made unreadable while the folder was scanned
+        return ScanEntry(path, None, f"unreadable ({e.strerror or e})")
     owner = owners.get(embedding.name.lower())
     if owner is not None:
         return ScanEntry(path, embedding, f"duplicate name, already loaded from {owner.relative_to(folder).as_posix()}")

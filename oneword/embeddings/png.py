@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import math
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,15 @@ TENSOR_KEY = "TORCHTENSOR"
 LCG_M, LCG_A, LCG_C = 2**32, 1664525, 1013904223
 """Numerical Recipes' generator, seed 0; A1111 uses each value modulo 255, masked to its low 4 bits."""
 _CHANNELS = 3
-_MAX_DATA = 256 * 2**20
-"""Refuse to inflate hidden data beyond this (a compressed bomb, not an embedding)."""
+MAX_JSON = 8 * 2**20
+"""The most embedding JSON an image may hold: the largest real embedding, SDXL with 75 vectors of 768 + 1280
+floats, is 153,600 floats of at most 25 characters each ("-1.1754943508222875e-38, "), 3.84 MB; twice that.
+Hidden data that inflates beyond it is a compressed bomb, not an embedding, and is not inflated further."""
+MAX_TEXT = 4 * -(-MAX_JSON // 3)
+"""The longest `sd-ti-embedding` text: MAX_JSON in base64."""
+MAX_PIXELS = 8 * 2**20
+"""The most pixels an embedding image may have: a 2048x2048 preview (4.2 million) beside the data blocks of the
+largest embedding (at most 2 x 3.84 MB / 3 nibbles a pixel, 2.6 million). Larger images are not decoded."""
 
 
 def embedding_json(embedding: Embedding) -> str:
@@ -143,10 +151,17 @@ def extract_data_blocks(image: Image.Image) -> bytes | None:
     packed = (_xor_stream(high) << 4) | _xor_stream(low)
     inflate = zlib.decompressobj()
     try:
-        data = inflate.decompress(packed.tobytes(), _MAX_DATA)
+        data = inflate.decompress(packed.tobytes(), MAX_JSON)
     except zlib.error:
         return None
+    if not inflate.eof and inflate.unconsumed_tail:
+        raise HiddenDataTooLarge(f"the data in the pixels inflates to more than {MAX_JSON:,} bytes, more than any "
+                                 "embedding needs (a compressed bomb?); not read further")
     return data if inflate.eof else None
+
+
+class HiddenDataTooLarge(ValueError):
+    """Hidden data larger than any embedding can need; the message says which and how large."""
 
 
 def caption(image: Image.Image, title: str, left: str, middle: str, right: str) -> Image.Image:
@@ -229,30 +244,56 @@ def write_png_embedding(
 
 
 def read_png_embedding(path: Path) -> Embedding | None:
-    """The embedding inside a PNG/WebP (text chunk first, then pixels), or None when the image holds none."""
+    """The embedding inside a PNG/WebP (text chunk first, then pixels), or None when the image holds none.
+
+    The work is bounded by what a real embedding image needs (MAX_PIXELS, MAX_TEXT, MAX_JSON): a larger image is
+    not decoded and larger hidden data not inflated, each refused with the reason.
+    """
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            text = getattr(image, "text", None) or {}
-            hidden = text.get(TEXT_KEY) or image.info.get(TEXT_KEY)
-            pixels = image.convert("RGB") if hidden is None else None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise EmbeddingFileError(path, f"not a readable image ({e})") from None
-    if hidden is not None:
-        data = _from_text(hidden, path)
-    else:
-        raw = extract_data_blocks(pixels)
-        if raw is None:
-            return None
-        data = _from_json(raw, path, "the data in the pixels")
+        hidden, pixels = _open_hidden(path)
+        if hidden is not None:
+            data = _from_text(hidden, path)
+        else:
+            raw = extract_data_blocks(pixels)
+            if raw is None:
+                return None
+            data = _from_json(raw, path, "the data in the pixels")
+    except HiddenDataTooLarge as e:
+        raise EmbeddingFileError(path, str(e)) from None
     if not isinstance(data, dict):
         raise EmbeddingFileError(path, f"the hidden data is a {type(data).__name__}, not an embedding dict")
     name = data.get("name")
     return embedding_from_dict(data, path, name=name if isinstance(name, str) and name else path.stem)
 
 
+def _open_hidden(path: Path) -> tuple[str | bytes | None, Image.Image | None]:
+    """The `sd-ti-embedding` text, or else the decoded pixels; the pixels are decoded only when no text chunk
+    comes before them and the image is no larger than MAX_PIXELS."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            with Image.open(path) as image:
+                hidden = image.info.get(TEXT_KEY)  # text chunks before the pixel data, read without decoding
+                if hidden is not None:
+                    return hidden, None
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise HiddenDataTooLarge(f"{width}x{height} pixels, larger than an embedding image can be (at "
+                                             f"most {MAX_PIXELS:,} pixels); not decoded")
+                image.load()
+                hidden = (getattr(image, "text", None) or {}).get(TEXT_KEY) or image.info.get(TEXT_KEY)
+                return hidden, image.convert("RGB") if hidden is None else None
+    except HiddenDataTooLarge:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise EmbeddingFileError(path, f"not a readable image ({e})") from None
+
+
 def _from_text(text: str | bytes, path: Path) -> Any:
+    if len(text) > MAX_TEXT:
+        raise HiddenDataTooLarge(f"the {TEXT_KEY} text has {len(text):,} characters, more than any embedding needs "
+                                 f"(at most {MAX_TEXT:,}); not read")
     try:
         raw = base64.b64decode(text, validate=False)
     except (binascii.Error, ValueError) as e:

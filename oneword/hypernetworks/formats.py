@@ -116,7 +116,7 @@ def _read_safetensors(path: Path) -> dict[Any, Any]:
         if key != "format":
             try:
                 data[key] = json.loads(value)
-            except json.JSONDecodeError:
+            except ValueError:  # not JSON, or an integer of over 4,300 digits
                 raise OnewordError(f"{path}: header entry {key!r} is not JSON") from None
     for key, tensor in tensors.items():
         width, index, name = (key.split(".", 2) + ["", ""])[:3]
@@ -152,7 +152,7 @@ def from_dict(data: Any, path: Path) -> Hypernetwork:
         raise OnewordError(f"{path}: not a hypernetwork (no module for any context width)")
     try:
         settings = settings_from(data)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, RuntimeError) as e:  # RuntimeError: a tensor where a setting should be
         raise OnewordError(f"{path}: unreadable settings ({e})") from None
     problems = settings.problems()
     if problems:
@@ -168,7 +168,7 @@ def from_dict(data: Any, path: Path) -> Hypernetwork:
         layers[width] = (modules[0], modules[1])
     step = data.get("step")
     return Hypernetwork(
-        name=str(data.get("name") or path.stem), settings=settings, layers=layers,
+        name=_text(data.get("name")) or path.stem, settings=settings, layers=layers,
         step=step if isinstance(step, int) and not isinstance(step, bool) else 0,
         sd_checkpoint=_text(data.get("sd_checkpoint")), sd_checkpoint_name=_text(data.get("sd_checkpoint_name")),
         optional_info=_text(data.get("optional_info")),

@@ -17,8 +17,8 @@ from PIL import Image
 
 from oneword.errors import OnewordError
 from oneword.prep.captions import existing_caption
-from oneword.prep.crop import cover_size, needs_split, split_boxes
-from oneword.prep.images import BadImage, open_image, source_files
+from oneword.prep.crop import cover_size, needs_split, size_problem, split_boxes
+from oneword.prep.images import BadImage, open_image, source_entries
 
 FEW, ENOUGH = 15, 30
 """Under FEW pictures is a warning; ENOUGH is what to aim for (the tutorial's advice)."""
@@ -70,6 +70,8 @@ class CheckConfig:
     overlap: float = 0.2
     faces: bool = True
     """Count faces (a character set should show one person per picture)."""
+    crop: str = "center"
+    """The crop `preprocess` would use: a picture it would skip as too small is not usable."""
 
 
 def check_dataset(config: CheckConfig, on_progress: Callable[[int, int], None] = lambda done, total: None,
@@ -78,10 +80,13 @@ def check_dataset(config: CheckConfig, on_progress: Callable[[int, int], None] =
     folder = Path(config.folder)
     if not folder.is_dir():
         raise OnewordError(f"DIR {folder}: no such folder")
-    files = source_files(folder)
+    files, unusable = source_entries(folder)
     report = CheckReport(folder)
+    for path, reason in unusable:
+        report.add("error", f"cannot be used: {reason}", path)
     if not files:
-        report.add("error", "no pictures in the folder")
+        if not unusable:
+            report.add("error", "no pictures in the folder")
         return report
     target = (config.width, config.height or config.width)
     hashes: list[tuple[int, Path]] = []
@@ -89,6 +94,9 @@ def check_dataset(config: CheckConfig, on_progress: Callable[[int, int], None] =
     for done, path in enumerate(files, 1):
         try:
             image = open_image(path)
+            problem = size_problem(image.size, target, config.crop)  # preprocess's own rule
+            if problem:
+                raise BadImage(problem)
         except BadImage as error:
             report.add("error", f"cannot be used: {error}", path)
             on_progress(done, len(files))

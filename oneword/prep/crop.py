@@ -13,6 +13,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 CROP_MODES = ("center", "focal", "fit", "none")
+MAX_UPSCALE = 4.0
+"""A picture that would have to be enlarged more than this (per side) is too small to use."""
 
 Box = tuple[int, int, int, int]
 """left, top, right, bottom in pixels of the resized picture."""
@@ -31,6 +33,21 @@ def cover_size(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int
     """The size of `size` scaled (keeping its aspect) so that it just covers `target`."""
     scale = max(target[0] / size[0], target[1] / size[1])
     return max(target[0], round(size[0] * scale)), max(target[1], round(size[1] * scale))
+
+
+def size_problem(size: tuple[int, int], target: tuple[int, int], crop: str = "center") -> str | None:
+    """Why a picture of `size` cannot become a `target` training picture with `crop` (too small), or None.
+
+    The one rule of `preprocess` and `check`: enlarged more than MAX_UPSCALE per side, or (crop `none`) under 8 px.
+    """
+    w, h = size
+    if crop == "none":
+        return f"too small: {w}x{h} px (under 8 px)" if w < 8 or h < 8 else None
+    scale = max(target[0] / w, target[1] / h)
+    if scale > MAX_UPSCALE:
+        return (f"too small: {w}x{h} px would be enlarged {scale:.0f}x to {target[0]}x{target[1]} "
+                f"(at most {MAX_UPSCALE:.0f}x)")
+    return None
 
 
 def fit_size(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:

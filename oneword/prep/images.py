@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from oneword.folder_walk import unreadable
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -18,6 +20,23 @@ class BadImage(Exception):
 def source_files(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
     """The picture files directly in `folder` (by suffix), sorted by name."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def source_entries(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
+                   ) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The picture files directly in `folder` (by suffix), sorted by name, and the entries with a picture's name
+    that cannot be read as one (a dangling link, a link loop, a folder, a FIFO, a device), with the reason.
+
+    Nothing is opened: a FIFO would block and a device would never end.
+    """
+    files, unusable = [], []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes):
+        problem = unreadable(path)
+        if problem is None:
+            files.append(path)
+        else:
+            unusable.append((path, problem))
+    return files, unusable
 
 
 def open_image(path: Path, max_pixels: int | None = None) -> Image.Image:

@@ -7,9 +7,10 @@ are prepared in parallel, one process per core; each output file is written atom
 
 from __future__ import annotations
 
+import errno
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -28,13 +29,12 @@ from oneword.prep.crop import (
     focal_point,
     letterbox,
     needs_split,
+    size_problem,
     split_boxes,
     window_at,
 )
-from oneword.prep.images import BadImage, open_image, source_files
+from oneword.prep.images import BadImage, open_image, source_entries
 
-MAX_UPSCALE = 4.0
-"""A picture that would have to be enlarged more than this (per side) is skipped as too small."""
 DEBUG_FOLDER = "focal-debug"
 
 
@@ -80,6 +80,8 @@ class PreprocessConfig:
         src, dst = Path(self.src), Path(self.dst)
         if not src.is_dir():
             problems.append(f"SRC {src}: no such folder")
+        elif _link_loop(dst):
+            problems.append(f"DST {dst} is a link loop (a link that leads back to itself)")
         elif dst.resolve() == src.resolve() or dst.resolve().is_relative_to(src.resolve()):
             problems.append(f"DST {dst} is SRC or inside it; the source pictures are never written to")
         for name, value in (("--width", self.width), ("--height", self.height)):
@@ -106,6 +108,16 @@ class PreprocessConfig:
         return problems
 
 
+def _link_loop(path: Path) -> bool:
+    try:
+        path.resolve()
+    except RuntimeError:  # Python before 3.13 raises it for a link loop
+        return True
+    except OSError as error:  # Python 3.13 and later
+        return error.errno == errno.ELOOP
+    return False
+
+
 @dataclass
 class Prepared:
     """What became of one source picture."""
@@ -126,33 +138,52 @@ class PreprocessResult:
 
 def preprocess(config: PreprocessConfig, on_progress: Callable[[int, int, Prepared], None] = lambda *a: None,
                ) -> PreprocessResult:
-    """Prepare every picture of `config.src` into `config.dst`; `on_progress(done, total, prepared)` after each."""
+    """Prepare every picture of `config.src` into `config.dst`; `on_progress(done, total, prepared)` after each.
+
+    Entries that cannot be read (a dangling link, a link loop, a folder, a FIFO, a device) are skipped unopened,
+    with the reason; when every picture is skipped, a OnewordError says so (and a DST made for them is removed).
+    """
     gather(config.problems())
-    sources = source_files(Path(config.src))
-    if not sources:
+    sources, unusable = source_entries(Path(config.src))
+    if not sources and not unusable:
         raise OnewordError(f"SRC {config.src}: no pictures in it")
     if config.tagger:
         Tagger(config.tagger)  # a missing or broken tagger is reported before anything is written
     dst = Path(config.dst)
+    made = not dst.exists()
     dst.mkdir(parents=True, exist_ok=True)
+    total = len(sources) + len(unusable)
+    results = [Prepared(path, [], reason) for path, reason in unusable]
+    for done, prepared in enumerate(results, 1):
+        on_progress(done, total, prepared)
     jobs = [(i, path, config) for i, path in enumerate(sources)]
-    workers = min(config.workers or os.cpu_count() or 1, len(jobs))
-    results: list[Prepared] = []
-    if workers == 1:
-        outcomes = map(_prepare_job, jobs)
-        for prepared in outcomes:
-            results.append(prepared)
-            on_progress(len(results), len(jobs), prepared)
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
-            for prepared in pool.map(_prepare_job, jobs, chunksize=1):
-                results.append(prepared)
-                on_progress(len(results), len(jobs), prepared)
-    return PreprocessResult(
+    for prepared in _prepared(jobs, config.workers):
+        results.append(prepared)
+        on_progress(len(results), total, prepared)
+    result = PreprocessResult(
         processed=sum(r.skipped is None for r in results),
         skipped=[(r.source, r.skipped) for r in results if r.skipped is not None],
         written=[p for r in results for p in r.written],
     )
+    if not result.processed:
+        if made and not any(dst.iterdir()):
+            dst.rmdir()
+        path, reason = result.skipped[0]
+        raise OnewordError(f"SRC {config.src}: none of its {total} pictures can be used, every one was skipped "
+                           f"(the first, {path.name}: {reason})")
+    return result
+
+
+def _prepared(jobs: list[tuple[int, Path, PreprocessConfig]], workers: int | None) -> Iterator[Prepared]:
+    """What became of each job's picture, in order: in this process, or one process per worker."""
+    if not jobs:
+        return
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers == 1:
+        yield from map(_prepare_job, jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        yield from pool.map(_prepare_job, jobs, chunksize=1)
 
 
 def _init_worker() -> None:
@@ -201,14 +232,11 @@ def prepare_one(index: int, path: Path, config: PreprocessConfig) -> Prepared:
 def cut(image: Image.Image, config: PreprocessConfig, debug: Callable | None = None) -> list[Image.Image]:
     """The pictures one source becomes, before mirroring."""
     target = config.size
-    scale = max(target[0] / image.width, target[1] / image.height)
-    if config.crop != "none" and scale > MAX_UPSCALE:
-        raise BadImage(f"too small: {image.width}x{image.height} px would be enlarged {scale:.0f}x to "
-                       f"{target[0]}x{target[1]} (at most {MAX_UPSCALE:.0f}x)")
+    problem = size_problem(image.size, target, config.crop)
+    if problem:
+        raise BadImage(problem)
     if config.crop == "none":
         w, h = image.width // 8 * 8, image.height // 8 * 8
-        if not w or not h:
-            raise BadImage(f"too small: {image.width}x{image.height} px (under 8 px)")
         left, top = (image.width - w) // 2, (image.height - h) // 2
         return [image.crop((left, top, left + w, top + h))]
     if config.crop == "fit":

@@ -1,4 +1,5 @@
-"""The workspace rule: every path the UI reads or writes lies inside one folder, checked in one place."""
+"""The workspace rule: every path the UI reads or writes lies inside one folder, checked in one place (folder
+scans get `Workspace.root` as their `within`, so that links in a scanned folder do not lead out either)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,12 @@ class Workspace:
                 return None
             raise OnewordError(f"{field}: empty; give a path inside the workspace {self.root}")
         given = Path(text).expanduser()
-        resolved = (given if given.is_absolute() else self.root / given).resolve()
+        try:
+            resolved = (given if given.is_absolute() else self.root / given).resolve()
+        except RuntimeError:  # a link loop (Python 3.13 and later raise OSError ELOOP)
+            raise OnewordError(f"{field}: {text} is a link loop (a link that leads back to itself)") from None
+        except OSError as error:
+            raise OnewordError(f"{field}: {text}: {error.strerror or error}") from None
         if not resolved.is_relative_to(self.root):
             raise OnewordError(f"{field}: {text} is outside the workspace {self.root} (refused)")
         return resolved

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import safetensors.torch
 import torch
 from PIL import Image
+from time_guard import time_limit
 
 from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.formats import save_embedding
@@ -107,3 +109,77 @@ def test_embedding_files_filters_by_suffix_case_insensitively(tmp_path):
     safetensors.torch.save_file({"x": torch.ones(1)}, tmp_path / "h.safetensors")
     assert [p.name for p in embedding_files(tmp_path)] == ["a.PT", "b.SafeTensors", "c.Bin", "d.webp",
                                                           "h.safetensors"]
+
+
+def _unusable_files(root: Path) -> None:
+    """One good embedding beside every kind of file that cannot be one."""
+    root.mkdir(parents=True, exist_ok=True)
+    save_embedding(_emb("good", seed=1), root / "good.pt")
+    (root / "dangling.pt").symlink_to(root / "gone.pt")
+    (root / "self.pt").symlink_to(root / "self.pt")
+    (root / "zero.pt").symlink_to("/dev/zero")
+    os.mkfifo(root / "fifo.safetensors")
+    safetensors.torch.save_file({"v": torch.ones(1, 64)}, root / "digits.safetensors", metadata={"step": "9" * 5000})
+    torch.save({"string_to_param": {"*": torch.ones(1, 64).to_sparse()}}, root / "sparse.pt")
+    torch.save({"string_to_param": {"*": torch.empty(1, 64, device="meta")}}, root / "meta.pt")
+
+
+def test_one_unusable_file_never_breaks_the_scan(tmp_path, tiny_sd1):
+    root = tmp_path / "embeddings"
+    _unusable_files(root)
+    lib = scan_embeddings(root, tiny_sd1)
+    assert sorted(lib.loaded) == ["digits", "good"]
+    assert lib.loaded["digits"].step is None  # 5,000 digits are no step count
+    assert [(p.name, reason) for p, reason in lib.skipped] == [
+        ("dangling.pt", f"a dangling link (its target {root / 'gone.pt'} does not exist)"),
+        ("fifo.safetensors", "not a regular file (a FIFO)"),
+        ("meta.pt", "string_to_param is on the meta device: the file holds no numbers for it"),
+        ("self.pt", "a link loop (the link leads back to itself)"),
+        ("sparse.pt", "string_to_param is a sparse_coo tensor, not a dense one"),
+        ("zero.pt", "not a regular file (a character device)"),
+    ]
+
+
+def test_folder_links_back_to_their_own_folder_are_followed_once(tmp_path):
+    root = tmp_path / "embeddings"
+    save_embedding(_emb("top"), root / "top.pt")
+    save_embedding(_emb("inner"), root / "sub" / "inner.pt")
+    (root / "sub" / "again").symlink_to(root / "sub", target_is_directory=True)
+    (root / "sub" / "up").symlink_to(root, target_is_directory=True)
+    (root / "linked").symlink_to(root / "sub", target_is_directory=True)  # the same real folder: seen once, by
+    (root / "loop").symlink_to(root / "loop")                              # its first path in sorted order
+    with time_limit(20):
+        assert [p.relative_to(root).as_posix() for p in embedding_files(root)] == ["linked/inner.pt", "top.pt"]
+        lib = scan_embeddings(root, None)
+    assert sorted(lib.loaded) == ["inner", "top"] and lib.skipped == []
+
+
+def test_within_a_workspace_links_out_of_it_are_not_read(tmp_path):
+    outside = tmp_path / "outside"
+    save_embedding(_emb("secret"), outside / "secret.pt")
+    save_embedding(_emb("hidden"), outside / "folder" / "hidden.pt")
+    root = tmp_path / "ws" / "embeddings"
+    save_embedding(_emb("mine"), root / "mine.pt")
+    (root / "secret.pt").symlink_to(outside / "secret.pt")
+    (root / "folder").symlink_to(outside / "folder", target_is_directory=True)
+    workspace = (tmp_path / "ws").resolve()
+    lib = scan_embeddings(root, None, within=workspace)
+    assert sorted(lib.loaded) == ["mine"]
+    assert [(p.name, reason) for p, reason in lib.skipped] == [("secret.pt", "leads outside the workspace")]
+    assert sorted(scan_embeddings(root, None).loaded) == ["hidden", "mine", "secret"]  # the command line follows
+
+
+def test_embeddings_list_shows_unusable_files_and_ends_on_folder_loops(tmp_path, monkeypatch, capsys):
+    from cli_helpers import run_in_process
+
+    root = tmp_path / "embeddings"
+    _unusable_files(root)
+    (root / "sub").mkdir()
+    (root / "sub" / "back").symlink_to(root, target_is_directory=True)
+    (root / "sub" / "again").symlink_to(root / "sub", target_is_directory=True)
+    with time_limit(60):
+        code, out, err = run_in_process(monkeypatch, capsys, "embeddings", "list", "--model", "tiny-sd1",
+                                        "--embeddings-dir", str(root))
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == "2 loaded, 6 skipped"
+    assert "skipped: not a regular file (a FIFO)" in out and "skipped: a link loop (the link leads back" in out

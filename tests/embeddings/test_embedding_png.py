@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 import zlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from time_guard import time_limit
 
 from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.formats import EmbeddingFileError, a1111_dict, load_embedding_file
@@ -164,3 +166,61 @@ def test_broken_images_are_clear_errors(tmp_path):
     with pytest.raises(EmbeddingFileError) as err:
         read_png_embedding(junk)
     assert err.value.problem.startswith("not a readable image (")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_a_larger_image_than_any_embedding_image_is_not_decoded(tmp_path):
+    side = 13000
+    deflate, row = zlib.compressobj(9), bytes(side + 1)  # filter byte 0, then a row of black grey pixels
+    pixels = b"".join(deflate.compress(row) for _ in range(side)) + deflate.flush()
+    path = tmp_path / "huge.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                     + _png_chunk(b"IDAT", pixels) + _png_chunk(b"IEND", b""))
+    assert path.stat().st_size < 200_000
+    with time_limit(20), pytest.raises(EmbeddingFileError) as err:
+        read_png_embedding(path)
+    assert err.value.problem == ("13000x13000 pixels, larger than an embedding image can be (at most 8,388,608 "
+                                 "pixels); not decoded")
+
+
+def test_hidden_data_that_inflates_beyond_any_embedding_is_not_inflated(tmp_path, monkeypatch):
+    import oneword.embeddings.png as png
+
+    monkeypatch.setattr(png, "embedding_json", lambda embedding: " " * (24 * 2**20))
+    path = tmp_path / "bomb.png"
+    png.add_data_blocks(_preview(), _emb()).save(path)
+    assert path.stat().st_size < 200_000
+    with time_limit(20), pytest.raises(EmbeddingFileError) as err:
+        read_png_embedding(path)
+    assert err.value.problem == ("the data in the pixels inflates to more than 8,388,608 bytes, more than any "
+                                 "embedding needs (a compressed bomb?); not read further")
+
+
+def test_a_text_chunk_longer_than_any_embedding_is_not_decoded(tmp_path):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(TEXT_KEY, "A" * (12 * 2**20))
+    path = tmp_path / "long-text.png"
+    _preview().save(path, pnginfo=info)
+    with pytest.raises(EmbeddingFileError) as err:
+        read_png_embedding(path)
+    assert err.value.problem == ("the sd-ti-embedding text has 12,582,912 characters, more than any embedding needs "
+                                 "(at most 11,184,812); not read")
+
+
+def test_the_largest_real_embedding_fits_the_bounds(tmp_path):
+    import oneword.embeddings.png as png
+
+    gen = torch.Generator().manual_seed(0)
+    big = Embedding("big", {"clip_l": torch.randn(75, 768, generator=gen) * 1e-30,
+                            "clip_g": torch.randn(75, 1280, generator=gen) * 1e-30})
+    assert len(embedding_json(big)) < png.MAX_JSON / 2 < png.MAX_TEXT
+    path = tmp_path / "big.png"
+    image = png.add_data_blocks(_preview(1024), big)
+    assert image.width * image.height < png.MAX_PIXELS
+    image.save(path)  # the pixels alone
+    assert torch.equal(read_png_embedding(path).vectors["clip_g"], big.vectors["clip_g"])

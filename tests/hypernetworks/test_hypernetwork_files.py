@@ -136,3 +136,27 @@ def test_structure_rules_are_named():
     assert HypernetworkSettings(layer_structure=[1, 2, 2, 1], use_dropout=True).dropouts() == [0, 0.3, 0, 0]
     assert HypernetworkSettings(layer_structure=[1, 2, 2, 1], use_dropout=True,
                                 last_layer_dropout=True).dropouts() == [0, 0.3, 0.3, 0]
+
+
+def test_the_folder_scan_names_unusable_files_and_follows_each_folder_once(tmp_path):
+    from time_guard import time_limit
+
+    from oneword.hypernetworks.library import HypernetworkLibrary
+
+    root = tmp_path / "hypernetworks"
+    (root / "sub").mkdir(parents=True)
+    a1111_file(root / "sub" / "good.pt", 64, seed=0)
+    (root / "sub" / "again").symlink_to(root / "sub", target_is_directory=True)
+    (root / "up").symlink_to(root, target_is_directory=True)
+    (root / "gone.pt").symlink_to(root / "nowhere.pt")
+    (root / "zero.pt").symlink_to("/dev/zero")
+    with time_limit(20):
+        library = HypernetworkLibrary.scan(root)
+    assert list(library.paths) == ["good"] and library.get("good").widths == [64]
+    with pytest.raises(OnewordError) as error:
+        library.get("zero")
+    assert str(error.value) == f"<hypernet:zero>: {root / 'zero.pt'}: not a regular file (a character device)"
+    with pytest.raises(OnewordError) as error:
+        library.get("gone")
+    assert str(error.value) == (f"<hypernet:gone>: {root / 'gone.pt'}: a dangling link (its target "
+                                f"{root / 'nowhere.pt'} does not exist)")

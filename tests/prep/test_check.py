@@ -61,3 +61,26 @@ def test_check_exits_1_only_for_errors(tmp_path, monkeypatch, capsys):
     assert "error: broken.png: cannot be used: " in out
     code, out, err = run_in_process(monkeypatch, capsys, "check", str(tmp_path / "nowhere"))
     assert code == 1 and err.strip() == f"error: DIR {tmp_path / 'nowhere'}: no such folder"
+
+
+def test_check_judges_usable_pictures_by_preprocess_rules(tmp_path, monkeypatch, capsys):
+    from oneword.prep.preprocess import PreprocessConfig, preprocess
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    detailed(0).save(folder / "good.png")
+    Image.new("RGB", (1, 1), (90, 90, 90)).save(folder / "dot.png")
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (1, 20000, 3), dtype=np.uint8)).save(folder / "line.png")
+    (folder / "zero.png").symlink_to("/dev/zero")
+    report = check_dataset(CheckConfig(folder, faces=False))
+    assert report.pictures == 1
+    assert [f.line() for f in report.errors] == [
+        "error: zero.png: cannot be used: not a regular file (a character device)",
+        "error: dot.png: cannot be used: too small: 1x1 px would be enlarged 512x to 512x512 (at most 4x)",
+        "error: line.png: cannot be used: too small: 20000x1 px would be enlarged 512x to 512x512 (at most 4x)",
+    ]
+    result = preprocess(PreprocessConfig(folder, tmp_path / "out", workers=1))
+    assert {p.name: reason for p, reason in result.skipped} == {
+        f.path.name: f.message.removeprefix("cannot be used: ") for f in report.errors}
+    code, out, err = run_in_process(monkeypatch, capsys, "check", str(folder), "--no-notes")
+    assert code == 1 and out.splitlines()[-1].startswith("1 usable pictures, 3 errors, ")

@@ -184,6 +184,16 @@ def test_bad_settings_are_one_line_and_write_nothing(tmp_path, changes, message)
     assert not (tmp_path / "dst").exists()
 
 
+def test_a_dst_that_is_a_link_loop_is_one_line(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (64, 64), BLUE).save(src / "a.png")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(OnewordError) as error:
+        preprocess(PreprocessConfig(src, tmp_path / "loop", width=64))
+    assert str(error.value) == f"DST {tmp_path / 'loop'} is a link loop (a link that leads back to itself)"
+
+
 def test_bad_arguments_on_the_command_line(tmp_path, monkeypatch, capsys):
     from cli_helpers import run_in_process
 
@@ -203,3 +213,59 @@ def test_prepared_pictures_train_directly(tmp_path, tiny_sd1):
                          preview_every=0, batch_size=2, log_dir=tmp_path / "log", embeddings_dir=tmp_path / "emb")
     finished = train(config, tiny_sd1)
     assert finished.embedding_path.is_file() and finished.step == 3
+
+
+def _entries_that_are_no_pictures(src: Path) -> dict[str, str]:
+    """Entries with a picture's name that cannot be read as one, and the reason each is skipped for."""
+    import os
+
+    (src / "loop.png").symlink_to(src / "loop.png")
+    (src / "dangling.jpg").symlink_to(src / "gone.jpg")
+    os.mkfifo(src / "fifo.png")
+    (src / "x.png").mkdir()
+    (src / "zero.png").symlink_to("/dev/zero")
+    return {
+        "dangling.jpg": f"a dangling link (its target {src / 'gone.jpg'} does not exist)",
+        "fifo.png": "not a regular file (a FIFO)",
+        "loop.png": "a link loop (the link leads back to itself)",
+        "x.png": "not a regular file (a folder)",
+        "zero.png": "not a regular file (a character device)",
+    }
+
+
+def test_entries_that_are_no_pictures_are_skipped_unopened_with_their_reason(tmp_path, monkeypatch, capsys):
+    from cli_helpers import run_in_process
+    from time_guard import time_limit
+
+    src = tmp_path / "src"
+    src.mkdir()
+    halves((64, 64), RED, BLUE).save(src / "good.png")
+    expected = _entries_that_are_no_pictures(src)
+    with time_limit(60):
+        result = preprocess(PreprocessConfig(src, tmp_path / "dst", width=64, workers=1))
+        code, out, err = run_in_process(monkeypatch, capsys, "preprocess", str(src), str(tmp_path / "dst2"),
+                                        "--width", "64", "--workers", "1")
+    assert {path.name: reason for path, reason in result.skipped} == expected
+    assert result.processed == 1 and [p.name for p in result.written] == ["00000-0-good.png"]
+    assert code == 0, err
+    for name, reason in expected.items():
+        assert f"skipped {src / name}: {reason}" in out
+    assert "1 pictures processed, 5 skipped, 1 written" in out
+
+
+def test_every_picture_skipped_is_an_error_and_leaves_no_dst(tmp_path, monkeypatch, capsys):
+    from cli_helpers import run_in_process
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (1, 1)).save(src / "dot.png")
+    (src / "zero.png").symlink_to("/dev/zero")
+    dst = tmp_path / "dst"
+    with pytest.raises(OnewordError) as error:
+        preprocess(PreprocessConfig(src, dst, width=64, workers=1))
+    assert str(error.value) == (f"SRC {src}: none of its 2 pictures can be used, every one was skipped (the first, "
+                                "zero.png: not a regular file (a character device))")
+    assert not dst.exists()
+    code, out, err = run_in_process(monkeypatch, capsys, "preprocess", str(src), str(dst), "--width", "64")
+    assert code == 1 and err.splitlines() == [f"error: {error.value}"]
+    assert f"skipped {src / 'dot.png'}: too small: 1x1 px would be enlarged 64x to 64x64 (at most 4x)" in out

@@ -61,6 +61,38 @@ def test_resolve_keeps_paths_inside(space):
         space.resolve("--data", " ")
 
 
+def test_a_link_loop_is_refused_in_one_line(space):
+    (space.root / "loop").symlink_to(space.root / "loop")
+    for given in ("loop", "loop/data"):
+        with pytest.raises(OnewordError) as error:
+            space.resolve("--data", given)
+        assert str(error.value) == f"--data: {given} is a link loop (a link that leads back to itself)"
+
+
+def test_scanned_folders_do_not_follow_links_out_of_the_workspace(space):
+    import torch
+
+    from oneword.embeddings.embedding import Embedding
+    from oneword.embeddings.formats import save_embedding
+    from oneword.hypernetworks.create import new_hypernetwork
+    from oneword.hypernetworks.formats import save_hypernetwork
+    from oneword.hypernetworks.hypernetwork import HypernetworkSettings
+
+    outside = space.root.parent / "outside"
+    save_embedding(Embedding("secret", {"*": torch.ones(1, 64)}), outside / "secret.pt")
+    save_hypernetwork(new_hypernetwork("far", [64], HypernetworkSettings(), seed=0), outside / "far.pt")
+    save_embedding(Embedding("mine", {"*": torch.ones(1, 64)}), space.root / "embeddings" / "mine.pt")
+    (space.root / "embeddings" / "secret.pt").symlink_to(outside / "secret.pt")
+    (space.root / "embeddings" / "out").symlink_to(outside, target_is_directory=True)
+    (space.root / "hypernetworks").mkdir()
+    (space.root / "hypernetworks" / "far.pt").symlink_to(outside / "far.pt")
+    assert generate.available(space, "embeddings", "hypernetworks") == "embeddings: `mine` — hypernetworks: none"
+    specs = generate.generate_specs()
+    values = _values(specs, prompt="secret <hypernet:far>", model="tiny-sd1", steps=1, width=64, height=64)
+    assert generate.generate(space, ModelCache(), specs, values)[0] == (
+        f"**error:** <hypernet:far>: {space.root / 'hypernetworks' / 'far.pt'}: leads outside the workspace")
+
+
 TRAIN_FIELDS = [*train.PATH_FIELDS, "model", "template"]
 
 

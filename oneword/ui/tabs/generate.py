@@ -37,6 +37,7 @@ def generate_specs() -> list[FieldSpec]:
 def available(workspace: Workspace, embeddings_dir: str, hypernetwork_dir: str) -> str:
     """What a prompt can use: the embedding and hypernetwork files of the two folders."""
     from oneword.embeddings.library import embedding_files
+    from oneword.folder_walk import unreadable
     from oneword.hypernetworks.library import HypernetworkLibrary
 
     try:
@@ -44,8 +45,9 @@ def available(workspace: Workspace, embeddings_dir: str, hypernetwork_dir: str) 
         h_dir = workspace.resolve("--hypernetwork-dir", hypernetwork_dir)
     except OnewordError as error:
         return message(str(error), error=True)
-    words = sorted({p.stem for p in embedding_files(e_dir)}) if e_dir.is_dir() else []
-    hypers = sorted(p.stem for p in HypernetworkLibrary.scan(h_dir).paths.values())
+    files = embedding_files(e_dir, workspace.root) if e_dir.is_dir() else []
+    words = sorted({p.stem for p in files if unreadable(p, workspace.root) is None})
+    hypers = sorted(p.stem for p in HypernetworkLibrary.scan(h_dir, within=workspace.root).paths.values())
     return (f"embeddings: {', '.join(f'`{w}`' for w in words) or 'none'} — hypernetworks: "
             f"{', '.join(f'`<hypernet:{h}:1>`' for h in hypers) or 'none'}")
 
@@ -64,8 +66,9 @@ def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], v
         config = GenerateConfig(**s)
         split_tags(config.prompt)
         with models.use(model) as base:
-            library = scan_embeddings(e_dir, base) if e_dir.is_dir() else None
-            images = draw(base, config, library.loaded if library else {}, HypernetworkLibrary.scan(h_dir))
+            library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
+            hypernetworks = HypernetworkLibrary.scan(h_dir, within=workspace.root)
+            images = draw(base, config, library.loaded if library else {}, hypernetworks)
             paths = save_images(images, out)
     except OnewordError as error:
         return message(str(error), error=True), [], ""
@@ -110,7 +113,7 @@ def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], va
         config = GenerateConfig(**s)
         grids = grid_folder(workspace, out)
         with models.use(model) as base:
-            library = scan_embeddings(e_dir, base) if e_dir.is_dir() else None
+            library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
             result = compare_embeddings(base, config, files, word, library.loaded if library else {})
         path = workspace.resolve("--out", grids / f"{folder.name}-{result.config.seed}.png")
         path.parent.mkdir(parents=True, exist_ok=True)
