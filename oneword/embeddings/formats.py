@@ -165,10 +165,6 @@ def _vectors(tensor: Any, what: str, path: Path) -> torch.Tensor:
     """A stored tensor as (n_vectors, width) float32 on the CPU, in memory of its own, checked to be usable."""
     if not isinstance(tensor, torch.Tensor):
         raise EmbeddingFileError(path, f"{what} is a {type(tensor).__name__}, not a tensor")
-    if tensor.layout != torch.strided:
-        raise EmbeddingFileError(path, f"{what} is a {str(tensor.layout).removeprefix('torch.')} tensor, not a dense one")
-    if tensor.is_meta:
-        raise EmbeddingFileError(path, f"{what} is on the meta device: the file holds no numbers for it")
     if not tensor.is_floating_point():
         raise EmbeddingFileError(path, f"{what} holds {tensor.dtype} numbers, not floats")
     if tensor.dim() == 1:
