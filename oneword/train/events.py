@@ -70,13 +70,14 @@ class Finished:
     """The run ended: why, after how many steps, and the embedding written."""
 
     reason: str
-    """`done` (max steps), `schedule` (the schedule ran out), `plateau` (--stop auto), `interrupted`, `diverged`."""
+    """`done` (max steps), `schedule` (the schedule ran out), `plateau` (--stop auto), `interrupted`, `diverged`;
+    `nothing` when a resumed run was already trained as far as asked (nothing was written)."""
     step: int
     embedding_path: Path
     log_folder: Path
     message: str
     best_step: int | None = None
-    """The checkpoint chosen by `signal` (copied to `embedding_path` unless the run was interrupted)."""
+    """The checkpoint chosen by `signal`, kept as `embedding_path` (the best so far, when interrupted)."""
     signal: str = ""
     records: list = field(default_factory=list)
     """Every checkpoint of the run with its measurements (oneword.train.best.CheckpointRecord)."""

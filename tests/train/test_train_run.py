@@ -36,7 +36,7 @@ def test_log_folder_tree_csv_and_settings_are_as_a1111_users_know_them(tmp_path,
     settings_files = [p for p in tree if p.startswith("settings-")]
     assert len(settings_files) == 1 and settings_files[0].endswith(".json")
     assert [p for p in tree if not p.startswith("settings-")] == [
-        "checkpoints.csv", "embeddings", "embeddings/zqx-12.pt", "embeddings/zqx-6.pt",
+        "checkpoints.csv", "embeddings", "embeddings/zqx-12.pt", "embeddings/zqx-12.pt.optim", "embeddings/zqx-6.pt",
         "image_embeddings", "image_embeddings/zqx-12.png", "image_embeddings/zqx-6.png",
         "images", "images/zqx-12.png", "images/zqx-6.png", "loss.png", "previews.png",
         "textual_inversion_loss.csv",
@@ -117,8 +117,11 @@ def test_a_signal_saves_and_resume_reaches_the_uninterrupted_vectors(tmp_path, m
 
 
 def test_resume_without_optimizer_state_starts_adam_afresh_and_says_so(tmp_path, model):
+    import shutil
+
     first = train(settings(tmp_path, max_steps=4), model)
     first.embedding_path.with_name("zqx.pt.optim").unlink()
+    shutil.rmtree(first.log_folder)  # without the run's log folder, --resume continues NAME.pt itself
     seen = []
     train(settings(tmp_path, max_steps=6, resume=True), build_tiny("sd1", seed=0), seen.append)
     notes = next(e for e in seen if isinstance(e, events.Started)).notes
