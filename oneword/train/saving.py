@@ -52,9 +52,15 @@ def save_checkpoint(run, step: int, history: History, final: bool) -> list[Path]
 
 
 def clean_up(run) -> list[Path]:
-    """Remove the temporary files a killed run left in its log folder and beside its trained file."""
+    """Remove the temporary files a killed run left in its log folder and beside its trained file, and the optimizer
+    states older than the one a resumed run continues."""
     folder, target = run.folder, run.embedding_path
     removed = []
+    if run.saved is not None:
+        for older in saved_steps(folder):
+            if older != run.saved.step:
+                removed.append(optim_path(folder.checkpoint(older)))
+                removed[-1].unlink(missing_ok=True)
     for sub in (folder.root, folder.embeddings, folder.images, folder.image_embeddings):
         removed += remove_temporaries(sub)
     return removed + remove_temporaries(target.parent, [target.name, optim_path(target).name])
