@@ -27,6 +27,7 @@ from oneword.train.checkpoint import load_optimizer_state, matching_state, optim
 from oneword.train.config import TrainConfig
 from oneword.train.dataset import Dataset, LatentCache, cache_latents, read_dataset
 from oneword.train.distributed import ONE, Processes, agree, join_processes, sum_across
+from oneword.train.ending import MAX_BAD_STEPS, ending_line, nothing_to_do
 from oneword.train.events import Checked, Finished, Listener, Progress, Saved, Skipped, Started, Validated
 from oneword.train.history import History
 from oneword.train.lock import RunLock
@@ -41,6 +42,7 @@ from oneword.train.speed import all_finite, make_optimizer, prepare_unet, traini
 from oneword.train.start import starting_point
 from oneword.train.step import (  # noqa: F401  (the step's maths, imported from here by callers)
     alphas_cumprod,
+    clip_gradients,
     denoising_error,
     step_batches,
     step_generators,
@@ -53,8 +55,6 @@ from oneword.train.templates import fill_template, read_template
 from oneword.train.trainable import Trainable
 from oneword.train.validation import ValidationBatch, validation_batch
 
-MAX_BAD_STEPS = 3
-"""Steps in a row with a NaN or infinite loss after which training stops."""
 PROGRESS_EVERY = 10
 """Steps between progress events (each reads the loss back from the device)."""
 
@@ -176,19 +176,6 @@ def stop_signal(config: TrainConfig, scorers: list) -> str:
     return signal
 
 
-def _clip_gradients(run: Run, done: int) -> None:
-    if run.clip is None:
-        return
-    value = run.clip.value(done)
-    if value is None:
-        value = run.clip.entries[-1][0]
-    params = run.trainable.parameters()
-    if run.config.clip_grad == "value":
-        torch.nn.utils.clip_grad_value_(params, value)
-    else:
-        torch.nn.utils.clip_grad_norm_(params, value)
-
-
 def _stop_rule(run: Run) -> Plateau | None:
     c = run.config
     if c.stop != "auto":
@@ -230,22 +217,10 @@ def fit(run: Run, on_event: Listener = lambda event: None, stop: Callable[[], bo
         if run.saved is not None:
             repair_best(run, History.from_state(run.saved.data["history"], run.folder, None))
         if run.start_step >= run.total_steps:
-            return _nothing_to_do(run, on_event)
+            return nothing_to_do(run, on_event)
         run.notes.extend(lock.notes)
         with run.trainable.applied(run.model):
             return _fit(run, on_event, stop)
-
-
-def _nothing_to_do(run: Run, on_event: Listener) -> Finished:
-    """A resumed run that is already trained as far as asked: it writes nothing and says so."""
-    message = (f"{run.trainable.name} is already trained to step {run.start_step} (--max-steps "
-               f"{run.config.max_steps}); nothing to do: give a larger --max-steps to train it further")
-    history = run.saved and History.from_state(run.saved.data["history"], run.folder, None)
-    best = best_record(history.records, run.signal) if history else None
-    finished = Finished("nothing", run.start_step, run.embedding_path, run.folder.root, message,
-                        best_step=best.step if best else None, signal=run.signal)
-    on_event(finished)
-    return finished
 
 
 def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -> Finished:
@@ -288,7 +263,7 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
                     break
                 continue
             bad = 0
-            _clip_gradients(run, done)
+            clip_gradients(run, done)
             run.optimizer.step()
             done = step
             losses.append(total)
@@ -308,7 +283,7 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
             if run.schedule.value(done) is None and done < c.max_steps:
                 reason = "schedule"
     if not main:
-        return Finished(reason, done, run.embedding_path, folder.root, _ending(reason, done, run, None), main=False)
+        return Finished(reason, done, run.embedding_path, folder.root, ending_line(reason, done, run, None), main=False)
     return _conclude(run, reason, done, lr, csv, losses, history, on_event)
 
 
@@ -391,7 +366,7 @@ def _conclude(run: Run, reason: str, done: int, lr: float, csv: LossCsv, losses:
     paths = save_checkpoint(run, done, history, final=True)
     best = best_record(history.records, run.signal)
     on_event(Saved(done, paths))
-    finished = Finished(reason, done, run.embedding_path, run.folder.root, _ending(reason, done, run, best),
+    finished = Finished(reason, done, run.embedding_path, run.folder.root, ending_line(reason, done, run, best),
                         best_step=best.step if best else None, signal=run.signal, records=history.records)
     on_event(finished)
     return finished
@@ -407,25 +382,6 @@ def _write_row(run: Run, csv: LossCsv, done: int, lr: float, losses: list[torch.
         epoch, epoch_step = divmod(done - 1, run.steps_per_epoch)
         csv.add(done, epoch, epoch_step, sum(rows) / len(rows), lr, "" if val is None else f"{val:.7f}")
         rows.clear()
-
-
-def _ending(reason: str, done: int, run: Run, best: CheckpointRecord | None) -> str:
-    if reason == "interrupted":
-        kept = f"; {run.embedding_path} is the best so far, step {best.step}" if best is not None else ""
-        return f"stopped at step {done}: saved {run.folder.checkpoint(done)}{kept}; continue with --resume"
-    if best is not None and best.step != done:
-        kept = f"the best checkpoint by {run.signal} is step {best.step}: saved it as {run.embedding_path}"
-    else:
-        kept = f"saved {run.embedding_path}"
-    if reason == "diverged":
-        return (f"stopped at step {done}: the loss was NaN or infinite {MAX_BAD_STEPS} steps in a row (step {done} "
-                f"holds the last good vectors); {kept}. Try a lower --learn-rate, --clip-grad norm, or float32 "
-                "(--device cpu)")
-    if reason == "schedule":
-        return f"the learning-rate schedule ended at step {done}: {kept}"
-    if reason == "plateau":
-        return f"stopped at step {done}: {run.signal} stopped improving (--stop auto); {kept}"
-    return f"trained {done} steps: {kept}"
 
 
 def train(config: TrainConfig, model: BaseModel, on_event: Listener = lambda event: None,
