@@ -43,6 +43,7 @@ def test_a_run_writes_a1111s_hypernetwork_log_folder_and_trains_only_the_modules
     trained = load_hypernetwork(tmp_path / "hn" / "zqx.pt")
     assert trained.settings == start.settings and trained.widths == start.widths
     assert trained.step == 12 and trained.sd_checkpoint == model.short_hash
+    assert trained.name == "zqx" and load_hypernetwork(folder / "hypernetworks" / "zqx-6.pt").name == "zqx-6"  # A1111
     moved = [float((a - b).abs().max()) for a, b in zip(trained.parameters(), start.parameters())]
     assert min(moved) > 0  # every module of every width learned
     assert all(torch.equal(v, unet_before[k]) for k, v in model.unet.state_dict().items())  # the base stays frozen
