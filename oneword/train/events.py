@@ -18,6 +18,13 @@ class Started:
     log_folder: Path
     notes: list[str]
     """Things the user should know (skipped files, a resumed optimizer state missing...)."""
+    train_loss: list[tuple[int, float]] = field(default_factory=list)
+    """What a resumed run measured before this start, for its charts: the mean training loss of every few steps
+    (as Progress gives it, by its last step)..."""
+    val_loss: list[tuple[int, float]] = field(default_factory=list)
+    """... the validation losses ..."""
+    records: list = field(default_factory=list)
+    """... and its checkpoints (oneword.train.best.CheckpointRecord)."""
 
 
 @dataclass

@@ -29,6 +29,13 @@ class History:
         """The validation loss measured after `step` steps, if any."""
         return self.val[-1][1] if self.val and self.val[-1][0] == step else None
 
+    def progress(self, every: int) -> list[tuple[int, float]]:
+        """The training losses as the progress events give them: the mean of each `every` steps, by its last step."""
+        groups: dict[int, list[tuple[int, float]]] = {}
+        for step, value in self.train:
+            groups.setdefault((step - 1) // every, []).append((step, value))
+        return [(g[-1][0], sum(v for _, v in g) / len(g)) for g in groups.values()]
+
     def to_state(self) -> dict[str, Any]:
         """The history as plain lists and numbers (what an optimizer state file can hold)."""
         return {

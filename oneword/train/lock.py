@@ -16,6 +16,11 @@ import psutil
 from oneword.errors import OnewordError
 
 
+_HELD: set[Path] = set()
+"""The lock files this process holds (a lock file naming this process but not in here was left by an earlier
+process that had the same id)."""
+
+
 class RunLock:
     """The lock files of one run (taken in the order given, released in reverse)."""
 
@@ -29,6 +34,7 @@ class RunLock:
             for path in self.paths:
                 note = _take(path)
                 self.held.append(path)
+                _HELD.add(path.resolve())
                 if note:
                     self.notes.append(note)
         except BaseException:
@@ -42,7 +48,9 @@ class RunLock:
     def release(self) -> None:
         """Remove the lock files this run holds."""
         while self.held:
-            self.held.pop().unlink(missing_ok=True)
+            path = self.held.pop()
+            _HELD.discard(path.resolve())
+            path.unlink(missing_ok=True)
 
 
 def _owner(path: Path) -> tuple[int | None, str]:
@@ -56,11 +64,13 @@ def _owner(path: Path) -> tuple[int | None, str]:
     return int(words[0]), words[1] if len(words) > 1 else ""
 
 
-def _running(pid: int, host: str) -> bool:
+def _running(pid: int, host: str, path: Path) -> bool:
     """Whether the process `pid` still runs (a lock from another host is taken as held: its processes are unseen)."""
     if host and host != socket.gethostname():
         return True
-    return psutil.pid_exists(pid) and pid != 0
+    if pid == os.getpid():
+        return path.resolve() in _HELD
+    return pid != 0 and psutil.pid_exists(pid)
 
 
 def _take(path: Path) -> str | None:
@@ -73,10 +83,11 @@ def _take(path: Path) -> str | None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             pid, host = _owner(path)
-            if pid is not None and _running(pid, host):
-                where = f" on {host}" if host and host != socket.gethostname() else ""
+            if pid is not None and _running(pid, host, path):
+                where = (f" on {host}; if it no longer runs, delete {path}" if host and host != socket.gethostname()
+                         else f", lock file {path.name}")
                 raise OnewordError(f"{path.parent}: another training of this name is running there (process {pid}"
-                                   f"{where}, lock file {path.name}); wait for it to end, or choose another name")
+                                   f"{where}); wait for it to end, or choose another name")
             if pid is None and not _stale_torn(path):
                 time.sleep(0.1)  # being written right now: look again
                 continue

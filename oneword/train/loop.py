@@ -236,12 +236,12 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
         csv.keep_until(run.start_step)
     else:
         csv, on_event = None, lambda event: None
-    on_event(Started(run.trainable.name, run.start_step, run.total_steps, len(run.dataset.images), folder.root,
-                     run.notes))
-    done, bad, reason = run.start_step, 0, "done"
-    losses: list[torch.Tensor] = []
     history = (History.from_state(run.saved.data["history"], folder, _stop_rule(run)) if run.saved
                else History(plateau=_stop_rule(run)))
+    on_event(Started(run.trainable.name, run.start_step, run.total_steps, len(run.dataset.images), folder.root,
+                     run.notes, history.progress(PROGRESS_EVERY), list(history.val), list(history.records)))
+    done, bad, reason = run.start_step, 0, "done"
+    losses: list[torch.Tensor] = []
     clock, clock_step, reported = time.perf_counter(), done, done
     lr = 0.0
     with StopSignals(shared=processes.parallel) as signals:

@@ -19,6 +19,7 @@ from oneword.models.tiny import build_tiny
 from oneword.safeload import load_pickle
 from oneword.train import events
 from oneword.train.loop import train
+from oneword.ui.jobs import JobState, _apply
 
 
 class StepScorer:
@@ -50,12 +51,14 @@ def vectors(path):
 
 
 def test_ctrl_c_after_the_best_then_resume_keeps_the_whole_runs_best_and_history(tmp_path, monkeypatch):
-    monkeypatch.setattr("oneword.train.loop.PROGRESS_EVERY", 1)
+    monkeypatch.setattr("oneword.train.loop.PROGRESS_EVERY", 1)  # a chart point per step
     config = dict(max_steps=12, save_every=4, csv_every=2)
     stopped = train(settings(tmp_path, **config), build_tiny("sd1", seed=0), _stop_at(6),
                     scorers=[StepScorer(SCORES)])
     assert (stopped.reason, stopped.step, stopped.best_step) == ("interrupted", 6, 4)
-    resumed = train(settings(tmp_path, resume=True, **config), build_tiny("sd1", seed=0), scorers=[StepScorer(SCORES)])
+    page = JobState()  # what the web UI's charts draw
+    resumed = train(settings(tmp_path, resume=True, **config), build_tiny("sd1", seed=0), lambda e: _apply(page, e),
+                    scorers=[StepScorer(SCORES)])
     assert (resumed.reason, resumed.step, resumed.best_step) == ("done", 12, 4)
     assert [r.step for r in resumed.records] == [4, 6, 8, 12]
     root = resumed.log_folder
@@ -69,6 +72,8 @@ def test_ctrl_c_after_the_best_then_resume_keeps_the_whole_runs_best_and_history
     assert [r.split(",")[0] for r in losses[1:]] == ["2", "4", "6", "8", "10", "12"]
     history = load_pickle(root / "embeddings" / "zqx-12.pt.optim")["history"]
     assert [s for s, _ in history["train"]] == list(range(1, 13))  # loss.png draws all of it
+    assert [step for step, _, _ in page.train_loss] == list(range(1, 13))
+    assert [r.step for r in page.records] == [4, 6, 8, 12] and page.best_step == 4
 
 
 def test_resume_continues_the_last_state_not_the_best(tmp_path):
