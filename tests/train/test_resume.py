@@ -146,3 +146,16 @@ def test_a_second_run_of_the_name_is_refused_while_the_first_runs(tmp_path):
     notes = next(e for e in seen if isinstance(e, events.Started)).notes
     assert f"took over {lock} left by process {holder.pid}, which no longer runs" in notes
     assert finished.reason == "done" and not lock.exists()
+
+
+def test_without_name_pt_a_new_run_is_refused_and_resume_writes_it_back(tmp_path):
+    first = train(settings(tmp_path, max_steps=4, save_every=2), build_tiny("sd1", seed=0))
+    kept = load_pickle(first.embedding_path)
+    first.embedding_path.unlink()  # the run's state is still in its log folder
+    with pytest.raises(OnewordError, match="holds a run of zqx saved at step 4: pass --resume to continue it"):
+        train(settings(tmp_path, max_steps=4, save_every=2), build_tiny("sd1", seed=0))
+    again = train(settings(tmp_path, max_steps=4, save_every=2, resume=True), build_tiny("sd1", seed=0))
+    assert again.reason == "nothing"
+    restored = load_pickle(first.embedding_path)
+    assert torch.equal(restored["string_to_param"]["*"], kept["string_to_param"]["*"])
+    assert (restored["name"], restored["step"]) == ("zqx", kept["step"])
