@@ -211,11 +211,14 @@ def fit(run: Run, on_event: Listener = lambda event: None, stop: Callable[[], bo
     if not run.processes.main:
         with run.trainable.applied(run.model):
             return _fit(run, on_event, stop)
+    if run.saved is None and run.start_step >= run.total_steps:
+        return nothing_to_do(run, on_event)  # NAME.pt alone, trained that far already: nothing to lock or repair
     name = run.trainable.name
     with RunLock([run.embedding_path.parent / f".{name}.lock", run.folder.root / f".{name}.lock"]) as lock:
         clean_up(run)
-        if run.saved is not None:
-            repair_best(run, History.from_state(run.saved.data["history"], run.folder, None))
+        if run.saved is not None and repair_best(run, History.from_state(run.saved.data["history"], run.folder, None)):
+            run.notes.append(f"{run.embedding_path} written again as the best checkpoint (a stopped run had left it "
+                             "behind)")
         if run.start_step >= run.total_steps:
             return nothing_to_do(run, on_event)
         run.notes.extend(lock.notes)

@@ -14,6 +14,7 @@ A kill after it leaves NAME.pt behind the best: `repair_best` at the resume writ
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oneword.errors import OnewordError
 from oneword.files import atomic_write, remove_temporaries
@@ -23,9 +24,12 @@ from oneword.train.history import History, leave_results
 from oneword.train.resume import saved_steps
 from oneword.train.start import read_snapshot
 
+if TYPE_CHECKING:
+    from oneword.train.loop import Run
 
-def save_checkpoint(run, step: int, history: History, final: bool) -> list[Path]:
-    """Save step `step` of `run` (a oneword.train.loop.Run) as above; `final` also leaves the run's pictures.
+
+def save_checkpoint(run: Run, step: int, history: History, final: bool) -> list[Path]:
+    """Save step `step` of `run` as above; `final` also leaves the run's pictures.
     Returns the trained files written."""
     folder, trainable, name = run.folder, run.trainable, run.trainable.name
     snapshot = trainable.snapshot(step)
@@ -51,7 +55,7 @@ def save_checkpoint(run, step: int, history: History, final: bool) -> list[Path]
     return written
 
 
-def clean_up(run) -> list[Path]:
+def clean_up(run: Run) -> list[Path]:
     """Remove the temporary files a killed run left in its log folder and beside its trained file, and the optimizer
     states older than the one a resumed run continues."""
     folder, target = run.folder, run.embedding_path
@@ -66,18 +70,21 @@ def clean_up(run) -> list[Path]:
     return removed + remove_temporaries(target.parent, [target.name, optim_path(target).name])
 
 
-def repair_best(run, history: History) -> bool:
-    """Make NAME.pt the best checkpoint of a resumed run's history if a kill left it behind (or it was deleted);
-    True when it was written."""
+def repair_best(run: Run, history: History) -> bool:
+    """Before a resumed run trains: make NAME.pt the best checkpoint of its history if a kill left it behind (or it
+    was deleted); True when it was written."""
     best = best_record(history.records, run.signal)
     saved = run.saved
     if best is None or saved is None:
         return False
     digest = run.trainable.state_hash
-    if best.step == saved.step:
-        snapshot, state = saved.snapshot, optim_path(saved.folder.checkpoint(saved.step))
+    if best.step == saved.step:  # what the run continues from, not trained yet
+        snapshot, state = run.trainable.snapshot(saved.step), optim_path(saved.folder.checkpoint(saved.step))
     else:
-        snapshot, state = read_snapshot(best.path, run.trainable.kind), None
+        try:
+            snapshot, state = read_snapshot(best.path, run.trainable.kind), None
+        except OnewordError:  # the best checkpoint was deleted from the log folder: NAME.pt is all that is left
+            return False
     target = run.embedding_path
     try:
         current = read_snapshot(target, run.trainable.kind) if target.is_file() else None
