@@ -38,12 +38,13 @@ class History:
 
     def to_state(self) -> dict[str, Any]:
         """The history as plain lists and numbers (what an optimizer state file can hold)."""
-        return {
-            "train": [[s, v] for s, v in self.train],
-            "val": [[s, v] for s, v in self.val],
-            "records": [{"step": r.step, "val_loss": r.val_loss, "scores": dict(r.scores)} for r in self.records],
-            "plateau": None if self.plateau is None else dataclasses.asdict(self.plateau),
-            "row_losses": list(self.row_losses),
+        return {  # Python numbers only (a numpy scalar would need a global to unpickle)
+            "train": [[int(s), float(v)] for s, v in self.train],
+            "val": [[int(s), float(v)] for s, v in self.val],
+            "records": [{"step": int(r.step), "val_loss": None if r.val_loss is None else float(r.val_loss),
+                         "scores": {str(k): float(v) for k, v in r.scores.items()}} for r in self.records],
+            "plateau": None if self.plateau is None else _plain(dataclasses.asdict(self.plateau)),
+            "row_losses": [float(v) for v in self.row_losses],
         }
 
     @classmethod
@@ -58,6 +59,16 @@ class History:
         return cls(train=[(int(s), float(v)) for s, v in state.get("train", [])],
                    val=[(int(s), float(v)) for s, v in state.get("val", [])], records=records, plateau=plateau,
                    row_losses=[float(v) for v in state.get("row_losses", [])])
+
+
+def _plain(fields: dict[str, Any]) -> dict[str, Any]:
+    """A plateau's fields as Python numbers."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, list):
+            return [float(v) for v in value]
+        return value if value is None or isinstance(value, (bool, int, str)) else float(value)
+
+    return {key: plain(value) for key, value in fields.items()}
 
 
 def leave_results(history: History, folder: LogFolder, signal: str) -> CheckpointRecord | None:
