@@ -154,11 +154,11 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     if config.validate_every:
         validation = validation_batch([m.shape for m in latents.mean], [im.caption for im in dataset.images], lines,
                                       name, len(alphas), config.validation_size, config.seed)
+    folder = saved.folder if saved else LogFolder.for_run(Path(config.log_dir), name, path.suffix, kind=trainable.kind)
     return Run(
         config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedule=schedule, clip=clip,
-        trainable=trainable, optimizer=optimizer,
-        folder=saved.folder if saved else LogFolder.for_run(Path(config.log_dir), name, path.suffix, kind=trainable.kind),
-        embedding_path=path, start_step=start, total_steps=min(config.max_steps, schedule.end), preview=preview,
+        trainable=trainable, optimizer=optimizer, folder=folder, embedding_path=path, start_step=start,
+        total_steps=min(config.max_steps, schedule.end), preview=preview,
         alphas_cumprod=alphas.to(target), validation=validation, scorers=scorers, signal=signal, notes=notes,
         processes=processes, saved=saved,
     )

@@ -37,7 +37,8 @@ def test_a_run_writes_a1111s_hypernetwork_log_folder_and_trains_only_the_modules
     folder = finished.log_folder
     assert _tree(folder) == [
         "checkpoints.csv", "hypernetwork_loss.csv", "hypernetworks", "hypernetworks/zqx-12.pt",
-        "hypernetworks/zqx-12.pt.optim", "hypernetworks/zqx-6.pt", "images", "images/zqx-12.png", "images/zqx-6.png", "loss.png", "previews.png"]
+        "hypernetworks/zqx-12.pt.optim", "hypernetworks/zqx-6.pt", "images", "images/zqx-12.png", "images/zqx-6.png",
+        "loss.png", "previews.png"]
     assert (folder / "hypernetwork_loss.csv").read_text().splitlines()[0] == "step,epoch,epoch_step,loss,learn_rate,val_loss"
     assert sorted(p.name for p in (tmp_path / "hn").iterdir()) == ["zqx.pt", "zqx.pt.optim"]
     trained = load_hypernetwork(tmp_path / "hn" / "zqx.pt")
