@@ -84,10 +84,10 @@ def _take(path: Path) -> str | None:
         except FileExistsError:
             pid, host = _owner(path)
             if pid is not None and _running(pid, host, path):
-                where = (f" on {host}; if it no longer runs, delete {path}" if host and host != socket.gethostname()
-                         else f", lock file {path.name}")
+                where = f" on {host}" if host and host != socket.gethostname() else ""
                 raise OnewordError(f"{path.parent}: another training of this name is running there (process {pid}"
-                                   f"{where}); wait for it to end, or choose another name")
+                                   f"{where}); wait for it to end, or choose another name (if that process is not "
+                                   f"a training, delete {path})")
             if pid is None and not _stale_torn(path):
                 time.sleep(0.1)  # being written right now: look again
                 continue
