@@ -35,7 +35,7 @@ from oneword.train.logfolder import LogFolder, LossCsv
 from oneword.train.plateau import Plateau, smoothing_for
 from oneword.train.preview import draw_preview
 from oneword.train.resume import SavedRun
-from oneword.train.saving import clean_up, repair_best, save_checkpoint
+from oneword.train.saving import save_checkpoint, take_over
 from oneword.train.schedule import Schedule, parse_schedule
 from oneword.train.signals import StopSignals
 from oneword.train.speed import all_finite, make_optimizer, prepare_unet, training_dtype
@@ -215,13 +215,9 @@ def fit(run: Run, on_event: Listener = lambda event: None, stop: Callable[[], bo
         return nothing_to_do(run, on_event)  # NAME.pt alone, trained that far already: nothing to lock or repair
     name = run.trainable.name
     with RunLock([run.embedding_path.parent / f".{name}.lock", run.folder.root / f".{name}.lock"]) as lock:
-        clean_up(run)
-        if run.saved is not None and repair_best(run, History.from_state(run.saved.data["history"], run.folder, None)):
-            run.notes.append(f"{run.embedding_path} written again as the best checkpoint (a stopped run had left it "
-                             "behind)")
+        run.notes.extend([*lock.notes, *take_over(run)])
         if run.start_step >= run.total_steps:
             return nothing_to_do(run, on_event)
-        run.notes.extend(lock.notes)
         with run.trainable.applied(run.model):
             return _fit(run, on_event, stop)
 

@@ -55,6 +55,20 @@ def save_checkpoint(run: Run, step: int, history: History, final: bool) -> list[
     return written
 
 
+def take_over(run: Run) -> list[str]:
+    """What a run does once it holds its lock files, before it writes: check that no other run saved since `setup`
+    read the folders, remove what a killed run left, repair NAME.pt. Returns notes for the user."""
+    name = run.trainable.name
+    newer = [s for s in saved_steps(run.folder) if run.saved is None or s > run.saved.step]
+    if newer:  # another run saved while this one was set up, before it held the lock
+        raise OnewordError(f"{run.folder.root}: another training saved step {max(newer)} of {name} while this one was "
+                           "being set up; start it again")
+    clean_up(run)
+    if run.saved is not None and repair_best(run, History.from_state(run.saved.data["history"], run.folder, None)):
+        return [f"{run.embedding_path} written again as the best checkpoint (a stopped run had left it behind)"]
+    return []
+
+
 def clean_up(run: Run) -> list[Path]:
     """Remove the temporary files a killed run left in its log folder and beside its trained file, and the optimizer
     states older than the one a resumed run continues."""

@@ -159,3 +159,14 @@ def test_without_name_pt_a_new_run_is_refused_and_resume_writes_it_back(tmp_path
     restored = load_pickle(first.embedding_path)
     assert torch.equal(restored["string_to_param"]["*"], kept["string_to_param"]["*"])
     assert (restored["name"], restored["step"]) == ("zqx", kept["step"])
+
+
+def test_a_run_set_up_before_another_one_saved_is_refused_when_it_starts(tmp_path):
+    from oneword.train.loop import fit, setup
+
+    train(settings(tmp_path, max_steps=4, save_every=2), build_tiny("sd1", seed=0))
+    late = setup(settings(tmp_path, max_steps=8, save_every=2, resume=True), build_tiny("sd1", seed=0))
+    train(settings(tmp_path, max_steps=6, save_every=2, resume=True), build_tiny("sd1", seed=0))  # saves 6 meanwhile
+    with pytest.raises(OnewordError, match="another training saved step 6 of zqx while this one was being set up"):
+        fit(late)
+    assert load_pickle(next((tmp_path / "log").glob("*/zqx/embeddings/zqx-6.pt.optim")))["step"] == 6  # untouched
