@@ -128,7 +128,8 @@ def train_command(
         return  # another process of `accelerate launch`: the main one reports
     print_summary(finished)
     typer.echo(finished.message)
-    typer.echo(f"log folder: {finished.log_folder}")
+    if finished.reason != "nothing":
+        typer.echo(f"log folder: {finished.log_folder}")
 
 
 def print_summary(finished) -> None:

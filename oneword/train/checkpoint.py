@@ -1,14 +1,19 @@
-"""Checkpoints of a run: the trained file after N steps, and the optimizer state that lets `--resume` continue it."""
+"""Checkpoints of a run: the trained file after N steps, and the optimizer state that lets `--resume` continue it.
+
+The optimizer state file `NAME-STEP.pt.optim` beside a checkpoint holds, besides AdamW's moments, the digest of
+the checkpoint's weights, its step, the base model and the run's history up to that step: with its checkpoint it
+is everything `--resume` needs, and it is written last, so a complete pair is always one of one step.
+"""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from oneword.files import atomic_write
-from oneword.models.base import BaseModel
+from oneword.errors import OnewordError
 from oneword.ptfile import save_pt
 from oneword.safeload import load_pickle
 from oneword.train.trainable import Snapshot, Trainable
@@ -17,24 +22,35 @@ OPTIM_SUFFIX = ".optim"
 """A1111 keeps the optimizer state beside the trained file: `NAME.pt.optim` (`NAME.safetensors.optim`)."""
 
 
-def save_with_optimizer(trainable: Trainable, snapshot: Snapshot, path: Path, model: BaseModel,
-                        optimizer: torch.optim.Optimizer) -> None:
-    """Write the snapshot and, beside it, the optimizer state (both atomically; the state first)."""
+def optimizer_state_bytes(trainable: Trainable, snapshot: Snapshot, optimizer: torch.optim.Optimizer,
+                          extra: dict[str, Any]) -> bytes:
+    """The `.optim` file of a snapshot: the optimizer state tied to the snapshot's weights and step, and `extra`."""
     state = {
         "hash": trainable.state_hash(snapshot),
         "optimizer_name": type(optimizer).__name__,
         "optimizer_state_dict": optimizer.state_dict(),
         "step": snapshot.step,
+        **extra,
     }
     buffer = io.BytesIO()
     save_pt(state, buffer)
-    atomic_write(optim_path(path), lambda f: f.write(buffer.getvalue()))
-    trainable.save(snapshot, path, model)
+    return buffer.getvalue()
 
 
 def optim_path(path: Path) -> Path:
     """`NAME.pt.optim` for `NAME.pt`."""
     return path.with_name(path.name + OPTIM_SUFFIX)
+
+
+def read_optimizer_file(path: Path) -> dict | None:
+    """The dict of an optimizer state file, or None when the file is missing, unreadable or holds none."""
+    if not path.is_file():
+        return None
+    try:
+        data = load_pickle(path)
+    except OnewordError:
+        return None
+    return data if isinstance(data, dict) and "optimizer_state_dict" in data else None
 
 
 def load_optimizer_state(state_hash: str, path: Path, optimizer_name: str) -> tuple[dict | None, str | None]:
@@ -46,6 +62,11 @@ def load_optimizer_state(state_hash: str, path: Path, optimizer_name: str) -> tu
     data = load_pickle(file)  # a refused or unreadable file is a OnewordError naming it
     if not isinstance(data, dict) or "optimizer_state_dict" not in data:
         return None, f"{file.name} holds no optimizer state; Adam's moments start from zero"
+    return matching_state(data, file, state_hash, optimizer_name)
+
+
+def matching_state(data: dict, file: Path, state_hash: str, optimizer_name: str) -> tuple[dict | None, str | None]:
+    """The optimizer state of `data` (read from `file`) if it is for this optimizer and these weights."""
     if data.get("optimizer_name") != optimizer_name:
         return None, f"{file.name} is for {data.get('optimizer_name')}, not {optimizer_name}; starting its state afresh"
     if data.get("hash") != state_hash:

@@ -18,6 +18,13 @@ class Started:
     log_folder: Path
     notes: list[str]
     """Things the user should know (skipped files, a resumed optimizer state missing...)."""
+    train_loss: list[tuple[int, float]] = field(default_factory=list)
+    """What a resumed run measured before this start, for its charts: the mean training loss of every few steps
+    (as Progress gives it, by its last step)..."""
+    val_loss: list[tuple[int, float]] = field(default_factory=list)
+    """... the validation losses ..."""
+    records: list = field(default_factory=list)
+    """... and its checkpoints (oneword.train.best.CheckpointRecord)."""
 
 
 @dataclass
@@ -70,13 +77,14 @@ class Finished:
     """The run ended: why, after how many steps, and the embedding written."""
 
     reason: str
-    """`done` (max steps), `schedule` (the schedule ran out), `plateau` (--stop auto), `interrupted`, `diverged`."""
+    """`done` (max steps), `schedule` (the schedule ran out), `plateau` (--stop auto), `interrupted`, `diverged`;
+    `nothing` when a resumed run was already trained as far as asked (nothing was written)."""
     step: int
     embedding_path: Path
     log_folder: Path
     message: str
     best_step: int | None = None
-    """The checkpoint chosen by `signal` (copied to `embedding_path` unless the run was interrupted)."""
+    """The checkpoint chosen by `signal`, kept as `embedding_path` (the best so far, when interrupted)."""
     signal: str = ""
     records: list = field(default_factory=list)
     """Every checkpoint of the run with its measurements (oneword.train.best.CheckpointRecord)."""

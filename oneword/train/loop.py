@@ -22,22 +22,27 @@ from oneword.errors import OnewordError, gather
 from oneword.generate.config import GenerateConfig
 from oneword.models.base import BaseModel
 from oneword.models.device import pick_device
-from oneword.train.best import VAL_LOSS, CheckpointRecord, lower_is_better
-from oneword.train.checkpoint import load_optimizer_state, save_with_optimizer
+from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record, lower_is_better
+from oneword.train.checkpoint import load_optimizer_state, matching_state, optim_path
 from oneword.train.config import TrainConfig
 from oneword.train.dataset import Dataset, LatentCache, cache_latents, read_dataset
 from oneword.train.distributed import ONE, Processes, agree, join_processes, sum_across
+from oneword.train.ending import MAX_BAD_STEPS, ending_line, nothing_to_do
 from oneword.train.events import Checked, Finished, Listener, Progress, Saved, Skipped, Started, Validated
-from oneword.train.history import History, leave_results
+from oneword.train.history import History
+from oneword.train.lock import RunLock
 from oneword.train.logfolder import LogFolder, LossCsv
 from oneword.train.plateau import Plateau, smoothing_for
 from oneword.train.preview import draw_preview
+from oneword.train.resume import SavedRun
+from oneword.train.saving import save_checkpoint, take_over
 from oneword.train.schedule import Schedule, parse_schedule
 from oneword.train.signals import StopSignals
 from oneword.train.speed import all_finite, make_optimizer, prepare_unet, training_dtype
 from oneword.train.start import starting_point
 from oneword.train.step import (  # noqa: F401  (the step's maths, imported from here by callers)
     alphas_cumprod,
+    clip_gradients,
     denoising_error,
     step_batches,
     step_generators,
@@ -50,8 +55,6 @@ from oneword.train.templates import fill_template, read_template
 from oneword.train.trainable import Trainable
 from oneword.train.validation import ValidationBatch, validation_batch
 
-MAX_BAD_STEPS = 3
-"""Steps in a row with a NaN or infinite loss after which training stops."""
 PROGRESS_EVERY = 10
 """Steps between progress events (each reads the loss back from the device)."""
 
@@ -85,6 +88,8 @@ class Run:
     notes: list[str] = field(default_factory=list)
     processes: Processes = ONE
     """The processes that train together (one unless started by `accelerate launch`)."""
+    saved: SavedRun | None = None
+    """The saved state `--resume` continues (its log folder, step and history), if any."""
 
     @property
     def steps_per_epoch(self) -> int:
@@ -120,12 +125,16 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     latents = cache_latents(model, dataset.images, config.latent_sampling, config.seed)
     model.vae.to("cpu")  # no VAE work per step: it leaves the accelerator after caching
 
-    trainable, path, start = starting_point(config, model, name, target)
+    begin = starting_point(config, model, name, target)
+    trainable, path, start, saved = begin.trainable, begin.path, begin.step, begin.saved
     optimizer = make_optimizer(trainable.parameters(), schedule.entries[0][0], trainable.weight_decay, config, target)
     notes = [f"skipped {s}" for s in dataset.skipped]
     if config.resume:
-        state, why = load_optimizer_state(trainable.state_hash(trainable.snapshot(start)), path,
-                                          type(optimizer).__name__)
+        digest, kind = trainable.state_hash(trainable.snapshot(start)), type(optimizer).__name__
+        if saved is not None:
+            state, why = matching_state(saved.data, optim_path(saved.folder.checkpoint(start)), digest, kind)
+        else:
+            state, why = load_optimizer_state(digest, path, kind)
         if state is not None:
             optimizer.load_state_dict(state)
         else:
@@ -145,13 +154,13 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     if config.validate_every:
         validation = validation_batch([m.shape for m in latents.mean], [im.caption for im in dataset.images], lines,
                                       name, len(alphas), config.validation_size, config.seed)
+    folder = saved.folder if saved else LogFolder.for_run(Path(config.log_dir), name, path.suffix, kind=trainable.kind)
     return Run(
         config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedule=schedule, clip=clip,
-        trainable=trainable, optimizer=optimizer,
-        folder=LogFolder.for_run(Path(config.log_dir), name, path.suffix, kind=trainable.kind),
-        embedding_path=path, start_step=start, total_steps=min(config.max_steps, schedule.end), preview=preview,
+        trainable=trainable, optimizer=optimizer, folder=folder, embedding_path=path, start_step=start,
+        total_steps=min(config.max_steps, schedule.end), preview=preview,
         alphas_cumprod=alphas.to(target), validation=validation, scorers=scorers, signal=signal, notes=notes,
-        processes=processes,
+        processes=processes, saved=saved,
     )
 
 
@@ -165,28 +174,6 @@ def stop_signal(config: TrainConfig, scorers: list) -> str:
     if signal == VAL_LOSS and not config.validate_every and config.stop == "auto":
         raise OnewordError("--stop auto watches val_loss here: set --validate-every above 0, or give a --score")
     return signal
-
-
-def _clip_gradients(run: Run, done: int) -> None:
-    if run.clip is None:
-        return
-    value = run.clip.value(done)
-    if value is None:
-        value = run.clip.entries[-1][0]
-    params = run.trainable.parameters()
-    if run.config.clip_grad == "value":
-        torch.nn.utils.clip_grad_value_(params, value)
-    else:
-        torch.nn.utils.clip_grad_norm_(params, value)
-
-
-def _save(run: Run, step: int, final: bool) -> list[Path]:
-    """The log folder's `NAME-STEP.pt`, and the trained file with its optimizer state."""
-    snapshot = run.trainable.snapshot(step)
-    path = run.folder.checkpoint(step)
-    run.trainable.save(snapshot, path, run.model)
-    save_with_optimizer(run.trainable, snapshot, run.embedding_path, run.model, run.optimizer)
-    return [path, run.embedding_path] if final else [path]
 
 
 def _stop_rule(run: Run) -> Plateau | None:
@@ -219,9 +206,20 @@ def fit(run: Run, on_event: Listener = lambda event: None, stop: Callable[[], bo
     """Train from `run.start_step` to `run.total_steps`, writing the log folder; returns how it ended.
 
     `stop` is asked between steps (from any thread); once it returns True the run saves and ends as Ctrl-C does.
+    The main process holds the run's lock files for the whole run (a second run of the name is refused).
     """
-    with run.trainable.applied(run.model):
-        return _fit(run, on_event, stop)
+    if not run.processes.main:
+        with run.trainable.applied(run.model):
+            return _fit(run, on_event, stop)
+    if run.saved is None and run.start_step >= run.total_steps:
+        return nothing_to_do(run, on_event)  # NAME.pt alone, trained that far already: nothing to lock or repair
+    name = run.trainable.name
+    with RunLock([run.embedding_path.parent / f".{name}.lock", run.folder.root / f".{name}.lock"]) as lock:
+        run.notes.extend([*lock.notes, *take_over(run)])
+        if run.start_step >= run.total_steps:
+            return nothing_to_do(run, on_event)
+        with run.trainable.applied(run.model):
+            return _fit(run, on_event, stop)
 
 
 def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -> Finished:
@@ -237,13 +235,13 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
         csv.keep_until(run.start_step)
     else:
         csv, on_event = None, lambda event: None
+    history = (History.from_state(run.saved.data["history"], folder, _stop_rule(run)) if run.saved
+               else History(plateau=_stop_rule(run)))
     on_event(Started(run.trainable.name, run.start_step, run.total_steps, len(run.dataset.images), folder.root,
-                     run.notes))
+                     run.notes, history.progress(PROGRESS_EVERY), list(history.val), list(history.records)))
     done, bad, reason = run.start_step, 0, "done"
     losses: list[torch.Tensor] = []
-    row_losses: list[float] = []
-    history = History(plateau=_stop_rule(run))
-    clock, clock_step = time.perf_counter(), done
+    clock, clock_step, reported = time.perf_counter(), done, done
     lr = 0.0
     with StopSignals(shared=processes.parallel) as signals:
         while done < run.total_steps:
@@ -264,18 +262,17 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
                     break
                 continue
             bad = 0
-            _clip_gradients(run, done)
+            clip_gradients(run, done)
             run.optimizer.step()
             done = step
             losses.append(total)
             if done % PROGRESS_EVERY == 0 or done == run.total_steps:
-                values = torch.stack(losses).tolist()
-                history.train.extend(zip(range(done - len(values) + 1, done + 1), values))
-                row_losses.extend(values)
-                losses.clear()
+                _flush(losses, done, history)
+                values = [v for s, v in history.train if s > reported]
+                reported = done
                 rate = (done - clock_step) / max(time.perf_counter() - clock, 1e-9)
-                on_event(Progress(done, run.total_steps, sum(values) / len(values), lr, rate))
-            if main and _after_step(run, done, lr, csv, row_losses, losses, history, on_event):
+                on_event(Progress(done, run.total_steps, sum(values) / max(len(values), 1), lr, rate))
+            if main and _after_step(run, done, lr, csv, losses, history, on_event):
                 reason = "plateau"
             if processes.parallel and _decides(run, done):
                 reason = "plateau" if agree(reason == "plateau", total.device) else reason
@@ -285,8 +282,16 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
             if run.schedule.value(done) is None and done < c.max_steps:
                 reason = "schedule"
     if not main:
-        return Finished(reason, done, run.embedding_path, folder.root, _ending(reason, done, run, None), main=False)
-    return _conclude(run, reason, done, lr, csv, row_losses, losses, history, on_event)
+        return Finished(reason, done, run.embedding_path, folder.root, ending_line(reason, done, run, None), main=False)
+    return _conclude(run, reason, done, lr, csv, losses, history, on_event)
+
+
+def _flush(losses: list[torch.Tensor], done: int, history: History) -> None:
+    """Read the losses of the steps up to `done` back from the device into the history (and the next CSV row)."""
+    values = torch.stack(losses).tolist() if losses else []
+    history.train.extend(zip(range(done - len(values) + 1, done + 1), values))
+    history.row_losses.extend(values)
+    losses.clear()
 
 
 def _gradients(run: Run, step: int, lr: float, signals: StopSignals) -> torch.Tensor:
@@ -319,9 +324,12 @@ def _decides(run: Run, done: int) -> bool:
     return bool(measured or (c.save_every and done % c.save_every == 0))
 
 
-def _after_step(run: Run, done: int, lr: float, csv: LossCsv, row_losses: list[float], losses: list[torch.Tensor],
-                history: History, on_event: Listener) -> bool:
-    """Validation, CSV row, checkpoint and preview due after step `done`; True when `--stop auto` says stop."""
+def _after_step(run: Run, done: int, lr: float, csv: LossCsv, losses: list[torch.Tensor], history: History,
+                on_event: Listener) -> bool:
+    """Validation, CSV row, preview and checkpoint due after step `done`; True when `--stop auto` says stop.
+
+    The preview comes before the checkpoint: a run resumed from this checkpoint continues after it. The run's
+    last checkpoint is saved by `_conclude`, with the pictures of the whole run."""
     c, folder = run.config, run.folder
     val = None
     if run.validation is not None and done % c.validate_every == 0:
@@ -329,66 +337,50 @@ def _after_step(run: Run, done: int, lr: float, csv: LossCsv, row_losses: list[f
         history.val.append((done, val))
         on_event(Validated(done, val))
     if done % c.csv_every == 0 or done == run.total_steps or val is not None:
-        _write_row(run, csv, done, lr, row_losses, losses, val)
-    measurement = val if run.signal == VAL_LOSS else None
-    if c.save_every and done % c.save_every == 0 or (c.stop == "auto" and val is not None):
-        on_event(Saved(done, _save(run, done, final=False)))
-        record = _check_point(run, done, history, on_event)
-        if run.signal != VAL_LOSS:
-            measurement = record.value(run.signal)
+        _write_row(run, csv, done, lr, losses, history, val)
     if c.preview_every and done % c.preview_every == 0:
         snapshot = run.trainable.snapshot(done)
         hidden = folder.preview_embedding(done) if folder.hidden_in_previews else None
         with run.trainable.sampling():
             on_event(Saved(done, draw_preview(run.model, snapshot, run.preview, folder.preview(done), hidden)))
-    return history.plateau is not None and measurement is not None and history.plateau.add(measurement)
+    measurement = val if run.signal == VAL_LOSS else None
+    due = bool(c.save_every and done % c.save_every == 0 or (c.stop == "auto" and val is not None))
+    if due:
+        record = _check_point(run, done, history, on_event)
+        if run.signal != VAL_LOSS:
+            measurement = record.value(run.signal)
+    plateau = history.plateau is not None and measurement is not None and history.plateau.add(measurement)
+    if due and not plateau and done < run.total_steps:
+        _flush(losses, done, history)
+        on_event(Saved(done, save_checkpoint(run, done, history, final=False)))
+    return plateau
 
 
-def _conclude(run: Run, reason: str, done: int, lr: float, csv: LossCsv, row_losses: list[float],
-              losses: list[torch.Tensor], history: History, on_event: Listener) -> Finished:
+def _conclude(run: Run, reason: str, done: int, lr: float, csv: LossCsv, losses: list[torch.Tensor],
+              history: History, on_event: Listener) -> Finished:
     """Save the last vectors, measure them, pick the best checkpoint, write the summary and pictures."""
-    folder = run.folder
-    history.train.extend(zip(range(done - len(losses) + 1, done + 1), torch.stack(losses).tolist() if losses else []))
-    _write_row(run, csv, done, lr, row_losses, losses)  # what an early stop left since the last row
-    paths = _save(run, done, final=True)
+    _write_row(run, csv, done, lr, losses, history)  # what an early stop left since the last row
     if done > run.start_step and not any(r.step == done for r in history.records):
         _check_point(run, done, history, on_event)
-    best = leave_results(history, folder, run.signal, run.embedding_path, done, keep_last=reason == "interrupted")
+    paths = save_checkpoint(run, done, history, final=True)
+    best = best_record(history.records, run.signal)
     on_event(Saved(done, paths))
-    finished = Finished(reason, done, run.embedding_path, folder.root, _ending(reason, done, run, best),
+    finished = Finished(reason, done, run.embedding_path, run.folder.root, ending_line(reason, done, run, best),
                         best_step=best.step if best else None, signal=run.signal, records=history.records)
     on_event(finished)
     return finished
 
 
-def _write_row(run: Run, csv: LossCsv, done: int, lr: float, row_losses: list[float],
-               losses: list[torch.Tensor], val: float | None = None) -> None:
+def _write_row(run: Run, csv: LossCsv, done: int, lr: float, losses: list[torch.Tensor], history: History,
+               val: float | None = None) -> None:
     """A CSV row for `done` with the mean loss of the steps since the last row (none: no row), and the validation
     loss when one was measured at `done`."""
-    row_losses.extend(torch.stack(losses).tolist() if losses else [])
-    losses.clear()
-    if row_losses:
+    _flush(losses, done, history)
+    rows = history.row_losses
+    if rows:
         epoch, epoch_step = divmod(done - 1, run.steps_per_epoch)
-        csv.add(done, epoch, epoch_step, sum(row_losses) / len(row_losses), lr, "" if val is None else f"{val:.7f}")
-        row_losses.clear()
-
-
-def _ending(reason: str, done: int, run: Run, best: CheckpointRecord | None) -> str:
-    if reason == "interrupted":
-        return f"stopped at step {done}: saved {run.embedding_path}; continue with --resume"
-    if best is not None and best.step != done:
-        kept = f"the best checkpoint by {run.signal} is step {best.step}: saved it as {run.embedding_path}"
-    else:
-        kept = f"saved {run.embedding_path}"
-    if reason == "diverged":
-        return (f"stopped at step {done}: the loss was NaN or infinite {MAX_BAD_STEPS} steps in a row (step {done} "
-                f"holds the last good vectors); {kept}. Try a lower --learn-rate, --clip-grad norm, or float32 "
-                "(--device cpu)")
-    if reason == "schedule":
-        return f"the learning-rate schedule ended at step {done}: {kept}"
-    if reason == "plateau":
-        return f"stopped at step {done}: {run.signal} stopped improving (--stop auto); {kept}"
-    return f"trained {done} steps: {kept}"
+        csv.add(done, epoch, epoch_step, sum(rows) / len(rows), lr, "" if val is None else f"{val:.7f}")
+        rows.clear()
 
 
 def train(config: TrainConfig, model: BaseModel, on_event: Listener = lambda event: None,

@@ -12,7 +12,7 @@ from oneword.generate.pnginfo import format_parameters, save_png
 from oneword.generate.txt2img import generate
 from oneword.models.base import BaseModel
 from oneword.models.device import vae_beside_unet
-from oneword.train.trainable import Snapshot, embeddings_of
+from oneword.train.trainable import Snapshot, embeddings_of, stamped
 
 
 def draw_preview(
@@ -30,6 +30,8 @@ def draw_preview(
     save_png(drawn.image, image_path, format_parameters(parameters))
     if not isinstance(snapshot, Embedding) or embedding_path is None:
         return [image_path]
-    write_png_embedding(snapshot, embedding_path, drawn.image, model_name=model.name, model_hash=model.short_hash,
+    # A1111 hides the step's checkpoint file in the picture: its word is NAME-STEP, with the model it was trained on
+    hidden = stamped(snapshot, model, f"{snapshot.name}-{snapshot.step}")
+    write_png_embedding(hidden, embedding_path, drawn.image, model_name=model.name, model_hash=model.short_hash,
                         steps=snapshot.step)
     return [image_path, embedding_path]

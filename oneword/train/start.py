@@ -1,7 +1,9 @@
-"""What a run starts from: the embedding or hypernetwork file it continues (or creates), checked against the model."""
+"""What a run starts from: the embedding or hypernetwork file it continues (or creates), checked against the model;
+with `--resume`, the last complete state of its log folder when there is one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,7 +15,14 @@ from oneword.errors import OnewordError
 from oneword.hypernetworks.hypernetwork import Hypernetwork
 from oneword.models.base import BaseModel
 from oneword.train.config import TrainConfig
-from oneword.train.trainable import EmbeddingTrainable, HypernetworkTrainable, Trainable
+from oneword.train.resume import SavedRun, check_same_model, latest_saved_run
+from oneword.train.trainable import (
+    EmbeddingTrainable,
+    HypernetworkTrainable,
+    Trainable,
+    embedding_hash,
+    hypernetwork_hash,
+)
 
 
 def embedding_suffix(model: BaseModel) -> str:
@@ -72,10 +81,73 @@ def _starting_hypernetwork(config: TrainConfig, model: BaseModel, name: str) -> 
     return hypernetwork, path
 
 
-def starting_point(config: TrainConfig, model: BaseModel, name: str, device: torch.device) -> tuple[Trainable, Path, int]:
+@dataclass
+class Start:
+    """What a run trains, the file it leaves (NAME.pt), the step it starts from, and the saved state it continues."""
+
+    trainable: Trainable
+    path: Path
+    step: int
+    saved: SavedRun | None = None
+
+
+def starting_point(config: TrainConfig, model: BaseModel, name: str, device: torch.device) -> Start:
     """What the run trains, the file it continues and leaves, and the step it starts from."""
-    if config.kind == "hypernetwork":
+    hyper = config.kind == "hypernetwork"
+    folder = config.hypernetwork_dir if hyper else config.embeddings_dir
+    path = existing_file(folder, name, ".pt" if hyper else embedding_suffix(model))
+    saved = _saved_run(config, model, name) if config.resume else None
+    if saved is not None:
+        check_same_model(saved, model)
+        snapshot, suffix = saved.snapshot, saved.folder.suffix
+        snapshot.name = name
+        path = path if path.suffix == suffix else path.with_suffix(suffix)
+        trainable = (HypernetworkTrainable(snapshot, device, config.cache_conditioning) if hyper
+                     else EmbeddingTrainable(snapshot, device))
+        return Start(trainable, path, saved.step, saved)
+    if hyper:
         hypernetwork, path = _starting_hypernetwork(config, model, name)
-        return HypernetworkTrainable(hypernetwork, device, config.cache_conditioning), path, hypernetwork.step
-    embedding, path = _starting_embedding(config, model, name)
-    return EmbeddingTrainable(embedding, device), path, embedding.step or 0
+        start = Start(HypernetworkTrainable(hypernetwork, device, config.cache_conditioning), path, hypernetwork.step)
+    else:
+        embedding, path = _starting_embedding(config, model, name)
+        start = Start(EmbeddingTrainable(embedding, device), path, embedding.step or 0)
+    if not config.resume:
+        _refuse_to_overwrite_a_run(config, model, name)
+    return start
+
+
+def _saved_run(config: TrainConfig, model: BaseModel, name: str) -> SavedRun | None:
+    if config.kind == "hypernetwork":
+        from oneword.hypernetworks.formats import load_hypernetwork
+
+        return latest_saved_run(config.log_dir, name, "hypernetwork", load_hypernetwork,
+                                hypernetwork_hash)
+
+    def load(path: Path) -> Embedding:
+        embedding = load_embedding_file(path)
+        try:
+            embedding.vectors_for(model)
+        except EmbeddingMismatch as error:
+            raise OnewordError(f"{path}: trained for another model, it does not fit {model.name}: {error}") from None
+        return embedding
+
+    return latest_saved_run(config.log_dir, name, "embedding", load, embedding_hash)
+
+
+def _refuse_to_overwrite_a_run(config: TrainConfig, model: BaseModel, name: str) -> None:
+    """A new run of NAME must not write over today's log folder of an earlier run that `--resume` continues."""
+    import datetime as dt
+
+    saved = _saved_run(config, model, name)
+    if saved is not None and saved.folder.root.parent.name == dt.date.today().isoformat():
+        raise OnewordError(f"{saved.folder.root} holds a run of {name} saved at step {saved.step}: pass --resume to "
+                           "continue it, or move that folder away to start again")
+
+
+def read_snapshot(path: Path, kind: str) -> Embedding | Hypernetwork:
+    """A run's saved file (a checkpoint or NAME.pt) of the kind `embedding` or `hypernetwork`."""
+    if kind == "hypernetwork":
+        from oneword.hypernetworks.formats import load_hypernetwork
+
+        return load_hypernetwork(path)
+    return load_embedding_file(path)

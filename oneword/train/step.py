@@ -124,3 +124,18 @@ def alphas_cumprod(model: BaseModel) -> torch.Tensor:
     from diffusers import DDPMScheduler
 
     return DDPMScheduler.from_config(model.scheduler_config).alphas_cumprod.float()
+
+
+def clip_gradients(run: Run, done: int) -> None:
+    """Clip the gradients of the trainable tensors as `--clip-grad` asks, at the value its schedule gives after
+    `done` steps (the last value once the schedule has ended)."""
+    if run.clip is None:
+        return
+    value = run.clip.value(done)
+    if value is None:
+        value = run.clip.entries[-1][0]
+    params = run.trainable.parameters()
+    if run.config.clip_grad == "value":
+        torch.nn.utils.clip_grad_value_(params, value)
+    else:
+        torch.nn.utils.clip_grad_norm_(params, value)

@@ -62,8 +62,9 @@ class Trainable(Protocol):
         """A detached copy of the current state, stamped with `step`."""
         ...
 
-    def save(self, snapshot: Snapshot, path: Path, model: BaseModel) -> None:
-        """Write a snapshot (A1111's format by the path's suffix), atomically."""
+    def save(self, snapshot: Snapshot, path: Path, model: BaseModel, name: str) -> None:
+        """Write a snapshot (A1111's format by the path's suffix) under the word `name`, recording `model` as its
+        base model, atomically."""
         ...
 
     def state_hash(self, snapshot: Snapshot) -> str:
@@ -83,6 +84,23 @@ def tensors_hash(tensors: list[tuple[str, torch.Tensor]]) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def embedding_hash(embedding: Embedding) -> str:
+    """The digest of an embedding's vectors, by encoder key."""
+    return tensors_hash([(key, embedding.vectors[key]) for key in sorted(embedding.vectors)])
+
+
+def hypernetwork_hash(hypernetwork: Hypernetwork) -> str:
+    """The digest of every module's weights of a hypernetwork."""
+    return tensors_hash([(f"{w}.{i}.{k}", t) for w in hypernetwork.widths for i, module in
+                         enumerate(hypernetwork.layers[w]) for k, t in module.state_dict().items()])
+
+
+def stamped(embedding: Embedding, model: BaseModel, name: str) -> Embedding:
+    """The embedding as A1111 saves a run's file: under the word `name` (NAME-STEP for a checkpoint), with the model
+    it was trained on as `sd_checkpoint` (short hash) and `sd_checkpoint_name`."""
+    return dataclasses.replace(embedding, name=name, sd_checkpoint=model.short_hash, sd_checkpoint_name=model.name)
 
 
 class EmbeddingTrainable:
@@ -123,13 +141,13 @@ class EmbeddingTrainable:
         vectors = {key: p.detach().to("cpu", torch.float32).clone() for key, p in self.params.items()}
         return dataclasses.replace(self.base, vectors=vectors, step=step)
 
-    def save(self, snapshot: Embedding, path: Path, model: BaseModel) -> None:
+    def save(self, snapshot: Embedding, path: Path, model: BaseModel, name: str) -> None:
         """A1111 `.pt` (or `.safetensors` for SDXL), recording the base model."""
-        save_embedding(snapshot, path, model=model)
+        save_embedding(stamped(snapshot, model, name), path, model=model)
 
     def state_hash(self, snapshot: Embedding) -> str:
         """The digest of the vectors, by encoder key."""
-        return tensors_hash([(key, snapshot.vectors[key]) for key in sorted(snapshot.vectors)])
+        return embedding_hash(snapshot)
 
     def load(self, embedding: Embedding) -> None:
         """Put an embedding's vectors into the parameters (same keys and shapes)."""
@@ -206,15 +224,15 @@ class HypernetworkTrainable:
         copied.step = step
         return copied
 
-    def save(self, snapshot: Hypernetwork, path: Path, model: BaseModel) -> None:
+    def save(self, snapshot: Hypernetwork, path: Path, model: BaseModel, name: str) -> None:
         """A1111 `.pt` (or `.safetensors`), recording the base model."""
         snapshot.sd_checkpoint, snapshot.sd_checkpoint_name = model.short_hash, model.name
+        snapshot.name = name
         save_hypernetwork(snapshot, path)
 
     def state_hash(self, snapshot: Hypernetwork) -> str:
         """The digest of every module's weights."""
-        return tensors_hash([(f"{w}.{i}.{k}", t) for w in snapshot.widths for i, module in enumerate(snapshot.layers[w])
-                             for k, t in module.state_dict().items()])
+        return hypernetwork_hash(snapshot)
 
     def load(self, hypernetwork: Hypernetwork) -> None:
         """Put another hypernetwork's weights (same structure) into the modules."""

@@ -128,22 +128,35 @@ def _apply(s: JobState, event: events.Event) -> None:
     if isinstance(event, events.Started):
         s.start_step, s.step, s.total_steps = event.start_step, event.start_step, event.total_steps
         s.log_folder, s.notes = event.log_folder, list(event.notes)
+        for step, loss in event.train_loss:  # a resumed run's history: the charts show the whole run
+            _add_loss(s, step, loss)
+        s.val_loss.extend(event.val_loss)
+        for record in event.records:
+            _add_record(s, record.step, record.val_loss, record.scores)
     elif isinstance(event, events.Progress):
-        smoothed = event.loss if not s.train_loss else SMOOTHING * s.train_loss[-1][2] + (1 - SMOOTHING) * event.loss
-        s.train_loss.append((event.step, event.loss, smoothed))
+        _add_loss(s, event.step, event.loss)
         s.step, s.steps_per_second, s.learn_rate = event.step, event.steps_per_second, event.learn_rate
     elif isinstance(event, events.Validated):
         s.val_loss.append((event.step, event.val_loss))
     elif isinstance(event, events.Checked):
-        s.scores.extend((event.step, key, value) for key, value in event.scores.items())
-        s.records.append(CheckpointRecord(event.step, Path(), event.val_loss, dict(event.scores)))
-        best = best_record(s.records, _signal(s))
-        s.best_step = best.step if best else None
+        _add_record(s, event.step, event.val_loss, event.scores)
     elif isinstance(event, events.Saved):
         s.previews.extend((event.step, p) for p in event.paths if p.parent.name == "images" and p.suffix == ".png")
     elif isinstance(event, events.Finished):
         s.status, s.step, s.message = "finished", event.step, event.message
         s.best_step, s.signal, s.records = event.best_step, event.signal, list(event.records)
+
+
+def _add_loss(s: JobState, step: int, loss: float) -> None:
+    smoothed = loss if not s.train_loss else SMOOTHING * s.train_loss[-1][2] + (1 - SMOOTHING) * loss
+    s.train_loss.append((step, loss, smoothed))
+
+
+def _add_record(s: JobState, step: int, val_loss: float | None, scores: dict[str, float]) -> None:
+    s.scores.extend((step, key, value) for key, value in scores.items())
+    s.records.append(CheckpointRecord(step, Path(), val_loss, dict(scores)))
+    best = best_record(s.records, _signal(s))
+    s.best_step = best.step if best else None
 
 
 def _signal(s: JobState) -> str:

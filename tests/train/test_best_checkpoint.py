@@ -112,7 +112,7 @@ def test_stop_auto_on_the_validation_loss_stops_when_the_vectors_do_not_move(tmp
     # --stop auto keeps a checkpoint at every measurement even with --save-every 0, so it has one to choose
     assert [r.step for r in finished.records] == [2, 4, 6, 8]
     assert sorted(p.name for p in (finished.log_folder / "embeddings").iterdir()) == [
-        "zqx-2.pt", "zqx-4.pt", "zqx-6.pt", "zqx-8.pt"]
+        "zqx-2.pt", "zqx-4.pt", "zqx-6.pt", "zqx-8.pt", "zqx-8.pt.optim"]  # the last step's optimizer state
 
 
 def test_a_stop_signal_no_scorer_gives_is_refused(tmp_path):

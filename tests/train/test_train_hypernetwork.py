@@ -37,12 +37,14 @@ def test_a_run_writes_a1111s_hypernetwork_log_folder_and_trains_only_the_modules
     folder = finished.log_folder
     assert _tree(folder) == [
         "checkpoints.csv", "hypernetwork_loss.csv", "hypernetworks", "hypernetworks/zqx-12.pt",
-        "hypernetworks/zqx-6.pt", "images", "images/zqx-12.png", "images/zqx-6.png", "loss.png", "previews.png"]
+        "hypernetworks/zqx-12.pt.optim", "hypernetworks/zqx-6.pt", "images", "images/zqx-12.png", "images/zqx-6.png",
+        "loss.png", "previews.png"]
     assert (folder / "hypernetwork_loss.csv").read_text().splitlines()[0] == "step,epoch,epoch_step,loss,learn_rate,val_loss"
     assert sorted(p.name for p in (tmp_path / "hn").iterdir()) == ["zqx.pt", "zqx.pt.optim"]
     trained = load_hypernetwork(tmp_path / "hn" / "zqx.pt")
     assert trained.settings == start.settings and trained.widths == start.widths
     assert trained.step == 12 and trained.sd_checkpoint == model.short_hash
+    assert trained.name == "zqx" and load_hypernetwork(folder / "hypernetworks" / "zqx-6.pt").name == "zqx-6"  # A1111
     moved = [float((a - b).abs().max()) for a, b in zip(trained.parameters(), start.parameters())]
     assert min(moved) > 0  # every module of every width learned
     assert all(torch.equal(v, unet_before[k]) for k, v in model.unet.state_dict().items())  # the base stays frozen

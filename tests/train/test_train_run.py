@@ -14,6 +14,7 @@ from train_helpers import settings
 from oneword.embeddings.formats import load_embedding_file
 from oneword.embeddings.png import read_png_embedding
 from oneword.models.tiny import build_tiny
+from oneword.safeload import load_pickle
 from oneword.train import events
 from oneword.train.loop import setup, train
 
@@ -36,7 +37,7 @@ def test_log_folder_tree_csv_and_settings_are_as_a1111_users_know_them(tmp_path,
     settings_files = [p for p in tree if p.startswith("settings-")]
     assert len(settings_files) == 1 and settings_files[0].endswith(".json")
     assert [p for p in tree if not p.startswith("settings-")] == [
-        "checkpoints.csv", "embeddings", "embeddings/zqx-12.pt", "embeddings/zqx-6.pt",
+        "checkpoints.csv", "embeddings", "embeddings/zqx-12.pt", "embeddings/zqx-12.pt.optim", "embeddings/zqx-6.pt",
         "image_embeddings", "image_embeddings/zqx-12.png", "image_embeddings/zqx-6.png",
         "images", "images/zqx-12.png", "images/zqx-6.png", "loss.png", "previews.png",
         "textual_inversion_loss.csv",
@@ -117,8 +118,11 @@ def test_a_signal_saves_and_resume_reaches_the_uninterrupted_vectors(tmp_path, m
 
 
 def test_resume_without_optimizer_state_starts_adam_afresh_and_says_so(tmp_path, model):
+    import shutil
+
     first = train(settings(tmp_path, max_steps=4), model)
     first.embedding_path.with_name("zqx.pt.optim").unlink()
+    shutil.rmtree(first.log_folder)  # without the run's log folder, --resume continues NAME.pt itself
     seen = []
     train(settings(tmp_path, max_steps=6, resume=True), build_tiny("sd1", seed=0), seen.append)
     notes = next(e for e in seen if isinstance(e, events.Started)).notes
@@ -177,3 +181,20 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path):
         atomic_write(target, broken)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pt"]
+
+
+def test_a_runs_checkpoints_and_pictures_carry_their_own_word_and_the_model(tmp_path, model):
+    # A1111 names a run's checkpoints NAME-STEP inside (each is its own word) and NAME.pt NAME; the picture hides
+    # the step's checkpoint, with the model it was trained on
+    finished = train(settings(tmp_path, preview_every=6), model)
+    folder = finished.log_folder
+    for step in (6, 12):
+        stored = load_pickle(folder / f"embeddings/zqx-{step}.pt")
+        assert (stored["name"], stored["step"]) == (f"zqx-{step}", step)
+        assert (stored["sd_checkpoint"], stored["sd_checkpoint_name"]) == (model.short_hash, "tiny-sd1")
+        inside = read_png_embedding(folder / f"image_embeddings/zqx-{step}.png")
+        assert (inside.name, inside.step) == (f"zqx-{step}", step)
+        assert (inside.sd_checkpoint, inside.sd_checkpoint_name) == (model.short_hash, "tiny-sd1")
+    final = load_pickle(finished.embedding_path)
+    assert (final["name"], final["sd_checkpoint"], final["sd_checkpoint_name"]) == ("zqx", model.short_hash,
+                                                                                     "tiny-sd1")
