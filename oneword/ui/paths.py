@@ -3,6 +3,7 @@ scans get `Workspace.root` as their `within`, so that links in a scanned folder 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,32 @@ class Workspace:
             raise OnewordError(f"{field}: {text} is outside the workspace {self.root} (refused)")
         return resolved
 
+    def pictures(self, field: str, folder: Path) -> None:
+        """Refuse a picture folder holding a link (to a file or a folder) that leads outside the workspace:
+        preprocess and training would read through it, where the UI must not reach."""
+        outside, seen = [], set()
+        for current, folders, files in os.walk(folder, followlinks=True):
+            info = os.stat(current)
+            if (info.st_dev, info.st_ino) in seen:  # a folder reached again through a link: walked once
+                folders.clear()
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            for name in [*folders, *files]:
+                path = Path(current) / name
+                if path.is_symlink() and not _resolves_inside(path, self.root):
+                    outside.append(path)
+            folders[:] = [name for name in folders if Path(current, name) not in outside]
+        if outside:
+            shown = ", ".join(self.link_name(path) for path in sorted(outside)[:3])
+            more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
+            raise OnewordError(f"{field}: {shown}{more} link outside the workspace {self.root} (refused)")
+
+    def link_name(self, path: Path) -> str:
+        """A link's own path relative to the workspace (its last part not followed)."""
+        parent = Path(path).parent.resolve()
+        name = Path(path).name
+        return (parent / name).relative_to(self.root).as_posix() if parent.is_relative_to(self.root) else str(path)
+
     def model(self, field: str, value: str) -> str:
         """A bundled model name as it is, anything else as a path inside the workspace."""
         text = str(value).strip()
@@ -60,3 +87,12 @@ class Workspace:
     def relative(self, path: Path) -> str:
         """`path` as the UI shows it: relative to the workspace."""
         return Path(path).resolve().relative_to(self.root).as_posix()
+
+
+def _resolves_inside(path: Path, root: Path) -> bool:
+    """Whether a link leads to a place inside `root` (a dangling or looping link leads nowhere: it is skipped
+    later with its reason, and reads nothing)."""
+    try:
+        return path.resolve(strict=True).is_relative_to(root)
+    except (OSError, RuntimeError):
+        return True

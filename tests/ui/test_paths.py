@@ -119,6 +119,47 @@ def test_check_refuses_a_folder_outside(space):
     assert prepare.check(space, "/etc", "", 512, None)[0] == _refused(space, "--dst", "/etc")
 
 
+@pytest.mark.parametrize("link", ["file", "folder"])
+def test_picture_folders_with_links_out_are_refused_before_reading(space, link):
+    from PIL import Image
+
+    outside = space.root.parent / "outside"
+    Image.new("RGB", (64, 64)).save(outside / "private.png")
+    pictures = space.root / "inside" / "pics"
+    pictures.mkdir()
+    Image.new("RGB", (64, 64)).save(pictures / "mine.png")
+    if link == "file":
+        (pictures / "stolen.png").symlink_to(outside / "private.png")
+    else:
+        (pictures / "sub").symlink_to(outside, target_is_directory=True)
+    (pictures / "loop").symlink_to(pictures, target_is_directory=True)  # a link back inside is walked once
+    shown = "inside/pics/stolen.png" if link == "file" else "inside/pics/sub"
+    refusal = f"link outside the workspace {space.root} (refused)"
+
+    specs = prepare.prepare_specs()
+    values = _values(specs, src="inside/pics", dst="inside/out")
+    message, table, thumbs = prepare.run(space, specs, values, "")
+    assert (message, table, thumbs) == (f"**error:** --src: {shown} {refusal}", None, [])
+    assert not (space.root / "inside" / "out").exists()
+    assert prepare.check(space, "inside/pics", "", 64, None)[0] == f"**error:** --dst: {shown} {refusal}"
+    jobs = Jobs(load=lambda model: pytest.fail("nothing may load"))
+    specs = train.train_specs()
+    values = _values(specs, name="zq", data="inside/pics")
+    assert train.start(space, jobs, specs, "cpu", values) == f"**error:** --data: {shown} {refusal}"
+    assert jobs.current is None
+
+
+def test_picture_folders_with_links_inside_the_workspace_are_accepted(space):
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(space.root / "inside" / "a.png")
+    pictures = space.root / "pics"
+    pictures.mkdir()
+    (pictures / "a.png").symlink_to(space.root / "inside" / "a.png")
+    (pictures / "gone.png").symlink_to(space.root.parent / "outside" / "gone.png")  # dangling: reads nothing
+    space.pictures("--src", pictures)
+
+
 @pytest.mark.parametrize(("kind", "field"), [("embedding", "embeddings_dir"), ("embedding", "model"),
                                            ("hypernetwork", "hypernetwork_dir"), ("hypernetwork", "model")])
 def test_create_refuses(space, kind, field):

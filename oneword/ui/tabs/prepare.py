@@ -47,7 +47,9 @@ def preprocess_config(workspace: Workspace, specs: list[FieldSpec], values: list
                                            s.pop("exclude_tags"), s.pop("tagger"))
     tagger = None if folder is None else TaggerSettings(folder, general, character,
                                                         [t.strip() for t in exclude.split(",") if t.strip()])
-    return PreprocessConfig(**s, focal=focal, tagger=tagger)
+    config = PreprocessConfig(**s, focal=focal, tagger=tagger)
+    workspace.pictures("--src", Path(config.src))
+    return config
 
 
 def report_table(report: CheckReport, workspace: Workspace) -> pd.DataFrame:
@@ -67,6 +69,7 @@ def check(workspace: Workspace, folder: str, name: str, width: float, height: fl
     """`oneword check` on a workspace folder: summary line, table, flagged thumbnails."""
     try:
         path = workspace.resolve("--dst", folder)
+        workspace.pictures("--dst", path)
         report = check_dataset(CheckConfig(folder=path, name=name.strip() or None, width=int(width),
                                            height=int(height) if height else None))
     except OnewordError as error:

@@ -4,6 +4,7 @@ previews with the best marked, the checkpoints' table at the end)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -56,6 +57,7 @@ def train_config(workspace: Workspace, specs: list[FieldSpec], values: list[Any]
         raise OnewordError("--name is empty: give the embedding's or hypernetwork's name")
     config = TrainConfig(**settings)
     config.check()
+    workspace.pictures("--data", Path(config.data))
     return config
 
 
