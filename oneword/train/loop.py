@@ -28,6 +28,7 @@ from oneword.train.config import TrainConfig
 from oneword.train.dataset import Dataset, LatentCache, cache_latents, read_dataset
 from oneword.train.distributed import ONE, Processes, agree, join_processes, sum_across
 from oneword.train.ending import MAX_BAD_STEPS, ending_line, nothing_to_do
+from oneword.train.fits import check_picture_size
 from oneword.train.events import Checked, Finished, Listener, Progress, Saved, Skipped, Started, Validated
 from oneword.train.history import History
 from oneword.train.lock import RunLock
@@ -115,6 +116,7 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     clip = None if config.clip_grad == "none" else parse_schedule(config.clip_grad_value, config.max_steps,
                                                                   "--clip-grad-value")
     gather([] if name else [f"NAME {config.name!r} has no letters or digits"])
+    check_picture_size(model, {image.size for image in dataset.images}, config.batch_size)
 
     processes = join_processes(device)
     target = processes.device(pick_device(device))

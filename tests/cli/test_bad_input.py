@@ -69,6 +69,10 @@ CASES = {  # id: (command line from tmp_path, what the one line must say)
                                "--out {tmp}/file: is a file, not a folder"),
     "generate-embeddings-dir-is-a-file": (lambda t: _generate(t, "--embeddings-dir", str(t / "file")),
                                           "--embeddings-dir {tmp}/file: is a file, not a folder"),
+    "train-width-8": (lambda t: _train(t, "--width", "8", "--height", "8"),
+                      "--width/--height: pictures of 8x8 px are too small for tiny-sd1"),
+    "train-width-16-toy": (lambda t: _train(t, "--width", "16", "--height", "16", "--model", "toy"),
+                           "--width/--height: pictures of 16x16 px are too small for toy"),
     "train-300-character-name": (lambda t: _train(t, name=LONG_NAME), "NAME is 300 characters long"),
     "create-embedding-300-character-name": (
         lambda t: ["create-embedding", LONG_NAME, "--model", "tiny-sd1", "--embeddings-dir", str(t / "emb")],
