@@ -15,7 +15,6 @@ import psutil
 
 from oneword.errors import OnewordError
 
-
 _HELD: set[Path] = set()
 """The lock files this process holds (a lock file naming this process but not in here was left by an earlier
 process that had the same id)."""

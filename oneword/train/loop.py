@@ -28,8 +28,8 @@ from oneword.train.config import TrainConfig
 from oneword.train.dataset import Dataset, LatentCache, cache_latents, read_dataset
 from oneword.train.distributed import ONE, Processes, agree, join_processes, sum_across
 from oneword.train.ending import MAX_BAD_STEPS, ending_line, nothing_to_do
-from oneword.train.fits import check_picture_size
 from oneword.train.events import Checked, Finished, Listener, Progress, Saved, Skipped, Started, Validated
+from oneword.train.fits import check_picture_size
 from oneword.train.history import History
 from oneword.train.lock import RunLock
 from oneword.train.logfolder import LogFolder, LossCsv

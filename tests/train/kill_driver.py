@@ -62,11 +62,12 @@ def main(out: Path) -> None:
 
     torch.set_num_threads(1)
     import matplotlib.figure  # noqa: F401  (imported once here rather than in every child)
+    from train_helpers import settings, write_images
+
     from oneword.errors import OnewordError
     from oneword.models.tiny import build_tiny
     from oneword.offline import go_offline
     from oneword.train.loop import train
-    from train_helpers import settings, write_images
 
     go_offline()
     model = build_tiny("sd1", seed=0)  # each child trains its own copy
