@@ -73,7 +73,7 @@ def command_line_config(command: str | None, name: str, config_file: Path | None
     """The TrainConfig of a command line: the TOML file's settings, the options given over them, the rest the
     kind's defaults (`train-hypernetwork` trains a hypernetwork unless told otherwise)."""
     settings = read_config_file(config_file) if config_file else {}
-    settings.update({k: v for k, v in given.items() if v is not None and not (k == "resume" and v is False)})
+    settings.update({k: v for k, v in given.items() if v is not None})
     settings["name"] = name
     if command == "train-hypernetwork":
         settings.setdefault("kind", "hypernetwork")

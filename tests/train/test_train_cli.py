@@ -172,7 +172,7 @@ def test_the_preview_options_reach_the_run_and_its_previews(tmp_path, monkeypatc
     write_images(tmp_path / "data")
     args = _short(tmp_path, "--preview-every", "1", "--preview-cfg", "3", "--preview-steps", "2",
                   "--preview-sampler", "ddim", "--preview-negative", "blurry")
-    code, out, err = run_in_process(monkeypatch, capsys, *args)
+    code, _, err = run_in_process(monkeypatch, capsys, *args)
     assert code == 0, err
     saved = _saved_settings(tmp_path)
     assert (saved["preview_cfg"], saved["preview_steps"], saved["preview_sampler"], saved["preview_negative"]) == (
@@ -189,7 +189,7 @@ def test_the_prediction_type_reaches_the_training_step(tmp_path, monkeypatch, ca
     for prediction in ("v_prediction", None):
         run = tmp_path / str(prediction)
         args = _short(run, "--data", str(tmp_path / "data"), *(["--prediction-type", prediction] if prediction else []))
-        code, out, err = run_in_process(monkeypatch, capsys, *args)
+        code, _, err = run_in_process(monkeypatch, capsys, *args)
         assert code == 0, err
         assert _saved_settings(run)["prediction_type"] == prediction
         trained[prediction] = load_embedding_file(run / "emb" / "zqx.pt").vectors["*"]
@@ -219,7 +219,7 @@ def test_the_command_line_and_toml_give_a_hypernetwork_the_same_defaults(tmp_pat
     extra = {"--kind": ("--kind", "hypernetwork"), "toml": ("--config", str(tmp_path / "run.toml"))}.get(how, ())
     command = "train-hypernetwork" if how == "train-hypernetwork" else "train"
     args = _short(tmp_path, "--hypernetwork-dir", str(tmp_path / "hn"), *extra, command=command)
-    code, out, err = run_in_process(monkeypatch, capsys, *args)
+    code, _, err = run_in_process(monkeypatch, capsys, *args)
     assert code == 0, err
     saved, expected = _saved_settings(tmp_path), TrainConfig(kind="hypernetwork")
     assert (saved["kind"], saved["learn_rate"], saved["template"]) == ("hypernetwork", expected.learn_rate,

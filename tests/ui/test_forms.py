@@ -36,7 +36,7 @@ def test_every_form_reads_its_help_from_the_config_and_nothing_from_the_command_
             "         *create.embedding_specs(), *create.hypernetwork_specs()]\n"
             "print([s.name for s in specs if not s.help])\n"
             "print(sorted(m for m in sys.modules if m.startswith('oneword.cli')))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
     assert result.stdout.splitlines() == ["[]", "[]"], result.stderr
     helps = {s.name: s.help for s in prepare.prepare_specs()}
     assert (helps["width"], helps["focal_face"]) == ("Output width, a multiple of 8.", "Focal crop: weight of faces.")

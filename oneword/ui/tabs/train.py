@@ -12,7 +12,7 @@ import gradio as gr
 from oneword.errors import OnewordError
 from oneword.generate.samplers import SAMPLERS
 from oneword.models.load import PREDICTION_TYPES
-from oneword.train.config import CLIP_MODES, KIND_DEFAULTS, KINDS, LATENT_SAMPLING, STOPS, TrainConfig
+from oneword.train.config import CLIP_MODES, KINDS, LATENT_SAMPLING, STOPS, TrainConfig
 from oneword.train.templates import TEMPLATE_NAMES
 from oneword.ui import charts
 from oneword.ui.fields import FieldSpec, form_specs
