@@ -7,6 +7,8 @@ import sys
 import typer
 
 from oneword.errors import OnewordError
+from oneword.fielddocs import field_docs
+from oneword.train.config import TrainConfig
 
 try:  # Typer 0.2x carries its own copy of click
     from typer._click.exceptions import ClickException as UsageProblem
@@ -24,8 +26,8 @@ app = typer.Typer(
 
 DEFAULT_MODEL = "toy"
 """What `--model` loads when not given: the toy-world model bundled in the package (64 px, SD 1.x layout)."""
-MODEL_HELP = ("Base model: a diffusers folder, a .safetensors/.ckpt file, `toy` (bundled) or a tiny random model "
-              "(tiny-sd1, tiny-sd2, tiny-sd2-v, tiny-sdxl).")
+MODEL_HELP = field_docs(TrainConfig)["model"]
+"""What every command's `--model` says: the help of TrainConfig's field, so there is one text."""
 DEFAULT_EMBEDDINGS_DIR = "embeddings"
 """The folder every command reads embeddings from (A1111's `embeddings/`)."""
 DEFAULT_HYPERNETWORK_DIR = "hypernetworks"

@@ -29,14 +29,19 @@ class CreateHypernetworkConfig:
     layer_structure: str = "1, 2, 1"
     """Layer widths as multiples of the context width; starts and ends with 1."""
     activation: str = "linear"
+    """linear, relu, leakyrelu, elu, swish, tanh, sigmoid, gelu, silu, mish ..."""
     weight_init: str = "Normal"
     """Normal, XavierUniform, XavierNormal, KaimingUniform or KaimingNormal."""
     layer_norm: bool = False
+    """Add layer normalization after each layer."""
     use_dropout: bool = False
+    """Use the dropout structure."""
     dropout_structure: str = "0, 0, 0"
     """A rate after each layer (first and last 0); read only with use_dropout."""
     hypernetwork_dir: Path = Path("hypernetworks")
+    """Folder the file is written to."""
     overwrite: bool = False
+    """Replace an existing file of the same name."""
     format: str = "pt"
     """`pt` (A1111's) or `safetensors`."""
     seed: int = 0

@@ -40,10 +40,14 @@ class TaggerSettings:
     """A WD14-style tagger: a folder with `model.onnx` and `selected_tags.csv`."""
 
     folder: Path
+    """WD14-style tagger folder (model.onnx + selected_tags.csv)."""
     general_threshold: float = 0.35
+    """Tagger: least confidence of a general tag."""
     character_threshold: float = 0.85
+    """Tagger: least confidence of a character tag."""
     exclude: list[str] = field(default_factory=list)
-    """Tags never written (compared without underscores, case-insensitive)."""
+    """Tagger: tags never written, comma-separated on the command line and in the UI (compared without
+    underscores, case-insensitive)."""
 
 
 class Tagger:

@@ -25,8 +25,11 @@ class FocalWeights:
     """How much each kind of evidence pulls the crop (A1111's defaults)."""
 
     face: float = 0.9
+    """Focal crop: weight of faces."""
     entropy: float = 0.15
+    """Focal crop: weight of the most detailed window."""
     edges: float = 0.5
+    """Focal crop: weight of corner features."""
 
 
 def cover_size(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:

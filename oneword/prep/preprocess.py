@@ -43,8 +43,11 @@ class PreprocessConfig:
     """A1111's Preprocess images tab, with its names and defaults."""
 
     src: Path
+    """Folder of source pictures (only read, never written)."""
     dst: Path
+    """Folder for the prepared pictures and captions (not inside SRC)."""
     width: int = 512
+    """Output width, a multiple of 8."""
     height: int | None = None
     """None: the same as the width (square)."""
     crop: str = "center"
@@ -55,12 +58,15 @@ class PreprocessConfig:
     split: bool = False
     """Cut pictures much longer than the target's aspect into overlapping tiles."""
     split_threshold: float = 0.5
+    """Split when the aspect exceeds the target's by this much."""
     overlap: float = 0.2
+    """Least overlap of neighbouring tiles, as a share of a tile."""
     caption_action: str = "ignore"
     """What to do with a source's existing `.txt`: ignore, copy, prepend or append (to the new caption)."""
     tagger: TaggerSettings | None = None
     """New captions from this tagger; without one, from the file name."""
     focal: FocalWeights = field(default_factory=FocalWeights)
+    """How much faces, detail and corners pull a focal crop."""
     focal_debug: bool = False
     """Write each focal crop's evidence to DST/focal-debug/ (not read by the trainer)."""
     overwrite: bool = False

@@ -18,9 +18,14 @@ LATENT_SAMPLING = ("once", "deterministic", "random")
 STOPS = ("max", "auto")
 CLIP_MODES = ("none", "value", "norm")
 SCORERS = ("auto", "none", "features", "clip", "judge")
-KINDS = ("embedding", "hypernetwork")
-HYPERNETWORK_DEFAULTS = {"learn_rate": "0.00001", "template": "hypernetwork"}
-"""What A1111's Train tab changes when it trains a hypernetwork (an embedding's rate turns one to noise)."""
+KIND_DEFAULTS = {
+    "embedding": {"learn_rate": "0.005", "template": "subject_filewords"},
+    "hypernetwork": {"learn_rate": "0.00001", "template": "hypernetwork"},
+}
+"""Each kind's learning rate and template, A1111's (an embedding's rate turns a hypernetwork to noise): what a
+TrainConfig of that kind holds where those fields are not given (None)."""
+KINDS = tuple(KIND_DEFAULTS)
+HYPERNETWORK_DEFAULTS = KIND_DEFAULTS["hypernetwork"]
 MAX_SEED = 2**32 - 1
 """Largest training seed: each step seeds PyTorch with seed * 1000003 + step, which must stay under 2**64."""
 _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", Path: "a path"}
@@ -31,26 +36,32 @@ class TrainConfig:
     """A1111's Train tab, with its names and defaults where it has them."""
 
     name: str = ""
-    """The embedding's name (the prompt word) or the hypernetwork's; the file stem either way."""
+    """The embedding's name (the prompt word) or the hypernetwork's, the file stem either way; one that does not
+    exist is created (an embedding from --init-text, a hypernetwork with create-hypernetwork's defaults)."""
     kind: str = "embedding"
-    """What is trained: `embedding` or `hypernetwork` (`oneword train-hypernetwork`, A1111's defaults there:
-    learning rate 0.00001, the `hypernetwork` template)."""
+    """What is trained: embedding or hypernetwork (`oneword train-hypernetwork`); it picks the defaults of
+    --learn-rate and --template (A1111's: 0.005 and subject_filewords, 0.00001 and hypernetwork)."""
     data: Path = Path()
     """Folder of training images, each with an optional `.txt` caption beside it."""
     model: str = "toy"
-    """Base model: `toy`, a diffusers folder or a single checkpoint file."""
+    """Base model: a diffusers folder, a .safetensors/.ckpt file, `toy` (bundled) or a tiny random model (tiny-sd1,
+    tiny-sd2, tiny-sd2-v, tiny-sdxl)."""
+    prediction_type: str | None = None
+    """What the UNet predicts, epsilon or v_prediction, overriding what the model implies (SD 2.x files whose
+    weights cannot tell the 512 px epsilon model from the 768 px v-prediction one). Unset: the model's own."""
     init_text: str = "*"
     """Initialization text when the embedding does not exist yet ('' for zeros)."""
     vectors: int = 1
     """Vectors per token when the embedding does not exist yet (1 to 75)."""
-    learn_rate: str = "0.005"
-    """Learning rate or schedule, e.g. "0.005:100, 1e-3:1000, 1e-5"; training ends when it runs out."""
+    learn_rate: str | None = None
+    """Learning rate or schedule, e.g. "0.005:100, 1e-3:1000, 1e-5"; training ends when it runs out. Unset:
+    the kind's rate."""
     clip_grad: str = "none"
     """Gradient clipping: none, value or norm."""
     clip_grad_value: str = "0.1"
     """Clip value or norm, as a number or a schedule string like the learning rate's."""
     batch_size: int = 1
-    """Images per batch."""
+    """Images per batch (under `accelerate launch`: the global batch, shared among the processes)."""
     grad_accum: int = 1
     """Batches whose gradients are summed before each optimizer step."""
     width: int | None = None
@@ -60,12 +71,14 @@ class TrainConfig:
     keep_size: bool = False
     """Do not resize images (sizes rounded down to multiples of 8; batches grouped by size)."""
     max_steps: int = 100000
+    """Steps to train (a learning-rate schedule that ends sooner ends the run there)."""
     save_every: int = 500
-    """Write a copy of the embedding every N steps (0: never)."""
+    """Write a copy of the embedding or hypernetwork every N steps (0: never)."""
     preview_every: int = 500
     """Draw a preview image every N steps (0: never)."""
-    template: str = "subject_filewords"
-    """A shipped template name (subject, subject_filewords, style, style_filewords, hypernetwork, none) or a file."""
+    template: str | None = None
+    """Prompt template: a shipped name (subject, subject_filewords, style, style_filewords, hypernetwork, none) or a
+    file. Unset: the kind's template."""
     shuffle_tags: bool = False
     """Shuffle the comma-separated tags of each caption."""
     tag_dropout: float = 0.0
@@ -118,7 +131,7 @@ class TrainConfig:
     score: str = "auto"
     """Checkpoint scorer: auto (clip with --clip, else none), none, features, clip, or judge:CONCEPT (toy models)."""
     clip: Path | None = None
-    """A local CLIP model folder (transformers or open_clip layout) for the clip scorer."""
+    """A local CLIP model folder (transformers or open_clip layout) for the clip scorer (--score auto uses it)."""
     score_samples: int = 8
     """Samples drawn per checkpoint by a scorer."""
     gradient_checkpointing: bool = False
@@ -142,6 +155,13 @@ class TrainConfig:
     """Continue an embedding that has steps, with the optimizer state saved beside it."""
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     """Settings a caller records in the settings JSON without oneword reading them."""
+
+    def __post_init__(self) -> None:
+        # the kind's defaults wherever a config is built; an unknown kind is reported by problems()
+        known = self.kind if isinstance(self.kind, str) and self.kind in KIND_DEFAULTS else KINDS[0]
+        for name, value in KIND_DEFAULTS[known].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     def problems(self) -> list[str]:
         """Everything wrong with the settings, each naming its option."""
@@ -176,6 +196,7 @@ class TrainConfig:
                             "vectors")
         if self.kind not in KINDS:
             problems.append(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        problems += self._prediction_problems()
         if self.latent_sampling not in LATENT_SAMPLING:
             problems.append(f"--latent-sampling must be one of {', '.join(LATENT_SAMPLING)}, not {self.latent_sampling!r}")
         if self.clip_grad not in CLIP_MODES:
@@ -197,6 +218,13 @@ class TrainConfig:
             except OnewordError as error:
                 problems.append(str(error))
         return problems
+
+    def _prediction_problems(self) -> list[str]:
+        from oneword.models.load import PREDICTION_TYPES
+
+        if self.prediction_type is None or self.prediction_type in PREDICTION_TYPES:
+            return []
+        return [f"--prediction-type must be one of {', '.join(PREDICTION_TYPES)}, not {self.prediction_type!r}"]
 
     def _scoring_problems(self) -> list[str]:
         problems = []

@@ -65,7 +65,7 @@ class JobState:
 class TrainingJob:
     """One training run in a background thread: its state, and a stop request the loop reads between steps."""
 
-    def __init__(self, config: TrainConfig, device: str, load: Callable[[str], object]) -> None:
+    def __init__(self, config: TrainConfig, device: str, load: Callable[..., object]) -> None:
         self.config = config
         self.device = device
         self._load = load
@@ -104,7 +104,8 @@ class TrainingJob:
         from oneword.train.loop import fit, setup
 
         try:
-            run = setup(self.config, self._load(self.config.model), self.device)
+            model = self._load(self.config.model, prediction_type=self.config.prediction_type)
+            run = setup(self.config, model, self.device)
             if not self._stop.is_set():
                 self._change(lambda s: setattr(s, "status", "running"))
             fit(run, self._on_event, stop=self._stop.is_set)
@@ -170,7 +171,7 @@ def _signal(s: JobState) -> str:
 class Jobs:
     """The server's trainer: at most one job runs; the last one stays readable after it ends."""
 
-    def __init__(self, load: Callable[[str], object]) -> None:
+    def __init__(self, load: Callable[..., object]) -> None:
         self._load = load
         self._lock = threading.Lock()
         self.current: TrainingJob | None = None

@@ -48,8 +48,8 @@ def widgets(specs: Sequence[FieldSpec], prefix: str, defaults: dict[str, Any] | 
 
 def settings_from(specs: Sequence[FieldSpec], values: Sequence[Any], workspace: Workspace,
                   special: dict[str, Callable[[str, str], Any]] | None = None) -> dict[str, Any]:
-    """The values as config keyword arguments: numbers typed, empty optional fields None, every path field through
-    the workspace (`special` maps fields such as --model to their own workspace check)."""
+    """The values as config keyword arguments: numbers typed, empty optional fields None (the config's own choice),
+    every path field through the workspace (`special` maps fields such as --model to their own workspace check)."""
     special = special or {}
     settings = {}
     for spec, value in zip(specs, values, strict=True):
@@ -62,7 +62,8 @@ def settings_from(specs: Sequence[FieldSpec], values: Sequence[Any], workspace: 
         elif spec.kind in ("int", "float"):
             settings[spec.name] = number(spec, value)
         else:
-            settings[spec.name] = "" if value is None else str(value)
+            text = "" if value is None else str(value)
+            settings[spec.name] = None if spec.optional and not text.strip() else text
     return settings
 
 

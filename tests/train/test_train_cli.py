@@ -1,19 +1,32 @@
-"""`oneword train` through the real entry point: settings from a TOML file, and bad input in one clear line."""
+"""`oneword train` through the real entry point: an option for every TrainConfig field, settings from a TOML file,
+the kind's defaults, and bad input in one clear line."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import pytest
 import torch
+import typer
 from cli_helpers import run_in_process
 from diffusers_parity import assert_same_as_diffusers
 from train_helpers import settings, write_images
 
+import oneword
 from oneword.embeddings.embedding import Embedding
-from oneword.embeddings.formats import save_embedding
+from oneword.embeddings.formats import load_embedding_file, save_embedding
+from oneword.fielddocs import field_docs
+from oneword.generate.pnginfo import read_parameters
 from oneword.models.tiny import build_tiny
+from oneword.train.config import TrainConfig, option_name
 from oneword.train.loop import train
+
+NOT_FIELDS = {"config_file": "--config", "device": "--device"}
+"""The only options of `oneword train` that are no TrainConfig field."""
+NOT_OPTIONS = {"extra"}
+"""The only TrainConfig field that is no option of `oneword train` (NAME is its argument)."""
 
 
 def _base_args(tmp_path, *extra: str) -> list[str]:
@@ -55,6 +68,7 @@ def _nothing_written(tmp_path) -> bool:
         ("images", ("--clip", "{tmp}/no-clip"), "--clip {tmp}/no-clip: no such folder"),
         ("images", ("--score", "judge:star"), "--score judge:star: the model tiny-sd1 is not a toy model"),
         ("images", ("--stop", "auto", "--stop-signal", "clip_image"), "--stop-signal clip_image: no scorer"),
+        ("images", ("--prediction-type", "v"), "--prediction-type must be one of epsilon, v_prediction, not 'v'"),
     ],
 )
 def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, monkeypatch, capsys, prepare, extra, message):
@@ -92,3 +106,121 @@ def test_a_checkpoint_loads_in_diffusers_with_the_same_prompt_embeddings(tmp_pat
     path = finished.log_folder / "embeddings" / "zqx-3.pt"
     assert_same_as_diffusers(model, "a photo of zqx, smiling", "zqx", path,
                              lambda pipe: pipe.load_textual_inversion(str(path), token="zqx"))
+
+
+def _train_commands() -> list:
+    from oneword.cli import _register, app
+
+    _register()
+    group = typer.main.get_command(app)
+    return [group.commands["train"], group.commands["train-hypernetwork"]]
+
+
+def test_every_config_field_is_an_option_with_its_docstring_and_every_option_a_field():
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - NOT_OPTIONS
+    docs, defaults = field_docs(TrainConfig), TrainConfig()
+    for command in _train_commands():
+        params = {p.name: p for p in command.params}
+        assert set(params) - set(NOT_FIELDS) == fields, command.name
+        assert params["name"].param_type_name == "argument" and params["name"].help == docs["name"]
+        assert (params["data"].opts, params["model"].opts, params["resume"].secondary_opts) == (
+            ["--data", "-d"], ["--model", "-m"], [])
+        assert [params[n].secondary_opts for n in ("keep_size", "shuffle_tags", "half_precision", "flash_attention",
+                                                   "compile")] == [
+            ["--resize"], ["--keep-tag-order"], ["--full-precision"], ["--classic-attention"], ["--no-compile"]]
+        for name in fields - {"name"}:
+            option = params[name]
+            assert option_name(name) in option.opts, name
+            assert option.help.replace("\\[", "[").startswith(docs[name]), name
+            value = getattr(defaults, name)
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool) and value != "":
+                assert f"[default: {value}" in option.help.replace("\\[", "["), name
+
+
+def test_train_help_lists_exactly_the_fields_options(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "400")
+    code, out, err = run_in_process(monkeypatch, capsys, "train", "--help")
+    assert code == 0, err
+    listed = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", out))
+    params = {p.name: p for p in _train_commands()[0].params}
+    expected = {*NOT_FIELDS.values(), "--help"}
+    for name in {f.name for f in dataclasses.fields(TrainConfig)} - NOT_OPTIONS - {"name"}:
+        expected |= {o for o in (*params[name].opts, *params[name].secondary_opts) if o.startswith("--")}
+        assert option_name(name) in listed, name
+    assert listed == expected
+    assert "[default: 0.005; 0.00001 for a hypernetwork]" in out and "[default: 7.0]" in out
+
+
+def test_an_unknown_option_gets_clicks_usage_error_in_one_line(monkeypatch, capsys):
+    code, out, err = run_in_process(monkeypatch, capsys, "train", "--no-such-option")
+    assert (code, out) == (2, "")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: No such option: --no-such-option")
+    assert lines[0].endswith(" train --help` lists the options)")
+
+
+def _short(tmp_path, *extra: str, command: str = "train") -> list[str]:
+    return [command, *_base_args(tmp_path, "--max-steps", "1", "--save-every", "0", "--preview-every", "0",
+                                 "--validate-every", "0", *extra)[1:]]
+
+
+def _saved_settings(tmp_path) -> dict:
+    return json.loads(next((tmp_path / "log").rglob("settings-*.json")).read_text())
+
+
+def test_the_preview_options_reach_the_run_and_its_previews(tmp_path, monkeypatch, capsys):
+    write_images(tmp_path / "data")
+    args = _short(tmp_path, "--preview-every", "1", "--preview-cfg", "3", "--preview-steps", "2",
+                  "--preview-sampler", "ddim", "--preview-negative", "blurry")
+    code, _, err = run_in_process(monkeypatch, capsys, *args)
+    assert code == 0, err
+    saved = _saved_settings(tmp_path)
+    assert (saved["preview_cfg"], saved["preview_steps"], saved["preview_sampler"], saved["preview_negative"]) == (
+        3.0, 2, "ddim", "blurry")
+    [image] = (tmp_path / "log").rglob("images/zqx-1.png")
+    _, negative, fields = read_parameters(image).splitlines()
+    assert negative == "Negative prompt: blurry"
+    assert fields.startswith("Steps: 2, Sampler: DDIM, CFG scale: 3, Seed: 0,")
+
+
+def test_the_prediction_type_reaches_the_training_step(tmp_path, monkeypatch, capsys):
+    write_images(tmp_path / "data")
+    trained = {}
+    for prediction in ("v_prediction", None):
+        run = tmp_path / str(prediction)
+        args = _short(run, "--data", str(tmp_path / "data"), *(["--prediction-type", prediction] if prediction else []))
+        code, _, err = run_in_process(monkeypatch, capsys, *args)
+        assert code == 0, err
+        assert _saved_settings(run)["prediction_type"] == prediction
+        trained[prediction] = load_embedding_file(run / "emb" / "zqx.pt").vectors["*"]
+    model = oneword.load_base("tiny-sd1")
+    model.scheduler_config["prediction_type"] = "v_prediction"
+    config = TrainConfig(name="zqx", data=tmp_path / "data", model="tiny-sd1", max_steps=1, save_every=0,
+                         preview_every=0, validate_every=0, log_dir=tmp_path / "lib" / "log",
+                         embeddings_dir=tmp_path / "lib" / "emb")
+    library = load_embedding_file(train(config, model).embedding_path).vectors["*"]
+    assert torch.equal(trained["v_prediction"], library)  # the step trained on v-prediction's target
+    assert not torch.equal(trained["v_prediction"], trained[None])
+
+
+def test_a_config_of_a_kind_has_that_kinds_rate_and_template():
+    assert (TrainConfig().learn_rate, TrainConfig().template) == ("0.005", "subject_filewords")
+    hypernetwork = TrainConfig(kind="hypernetwork")
+    assert (hypernetwork.learn_rate, hypernetwork.template) == ("0.00001", "hypernetwork")
+    assert hypernetwork.settings()["learn_rate"] == "0.00001"
+    given = TrainConfig(kind="hypernetwork", learn_rate="0.005", template="subject")
+    assert (given.learn_rate, given.template) == ("0.005", "subject")  # what is asked for is kept
+
+
+@pytest.mark.parametrize("how", ["--kind", "train-hypernetwork", "toml"])
+def test_the_command_line_and_toml_give_a_hypernetwork_the_same_defaults(tmp_path, monkeypatch, capsys, how):
+    write_images(tmp_path / "data")
+    (tmp_path / "run.toml").write_text('kind = "hypernetwork"\n', encoding="utf-8")
+    extra = {"--kind": ("--kind", "hypernetwork"), "toml": ("--config", str(tmp_path / "run.toml"))}.get(how, ())
+    command = "train-hypernetwork" if how == "train-hypernetwork" else "train"
+    args = _short(tmp_path, "--hypernetwork-dir", str(tmp_path / "hn"), *extra, command=command)
+    code, _, err = run_in_process(monkeypatch, capsys, *args)
+    assert code == 0, err
+    saved, expected = _saved_settings(tmp_path), TrainConfig(kind="hypernetwork")
+    assert (saved["kind"], saved["learn_rate"], saved["template"]) == ("hypernetwork", expected.learn_rate,
+                                                                     expected.template)

@@ -4,12 +4,15 @@ and help, and the values a page sends become the same dataclass the command line
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
+from oneword.prep.captions import TaggerSettings
 from oneword.train.config import TrainConfig
 from oneword.ui.fields import field_docs
 from oneword.ui.paths import Workspace
-from oneword.ui.tabs import train
+from oneword.ui.tabs import prepare, train
 
 
 def test_every_train_option_is_on_the_form_once_with_its_default_and_help():
@@ -26,13 +29,18 @@ def test_every_train_option_is_on_the_form_once_with_its_default_and_help():
             assert specs[name].help == docs[name]
 
 
-def test_cli_help_drops_the_default_the_form_shows_itself():
-    from oneword.cli.prep import preprocess_command
-    from oneword.ui.fields import cli_help
-
-    helps = cli_help(preprocess_command)
-    assert helps["width"] == "Output width, a multiple of 8."
-    assert helps["focal_face"] == "Focal crop: weight of faces."
+def test_every_form_reads_its_help_from_the_config_and_nothing_from_the_command_line():
+    code = ("import sys\n"
+            "from oneword.ui.tabs import create, generate, prepare, train\n"
+            "specs = [*train.train_specs(), *prepare.prepare_specs(), *generate.generate_specs(),\n"
+            "         *create.embedding_specs(), *create.hypernetwork_specs()]\n"
+            "print([s.name for s in specs if not s.help])\n"
+            "print(sorted(m for m in sys.modules if m.startswith('oneword.cli')))\n")
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert result.stdout.splitlines() == ["[]", "[]"], result.stderr
+    helps = {s.name: s.help for s in prepare.prepare_specs()}
+    assert (helps["width"], helps["focal_face"]) == ("Output width, a multiple of 8.", "Focal crop: weight of faces.")
+    assert helps["character_threshold"] == field_docs(TaggerSettings)["character_threshold"]
 
 
 def test_the_page_values_make_the_cli_dataclass(tmp_path):
@@ -53,3 +61,14 @@ def test_the_page_values_make_the_cli_dataclass(tmp_path):
 def test_a_hypernetwork_gets_a1111s_rate_and_template():
     assert train.kind_defaults("hypernetwork") == ("0.00001", "hypernetwork")
     assert train.kind_defaults("embedding") == ("0.005", "subject_filewords")
+
+
+def test_a_hypernetwork_from_the_page_gets_the_kinds_defaults_as_the_command_line_does(tmp_path):
+    space = Workspace.at(tmp_path)
+    specs = train.train_specs()
+    given = {"name": "zq", "kind": "hypernetwork", "data": "datasets/star", "learn_rate": "", "template": "",
+             "width": "", "clip": None}
+    values = [given.get(s.name, s.default) for s in specs]
+    config = train.train_config(space, specs, [v.as_posix() if isinstance(v, Path) else v for v in values])
+    assert (config.learn_rate, config.template, config.prediction_type) == ("0.00001", "hypernetwork", None)
+    assert train.kind_defaults("hypernetwork") == (config.learn_rate, config.template)

@@ -10,31 +10,25 @@ from oneword.embeddings.create import FORMATS, CreateEmbeddingConfig, check_crea
 from oneword.errors import OnewordError
 from oneword.hypernetworks import create as hyper
 from oneword.hypernetworks.hypernetwork import ACTIVATIONS
-from oneword.ui.fields import FieldSpec, form_specs
+from oneword.train.config import TrainConfig
+from oneword.ui.fields import FieldSpec, field_docs, form_specs
 from oneword.ui.models import ModelCache
 from oneword.ui.paths import BUNDLED_MODELS, Workspace
 from oneword.ui.widgets import message, settings_from, widgets
 
 WEIGHT_INITS = ("Normal", "XavierUniform", "XavierNormal", "KaimingUniform", "KaimingNormal")
-MODEL = FieldSpec("model", "choice", "toy", "Base model: `toy`, a diffusers folder or a single checkpoint file.",
-                  BUNDLED_MODELS)
+MODEL = FieldSpec("model", "choice", "toy", field_docs(TrainConfig)["model"], BUNDLED_MODELS)
 
 
 def embedding_specs() -> list[FieldSpec]:
     """CreateEmbeddingConfig's fields, then the model."""
-    from oneword.cli.embeddings import create_embedding_command
-
-    return [*form_specs(CreateEmbeddingConfig, choices={"format": FORMATS}, paths=("embeddings_dir",),
-                        cli=create_embedding_command), MODEL]
+    return [*form_specs(CreateEmbeddingConfig, choices={"format": FORMATS}, paths=("embeddings_dir",)), MODEL]
 
 
 def hypernetwork_specs() -> list[FieldSpec]:
     """CreateHypernetworkConfig's fields, then the model."""
-    from oneword.cli.hypernetworks import create_hypernetwork_command
-
     choices = {"format": hyper.FORMATS, "activation": tuple(ACTIVATIONS), "weight_init": WEIGHT_INITS}
-    return [*form_specs(hyper.CreateHypernetworkConfig, choices=choices, paths=("hypernetwork_dir",),
-                        cli=create_hypernetwork_command), MODEL]
+    return [*form_specs(hyper.CreateHypernetworkConfig, choices=choices, paths=("hypernetwork_dir",)), MODEL]
 
 
 def create_embedding(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any]) -> str:

@@ -29,9 +29,7 @@ SYNTAX = """**Prompt syntax** (A1111's): `(word)` ×1.1, `((word))` ×1.21, `[wo
 
 def generate_specs() -> list[FieldSpec]:
     """GenerateConfig's fields, the model and the folders."""
-    from oneword.cli.generate import generate_command
-
-    return [*form_specs(GenerateConfig, choices={"sampler": tuple(SAMPLERS)}, cli=generate_command), MODEL, *FOLDERS]
+    return [*form_specs(GenerateConfig, choices={"sampler": tuple(SAMPLERS)}), MODEL, *FOLDERS]
 
 
 def available(workspace: Workspace, embeddings_dir: str, hypernetwork_dir: str) -> str:

@@ -15,7 +15,7 @@ from oneword.prep.captions import CAPTION_ACTIONS, TaggerSettings
 from oneword.prep.check import CheckConfig, CheckReport, check_dataset
 from oneword.prep.crop import CROP_MODES, FocalWeights
 from oneword.prep.preprocess import PreprocessConfig, preprocess
-from oneword.ui.fields import FieldSpec, cli_help, form_specs
+from oneword.ui.fields import FieldSpec, field_docs, form_specs
 from oneword.ui.paths import Workspace
 from oneword.ui.widgets import message, settings_from, widgets
 
@@ -24,18 +24,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 def prepare_specs() -> list[FieldSpec]:
     """PreprocessConfig's fields, then the focal weights and the tagger's, named as the command line names them."""
-    from oneword.cli.prep import preprocess_command
-
-    helps = cli_help(preprocess_command)
+    tagging = field_docs(TaggerSettings)
     specs = form_specs(PreprocessConfig, choices={"crop": CROP_MODES, "caption_action": CAPTION_ACTIONS},
-                       paths=("src", "dst"), cli=preprocess_command, exclude=("tagger", "focal", "max_pixels"))
-    for spec in form_specs(FocalWeights):
-        name = f"focal_{spec.name}"
-        specs.append(dataclasses.replace(spec, name=name, help=helps.get(name, "")))
-    specs.append(FieldSpec("tagger", "path", None, helps["tagger"], optional=True))
-    for spec in form_specs(TaggerSettings, exclude=("folder", "exclude")):
-        specs.append(dataclasses.replace(spec, help=helps.get(spec.name, "")))
-    specs.append(FieldSpec("exclude_tags", "text", "", helps["exclude_tags"]))
+                       paths=("src", "dst"), exclude=("tagger", "focal", "max_pixels"))
+    specs += [dataclasses.replace(spec, name=f"focal_{spec.name}") for spec in form_specs(FocalWeights)]
+    specs.append(FieldSpec("tagger", "path", None, tagging["folder"], optional=True))
+    specs += form_specs(TaggerSettings, exclude=("folder", "exclude"))
+    specs.append(FieldSpec("exclude_tags", "text", "", tagging["exclude"]))
     return specs
 
 

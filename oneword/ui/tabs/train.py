@@ -11,7 +11,8 @@ import gradio as gr
 
 from oneword.errors import OnewordError
 from oneword.generate.samplers import SAMPLERS
-from oneword.train.config import CLIP_MODES, HYPERNETWORK_DEFAULTS, KINDS, LATENT_SAMPLING, STOPS, TrainConfig
+from oneword.models.load import PREDICTION_TYPES
+from oneword.train.config import CLIP_MODES, KINDS, LATENT_SAMPLING, STOPS, TrainConfig
 from oneword.train.templates import TEMPLATE_NAMES
 from oneword.ui import charts
 from oneword.ui.fields import FieldSpec, form_specs
@@ -21,7 +22,7 @@ from oneword.ui.widgets import message, settings_from, widgets
 
 PATH_FIELDS = ("data", "log_dir", "embeddings_dir", "hypernetwork_dir", "clip")
 GROUPS = {
-    "What to train": ("name", "kind", "data", "model", "init_text", "vectors", "resume"),
+    "What to train": ("name", "kind", "data", "model", "prediction_type", "init_text", "vectors", "resume"),
     "Optimizer": ("learn_rate", "clip_grad", "clip_grad_value", "batch_size", "grad_accum", "seed"),
     "Images and captions": ("width", "height", "keep_size", "template", "shuffle_tags", "tag_dropout",
                             "caption_dropout", "latent_sampling", "alpha_weight"),
@@ -41,18 +42,19 @@ REFRESH_SECONDS = 1.0
 
 
 def train_specs() -> list[FieldSpec]:
-    """TrainConfig's fields as form fields, with the CLI's help where a field has no docstring."""
-    from oneword.cli.train import train_command
-
+    """TrainConfig's fields as form fields, starting from a bare TrainConfig (an embedding's defaults)."""
     choices = {"kind": KINDS, "clip_grad": CLIP_MODES, "latent_sampling": LATENT_SAMPLING, "stop": STOPS,
-               "preview_sampler": tuple(SAMPLERS), "template": TEMPLATE_NAMES, "model": BUNDLED_MODELS}
-    return form_specs(TrainConfig, choices=choices, paths=PATH_FIELDS, cli=train_command, exclude=("extra",))
+               "preview_sampler": tuple(SAMPLERS), "template": TEMPLATE_NAMES, "model": BUNDLED_MODELS,
+               "prediction_type": ("", *PREDICTION_TYPES)}
+    return form_specs(TrainConfig, choices=choices, paths=PATH_FIELDS, exclude=("extra",), defaults=TrainConfig())
 
 
 def train_config(workspace: Workspace, specs: list[FieldSpec], values: list[Any]) -> TrainConfig:
     """The TrainConfig the form's values make, every path inside the workspace, checked."""
-    settings = settings_from(specs, values, workspace,
-                             special={"model": workspace.model, "template": workspace.template})
+    def template(label: str, text: str | None) -> str | None:  # empty: the kind's template
+        return workspace.template(label, text) if str(text or "").strip() else None
+
+    settings = settings_from(specs, values, workspace, special={"model": workspace.model, "template": template})
     if not str(settings.get("name", "")).strip():
         raise OnewordError("--name is empty: give the embedding's or hypernetwork's name")
     config = TrainConfig(**settings)
@@ -78,9 +80,8 @@ def stop(jobs: Jobs) -> str:
 
 def kind_defaults(kind: str) -> tuple[str, str]:
     """Learning rate and template for a kind (a hypernetwork needs A1111's much lower rate)."""
-    d = TrainConfig()
-    values = HYPERNETWORK_DEFAULTS if kind == "hypernetwork" else {"learn_rate": d.learn_rate, "template": d.template}
-    return values["learn_rate"], values["template"]
+    config = TrainConfig(kind=kind)
+    return config.learn_rate, config.template
 
 
 def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
