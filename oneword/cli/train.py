@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_HYPERNETWORK_DIR, DEFAULT_MODEL, MODEL_HELP, app
+from oneword.cli.root import DEFAULT_EMBEDDINGS_DIR, DEFAULT_HYPERNETWORK_DIR, DEFAULT_MODEL, MODEL_HELP, app
 from oneword.train.config import HYPERNETWORK_DEFAULTS, TrainConfig
 
 _D = TrainConfig()
