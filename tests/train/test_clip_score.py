@@ -132,10 +132,11 @@ def test_a_folder_that_is_no_clip_model_is_one_clear_error(tmp_path):
 def _recorded_clip_run(tmp_path, monkeypatch, **changes):
     """A two-step run scored by CLIP; the prompts its samples were drawn from, and the texts CLIP compared them
     with."""
+    from train_helpers import settings
+
     import oneword.score.clip as clip_score
     from oneword.models.tiny import build_tiny
     from oneword.train.loop import train
-    from train_helpers import settings
 
     drawn, compared = [], []
     real_generate, real_texts = clip_score.generate, clip_score.ClipFeatures.texts
