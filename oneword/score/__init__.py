@@ -1,5 +1,5 @@
 """Quality scores of a run's checkpoints, behind one interface: the toy world's judge, CLIP, or the base model's own
-features. Each scorer draws samples with the checkpoint's vectors and measures them; higher is better."""
+features. Each scorer draws samples with the checkpoint (a ScoreContext) and measures them; higher is better."""
 
 from __future__ import annotations
 

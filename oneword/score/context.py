@@ -32,7 +32,7 @@ class Snapshot(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ScoreContext:
     """One checkpoint of a run, with what scoring it needs (nothing here changes the run)."""
 
