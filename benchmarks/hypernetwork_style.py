@@ -36,10 +36,10 @@ class Timed:
     def __init__(self, scorer) -> None:
         self.scorer, self.key, self.seconds = scorer, scorer.key, 0.0
 
-    def score(self, run, snapshot) -> dict[str, float]:
+    def score(self, context) -> dict[str, float]:
         start = time.perf_counter()
         try:
-            return self.scorer.score(run, snapshot)
+            return self.scorer.score(context)
         finally:
             self.seconds += time.perf_counter() - start
 
@@ -51,7 +51,7 @@ def one_run(seed: int, folder: Path, args) -> dict:
     from oneword.hypernetworks.formats import load_hypernetwork
     from oneword.toy.bundle import load_toy
     from oneword.toy.concepts import CONCEPTS, write_concept_examples
-    from oneword.toy.evaluate import JudgeScorer, style_rates
+    from oneword.toy.scorer import JudgeScorer, style_rates
     from oneword.toy.report import ReportConfig
     from oneword.train.config import HYPERNETWORK_DEFAULTS, TrainConfig
     from oneword.train.loop import train
@@ -151,7 +151,7 @@ def path_rates(model, judge, style: str, rc, hypernetwork, path: str) -> dict[st
     context is the prompt's), or on one branch of classifier-free guidance only (`cond`: the prompt's prediction,
     `uncond`: the empty prompt's; A1111 and oneword apply it to both)."""
     from oneword.hypernetworks.apply import hypernetworks_applied
-    from oneword.toy.evaluate import style_rates
+    from oneword.toy.scorer import style_rates
 
     if path == "both":
         return style_rates(model, judge, style, rc, [(hypernetwork, 1.0)])
@@ -167,7 +167,7 @@ def base_by_style(model_name: str, samples: int) -> dict[str, dict[str, float]]:
     """The base model alone on "a COLOUR SHAPE" (every pair, `samples` in all): per style the judge reads, how many
     images and how often the shape and colour asked for (can the model draw an outline in the right colour?)."""
     from oneword.toy.bundle import load_toy
-    from oneword.toy.evaluate import vae_beside_unet
+    from oneword.models.device import vae_beside_unet
     from oneword.toy.judge import to_tensor
     from oneword.toy.report import ReportConfig, draw
     from oneword.toy.world import COLOURS, NAMED_SHAPES

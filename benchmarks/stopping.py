@@ -69,12 +69,12 @@ class Timed:
     def __init__(self, scorer, due) -> None:
         self.scorer, self.key, self.due, self.seconds = scorer, scorer.key, due, 0.0
 
-    def score(self, run, embedding):
-        if not self.due(embedding.step):
+    def score(self, context):
+        if not self.due(context.snapshot.step):
             return {}
         start = time.perf_counter()
         try:
-            return self.scorer.score(run, embedding)
+            return self.scorer.score(context)
         finally:
             self.seconds += time.perf_counter() - start
 
@@ -114,7 +114,7 @@ def one_run(model, judge, concept, seed: int, folder: Path, args) -> dict:
     from oneword.embeddings.formats import load_embedding_file
     from oneword.score.features import FeatureScorer
     from oneword.toy.concepts import write_concept_examples
-    from oneword.toy.evaluate import JudgeScorer
+    from oneword.toy.scorer import JudgeScorer
     from oneword.toy.report import ReportConfig, concept_rate, embedding_prompt
     from oneword.train import events
     from oneword.train.config import TrainConfig

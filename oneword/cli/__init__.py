@@ -1,4 +1,7 @@
-"""The `oneword` command: thin Typer wrappers that fill a config and call one library function each."""
+"""The `oneword` command: thin Typer wrappers that fill a config and call one library function each.
+
+Each module of this package adds its commands to the app of oneword/cli/root.py; `main` runs it.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +9,13 @@ import sys
 
 import typer
 
+from oneword.cli.root import app
 from oneword.errors import OnewordError
-from oneword.fielddocs import field_docs
-from oneword.train.config import TrainConfig
 
 try:  # Typer 0.2x carries its own copy of click
     from typer._click.exceptions import ClickException as UsageProblem
 except ImportError:  # older Typer runs on click itself
     from click.exceptions import ClickException as UsageProblem
-
-app = typer.Typer(
-    name="oneword",
-    help="Teach a Stable Diffusion model a new word: embeddings that load in A1111, ComfyUI and diffusers.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-DEFAULT_MODEL = "toy"
-"""What `--model` loads when not given: the toy-world model bundled in the package (64 px, SD 1.x layout)."""
-MODEL_HELP = field_docs(TrainConfig)["model"]
-"""What every command's `--model` says: the help of TrainConfig's field, so there is one text."""
-DEFAULT_EMBEDDINGS_DIR = "embeddings"
-"""The folder every command reads embeddings from (A1111's `embeddings/`)."""
-DEFAULT_HYPERNETWORK_DIR = "hypernetworks"
-"""The folder every command reads hypernetworks from (A1111's `models/hypernetworks/`)."""
-
-_state = {"debug": False}
-
-
-@app.callback()
-def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
-) -> None:
-    _state["debug"] = debug
 
 
 def _register() -> None:

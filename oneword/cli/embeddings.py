@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from oneword.cli import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, MODEL_HELP, app
+from oneword.cli.root import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, MODEL_HELP, app
 from oneword.errors import OnewordError, gather
 from oneword.outputs import name_problem
 

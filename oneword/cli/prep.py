@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from oneword.cli import app
+from oneword.cli.root import app
 
 
 @app.command("preprocess")

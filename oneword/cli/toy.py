@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from oneword.cli import app
+from oneword.cli.root import app
 
 toy_app = typer.Typer(help="The toy world: a small model that ships with oneword, its judge and its concepts.",
                       no_args_is_help=True)

@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 
-from oneword.cli import app
 from oneword.cli.options import field_options, takes
+from oneword.cli.root import app
 from oneword.errors import OnewordError
 from oneword.fielddocs import field_docs
 from oneword.train.config import KIND_DEFAULTS, KINDS, TrainConfig, read_config_file

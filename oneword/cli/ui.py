@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from oneword.cli import app
+from oneword.cli.root import app
 from oneword.errors import OnewordError
 
 INSTALL_HINT = 'the web UI needs Gradio: pip install "oneword[ui]"'

@@ -47,6 +47,11 @@ class Embedding:
             raise ValueError(f"embedding {self.name!r}: {'; '.join(problems)}")
 
     @property
+    def trigger_word(self) -> str:
+        """The word that calls the vectors up in a prompt: its name."""
+        return self.name
+
+    @property
     def n_vectors(self) -> int:
         """Number of vectors (tokens) the word stands for."""
         return next(iter(self.vectors.values())).shape[0]

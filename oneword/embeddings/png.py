@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, UnidentifiedImageError
 
 from oneword.embeddings.embedding import SDXL_KEYS, SINGLE_KEY, Embedding
-from oneword.embeddings.formats import EmbeddingFileError, a1111_dict, embedding_from_dict
+from oneword.embeddings.layouts import EmbeddingFileError, a1111_dict, embedding_from_dict
 from oneword.files import atomic_write
 
 TEXT_KEY = "sd-ti-embedding"

@@ -203,6 +203,11 @@ class Hypernetwork:
     optional_info: str | None = None
 
     @property
+    def trigger_word(self) -> None:
+        """None: it acts on every UNet call while applied, whatever the prompt says."""
+        return None
+
+    @property
     def widths(self) -> list[int]:
         """The context widths it has modules for, in increasing order."""
         return sorted(self.layers)

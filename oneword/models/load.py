@@ -6,6 +6,7 @@ from pathlib import Path
 
 from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
+from oneword.models.bundled import TOY_NAME, bundled_toy_path
 from oneword.offline import go_offline
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -30,9 +31,7 @@ def load_base(path: str | Path, prediction_type: str | None = None) -> BaseModel
         if prediction_type:
             model.scheduler_config["prediction_type"] = prediction_type
         return model
-    if str(path) == "toy":
-        from oneword.toy.bundle import bundled_toy_path
-
+    if str(path) == TOY_NAME:
         path = bundled_toy_path()
         if not (path / "model_index.json").is_file():
             raise OnewordError("--model toy: the bundled toy model is missing from this installation")

@@ -1,19 +1,14 @@
 """Quality scores of a run's checkpoints, behind one interface: the toy world's judge, CLIP, or the base model's own
-features. Each scorer draws samples with the checkpoint's vectors and measures them; higher is better."""
+features. Each scorer draws samples with the checkpoint (a ScoreContext) and measures them; higher is better."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
-from oneword.train.templates import fill_template
-
-if TYPE_CHECKING:
-    from oneword.embeddings.embedding import Embedding
-    from oneword.train.loop import Run
+from oneword.score.context import ScoreContext
 
 
 class Scorer(Protocol):
@@ -24,19 +19,9 @@ class Scorer(Protocol):
     key: str
     """The score, among those `score` returns, that picks the best checkpoint and feeds `--stop auto`."""
 
-    def score(self, run: Run, embedding: Embedding) -> dict[str, float]:
-        """Named scores of the vectors in `embedding` (higher is better), e.g. {"features": 0.93}."""
+    def score(self, context: ScoreContext) -> dict[str, float]:
+        """Named scores of the checkpoint `context.snapshot` (higher is better), e.g. {"features": 0.93}."""
         ...
-
-
-def sample_prompts(run: Run, n: int) -> list[str]:
-    """`n` prompts as the run trains: its template lines in turn, filled with the name and the images' captions."""
-    images = run.dataset.images
-    return [
-        fill_template(run.lines[k % len(run.lines)], run.trainable.name, images[k % len(images)].caption,
-                      random.Random(k))
-        for k in range(n)
-    ]
 
 
 WEIGHT_FREE = "none"
@@ -60,7 +45,7 @@ def make_scorers(score: str, clip: Path | None, samples: int, seed: int, model: 
 
         return [ClipScorer.load(clip, samples=samples, seed=seed)]
     if kind == "judge":
-        from oneword.toy.evaluate import JudgeScorer
+        from oneword.toy.scorer import JudgeScorer
 
         return [JudgeScorer.for_model(model, argument, samples=samples, seed=seed)]
     raise OnewordError(f"--score: unknown scorer {score!r}")

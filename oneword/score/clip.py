@@ -11,17 +11,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from oneword.errors import OnewordError
-from oneword.generate.config import GenerateConfig
 from oneword.generate.txt2img import generate
 from oneword.models.device import vae_beside_unet
-from oneword.score import sample_prompts
-from oneword.train.trainable import embeddings_of
+from oneword.score.context import ScoreContext
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from oneword.embeddings.embedding import Embedding
-    from oneword.train.loop import Run
 
 OBJECT_EDITS = ("a photo of {} on the beach", "a photo of {} in the snow", "a painting of {}", "a photo of {} at night")
 STYLE_EDITS = ("a house in the style of {}", "a cat, art by {}", "a mountain landscape, art by {}",
@@ -218,30 +213,41 @@ class ClipScorer:
     def load(cls, path: Path, samples: int = 8, seed: int = 0) -> ClipScorer:
         return cls(ClipFeatures.load(path), samples=samples, seed=seed)
 
-    def _draw(self, run: Run, prompts: list[str], embedding: Embedding) -> list[Image.Image]:
+    def _draw(self, context: ScoreContext, prompts: list[str]) -> list[Image.Image]:
         images = []
-        with vae_beside_unet(run.model):
+        with vae_beside_unet(context.model):
             for k, prompt in enumerate(prompts):
-                config = GenerateConfig(prompt=prompt, negative=run.preview.negative, seed=self.seed + k,
-                                        steps=run.preview.steps, cfg=run.preview.cfg, sampler=run.preview.sampler,
-                                        width=run.preview.width, height=run.preview.height)
-                images.append(generate(run.model, config, embeddings_of(embedding))[0].image)
+                config = context.sample_config(prompt, self.seed + k)
+                images.append(generate(context.model, config, context.embeddings)[0].image)
         return images
 
-    def score(self, run: Run, embedding: Embedding) -> dict[str, float]:
+    def score(self, context: ScoreContext) -> dict[str, float]:
         """{"clip_image": ..., "clip_text": ...}: cosine similarities in [-1, 1]."""
         from PIL import Image
 
         if self._reference is None:
-            training = [Image.open(im.path).convert("RGB") for im in run.dataset.images]
-            self._reference = self.clip.images(training)
-        name = embedding.name
-        samples = self._draw(run, sample_prompts(run, self.samples), embedding)
-        edits = STYLE_EDITS if "style" in str(run.config.template) else OBJECT_EDITS
-        prompts = [edits[k % len(edits)].format(name) for k in range(self.samples)]
-        edited = self._draw(run, prompts, embedding)
+            self._reference = self.clip.images([Image.open(path).convert("RGB") for path in context.image_paths])
+        samples = self._draw(context, context.prompts(self.samples))
+        prompts, texts = edited_prompts(context, self.samples)
+        edited = self._draw(context, prompts)
         return {
             "clip_image": mean_pairwise_cosine(self.clip.images(samples), self._reference),
-            "clip_text": paired_cosine(self.clip.images(edited),
-                                       self.clip.texts([without_name(p, name) for p in prompts])),
+            "clip_text": paired_cosine(self.clip.images(edited), self.clip.texts(texts)),
         }
+
+
+def edited_prompts(context: ScoreContext, n: int) -> tuple[list[str], list[str]]:
+    """`n` prompts in new contexts, and the texts their samples are compared with.
+
+    With a trigger word: the word in the edits, compared with the edits without it (the paper's prompt fidelity).
+    Without one (a hypernetwork acts on every prompt): the training captions in the edits, compared with those
+    same prompts.
+    """
+    edits = STYLE_EDITS if "style" in context.template else OBJECT_EDITS
+    word = context.trigger_word
+    if word is None:
+        captions = context.captions
+        prompts = [edits[k % len(edits)].format(captions[k % len(captions)]) for k in range(n)]
+        return prompts, prompts
+    prompts = [edits[k % len(edits)].format(word) for k in range(n)]
+    return prompts, [without_name(p, word) for p in prompts]

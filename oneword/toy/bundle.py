@@ -1,23 +1,19 @@
-"""The bundled toy model: where it lives in the package and how it is loaded (with its judge)."""
+"""The bundled toy model loaded with its judge (where it lives in the package: oneword/models/bundled.py)."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import torch
 
 from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
+from oneword.models.bundled import TOY_NAME, bundled_toy_path
 from oneword.models.device import place
+from oneword.models.load import load_base
 from oneword.toy.judge import Judge, load_judge
 
-TOY_NAME = "toy"
-
-
-def bundled_toy_path() -> Path:
-    """Folder of the bundled toy model inside the package."""
-    return Path(str(resources.files("oneword.data").joinpath("toy")))
+__all__ = ["TOY_NAME", "bundled_toy_path", "load_toy", "resolve_toy"]
 
 
 def resolve_toy(name_or_path: str | Path) -> Path:
@@ -30,8 +26,6 @@ def resolve_toy(name_or_path: str | Path) -> Path:
 
 def load_toy(name_or_path: str | Path = TOY_NAME) -> tuple[BaseModel, Judge]:
     """The toy model (placed on the CPU in float32, like any model drawn there) and its judge."""
-    from oneword.models.load import load_base
-
     path = resolve_toy(name_or_path)
     model = load_base(path)
     place(model, torch.device("cpu"))

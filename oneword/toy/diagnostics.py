@@ -6,7 +6,7 @@ import torch
 from diffusers import AutoencoderKL
 
 from oneword.models.base import BaseModel
-from oneword.toy.pretrain import encode_latents, render_dataset
+from oneword.toy.data import encode_latents, render_dataset
 from oneword.toy.world import HIDDEN_SHAPES
 
 

@@ -15,17 +15,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from oneword.diffusion import add_noise, alpha_bar, signal_to_noise
 from oneword.models.base import BaseModel, TextEncoder
 from oneword.models.folder import save_diffusers_folder
 from oneword.models.kinds import encoder_specs, kind_config
 from oneword.models.tokenizer import clip_tokenizer
+from oneword.toy.data import encode_latents, render_dataset, to_float
+from oneword.toy.diagnostics import private_rates, reconstruction_agreement
 from oneword.toy.judge import (
     JudgeTraining,
     judge_accuracy,
@@ -33,7 +35,7 @@ from oneword.toy.judge import (
     save_judge,
     train_judge,
 )
-from oneword.toy.world import HIDDEN_SHAPES, Scene, caption, random_scene, render
+from oneword.toy.world import HIDDEN_SHAPES, Scene, caption
 
 Log = Callable[[str], None]
 
@@ -96,18 +98,6 @@ def toy_config(cfg: PretrainConfig) -> dict:
     return config
 
 
-def render_dataset(n: int, seed: int) -> tuple[torch.Tensor, list[Scene]]:
-    """`n` random scenes rendered: uint8 (n, 3, 64, 64), and the scenes."""
-    rng = random.Random(seed)
-    scenes = [random_scene(rng) for _ in range(n)]
-    images = np.stack([np.asarray(render(s, seed=rng.randrange(2**31))) for s in scenes])
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), scenes
-
-
-def _to_float(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1.0  # (B, 3, 64, 64) in [-1, 1]
-
-
 def train_vae(config: dict, images: torch.Tensor, cfg: PretrainConfig, log: Log) -> AutoencoderKL:
     """An AutoencoderKL trained to reconstruct renders (MSE plus a light KL term)."""
     torch.manual_seed(cfg.seed)
@@ -122,7 +112,7 @@ def train_vae(config: dict, images: torch.Tensor, cfg: PretrainConfig, log: Log)
         lr = cfg.vae_lr * min(1.0, step / 100) * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x = _to_float(images[torch.randint(len(images), (cfg.vae_batch,), generator=gen)])
+        x = to_float(images[torch.randint(len(images), (cfg.vae_batch,), generator=gen)])
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample(generator=gen)).sample
         loss = nn.functional.mse_loss(recon, x) + 1e-6 * posterior.kl().mean()
@@ -132,13 +122,6 @@ def train_vae(config: dict, images: torch.Tensor, cfg: PretrainConfig, log: Log)
         if step % 100 == 0:
             log(f"vae step {step}/{cfg.vae_steps}: loss {loss.item():.5f}")
     return vae.eval().requires_grad_(False)
-
-
-@torch.no_grad()
-def encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
-    """Posterior means of every image, unscaled: (n, 4, 8, 8)."""
-    out = [vae.encode(_to_float(images[i : i + 256])).latent_dist.mean for i in range(0, len(images), 256)]
-    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -206,15 +189,15 @@ def train_diffusion(
         x0 = latents[index]
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch,), generator=gen)
-        a = alphas[t].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        a = alpha_bar(alphas, t)
+        noisy = add_noise(x0, noise, a)
         ids = private_tokens(_tokenize(tokenizer, captions), [scenes[i].shape for i in index.tolist()], vocab,
                              object_id, cfg.private_rate, rng)
         context = text(ids).last_hidden_state  # (B, 77, width)
         pred = unet(noisy, t, context).sample
         per_sample = ((pred - noise) ** 2).mean(dim=(1, 2, 3))  # (B,)
         if cfg.min_snr_gamma:
-            snr = a.flatten() / (1 - a.flatten())
+            snr = signal_to_noise(a.flatten())
             per_sample = per_sample * snr.clamp(max=cfg.min_snr_gamma) / snr
         loss = per_sample.mean()
         optimizer.zero_grad(set_to_none=True)
@@ -340,12 +323,9 @@ def pretrain(cfg: PretrainConfig, out: Path, log: Log = print, stages: Path | No
     timings["judge_s"] = time.time() - t
     accuracy = judge_accuracy(judge)
     log("judge accuracy on fresh renders: " + ", ".join(f"{k} {v:.1%}" for k, v in accuracy.items()))
-    from oneword.toy.diagnostics import reconstruction_agreement
-
     log("judge on VAE reconstructions: " + ", ".join(f"{k} {v:.1%}" for k, v in reconstruction_agreement(vae, judge).items()))
 
     def evaluate(unet, text, step: int) -> str:
-        from oneword.toy.diagnostics import private_rates
         from oneword.toy.report import ReportConfig, concept_baselines, word_rates
 
         model = _toy_model(config, unet, vae, text)

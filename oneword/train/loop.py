@@ -22,6 +22,7 @@ from oneword.errors import OnewordError, gather
 from oneword.generate.config import GenerateConfig
 from oneword.models.base import BaseModel
 from oneword.models.device import pick_device
+from oneword.score import make_scorers
 from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record, lower_is_better
 from oneword.train.checkpoint import load_optimizer_state, matching_state, optim_path
 from oneword.train.config import TrainConfig
@@ -38,6 +39,7 @@ from oneword.train.preview import draw_preview
 from oneword.train.resume import SavedRun
 from oneword.train.saving import save_checkpoint, take_over
 from oneword.train.schedule import Schedule, parse_schedule
+from oneword.train.scoring import checkpoint_scores
 from oneword.train.signals import StopSignals
 from oneword.train.speed import all_finite, make_optimizer, prepare_unet, training_dtype
 from oneword.train.start import starting_point
@@ -83,7 +85,7 @@ class Run:
     """The scheduler's cumulative alphas on the model's device, float32 (T,)."""
     validation: ValidationBatch | None = None
     scorers: list = field(default_factory=list)
-    """Scorers run on every saved checkpoint (oneword.score.Scorer)."""
+    """Scorers run on every saved checkpoint (oneword.score.Scorer, given a oneword.score.context.ScoreContext)."""
     signal: str = VAL_LOSS
     """What picks the best checkpoint and what `--stop auto` watches: `val_loss` or a scorer's key."""
     notes: list[str] = field(default_factory=list)
@@ -104,8 +106,6 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
 
     `scorers` replace what `config.score` asks for (the benchmarks pass the toy judge this way).
     """
-    from oneword.score import make_scorers
-
     config.check()
     name = sanitize_name(config.name)
     lines = read_template(config.template)
@@ -192,12 +192,7 @@ def _check_point(run: Run, step: int, history: History, on_event: Listener) -> C
     if val is None and run.validation is not None:
         val = validation_loss(run)
         history.val.append((step, val))
-    scores: dict[str, float] = {}
-    if run.scorers:
-        snapshot = run.trainable.snapshot(step)
-        with run.trainable.sampling():
-            for scorer in run.scorers:
-                scores.update(scorer.score(run, snapshot))
+    scores = checkpoint_scores(run, step)
     record = CheckpointRecord(step, run.folder.checkpoint(step), val, scores)
     history.records.append(record)
     on_event(Checked(step, val, scores))

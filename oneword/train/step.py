@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from oneword.models.base import BaseModel
+from oneword.diffusion import (  # noqa: F401  (alphas_cumprod: the run's schedule, imported from here by the loop)
+    add_noise,
+    alpha_bar,
+    alphas_cumprod,
+    prediction_target,
+    unet_place,
+    unet_predict,
+)
 from oneword.train.dataset import epoch_batches
 from oneword.train.templates import fill_template
 from oneword.train.validation import VALIDATION_GROUP, groups_of_equal_shape
@@ -68,9 +75,9 @@ def denoising_error(run: Run, indices: list[int], x0: torch.Tensor, noise: torch
     model = run.model
     device = unet_place(model)[0]
     x0, noise = x0.to(device, torch.float32), noise.to(device)
-    alphas = run.alphas_cumprod[t.to(device)].view(-1, 1, 1, 1)
-    noisy = alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise
-    target = noise if model.prediction_type == "epsilon" else alphas.sqrt() * noise - (1 - alphas).sqrt() * x0
+    alpha = alpha_bar(run.alphas_cumprod, t.to(device))
+    noisy = add_noise(x0, noise, alpha)
+    target = prediction_target(model.prediction_type, x0, noise, alpha)
     trainable = run.trainable
     cond = trainable.conditioning(model, prompts) if rows is None else trainable.conditioning(model, prompts, rows)
     pred = unet_predict(model, noisy, t, cond)
@@ -79,24 +86,6 @@ def denoising_error(run: Run, indices: list[int], x0: torch.Tensor, noise: torch
     if any(w is not None for w in weights):
         error = error * torch.stack([w if w is not None else torch.ones_like(error[0, :1]) for w in weights]).to(device)
     return error.mean(dim=(1, 2, 3))
-
-
-def unet_place(model: BaseModel) -> tuple[torch.device, torch.dtype]:
-    """The UNet's device and dtype, read off its first weight: diffusers' `unet.device` and `unet.dtype` walk every
-    module (about a millisecond each on the toy model, several per step)."""
-    weight = model.unet.conv_in.weight
-    return weight.device, weight.dtype
-
-
-def unet_predict(model: BaseModel, noisy: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
-    """The UNet's output for latents `noisy` (B, 4, h, w) at timesteps `t` (B,) under `cond` (a Conditioning)."""
-    device, dtype = unet_place(model)
-    kwargs = {}
-    if model.is_sdxl:
-        h, w = (s * 8 for s in noisy.shape[-2:])
-        time_ids = torch.tensor([[h, w, 0, 0, h, w]] * len(noisy), device=device, dtype=dtype)
-        kwargs["added_cond_kwargs"] = {"text_embeds": cond.pooled.to(dtype), "time_ids": time_ids}
-    return model.unet(noisy.to(device, dtype), t.to(device), cond.context.to(dtype), **kwargs).sample
 
 
 @torch.no_grad()
@@ -117,13 +106,6 @@ def _validation_loss(run: Run) -> float:
         errors = denoising_error(run, indices, x0, noise, t, [batch.prompts[k] for k in group])
         total += float(errors.sum())
     return total / len(batch.indices)
-
-
-def alphas_cumprod(model: BaseModel) -> torch.Tensor:
-    """The scheduler's cumulative alphas, float32 (T,)."""
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler.from_config(model.scheduler_config).alphas_cumprod.float()
 
 
 def clip_gradients(run: Run, done: int) -> None:

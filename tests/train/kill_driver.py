@@ -23,8 +23,8 @@ class StepScorer:
 
     key = "fake"
 
-    def score(self, run, snapshot):
-        return {"fake": {2: 0.5, 4: 0.9, 6: 0.7}.get(snapshot.step, 0.1)}
+    def score(self, context):
+        return {"fake": {2: 0.5, 4: 0.9, 6: 0.7}.get(context.snapshot.step, 0.1)}
 
 
 def arm(kill_at: int, count: list[int]) -> None:

@@ -25,9 +25,9 @@ class StepScorer:
         self.by_step = by_step
         self.seen = []
 
-    def score(self, run, embedding):
-        self.seen.append(embedding.step)
-        return {"fake": self.by_step(embedding.step)}
+    def score(self, context):
+        self.seen.append(context.snapshot.step)
+        return {"fake": self.by_step(context.snapshot.step)}
 
 
 def vectors(path):

@@ -127,3 +127,48 @@ def test_a_folder_that_is_no_clip_model_is_one_clear_error(tmp_path):
         assert str(error).startswith(f"--clip {tmp_path / 'empty'}: not a CLIP model folder")
     else:
         raise AssertionError("an empty folder was accepted")
+
+
+def _recorded_clip_run(tmp_path, monkeypatch, **changes):
+    """A two-step run scored by CLIP; the prompts its samples were drawn from, and the texts CLIP compared them
+    with."""
+    from train_helpers import settings
+
+    import oneword.score.clip as clip_score
+    from oneword.models.tiny import build_tiny
+    from oneword.train.loop import train
+
+    drawn, compared = [], []
+    real_generate, real_texts = clip_score.generate, clip_score.ClipFeatures.texts
+
+    def generate(model, config, *args, **kwargs):
+        drawn.append(config.prompt)
+        return real_generate(model, config, *args, **kwargs)
+
+    def texts(self, prompts):
+        compared.extend(prompts)
+        return real_texts(self, prompts)
+
+    monkeypatch.setattr(clip_score, "generate", generate)
+    monkeypatch.setattr(clip_score.ClipFeatures, "texts", texts)
+    config = settings(tmp_path, max_steps=2, save_every=2, score_samples=2, clip=tiny_clip(tmp_path / "clip"),
+                      **changes)
+    finished = train(config, build_tiny("sd1", seed=0))
+    assert sorted(finished.records[-1].scores) == ["clip_image", "clip_text"]
+    return drawn, compared
+
+
+def test_clip_scores_an_embedding_with_its_word_and_compares_with_the_prompt_without_it(tmp_path, monkeypatch):
+    drawn, compared = _recorded_clip_run(tmp_path, monkeypatch)
+    edits = ["a photo of zqx on the beach", "a photo of zqx in the snow"]
+    assert drawn[2:] == edits  # after the two samples of training prompts
+    assert compared == ["a photo of on the beach", "a photo of in the snow"]
+
+
+def test_clip_does_not_put_a_hypernetworks_name_into_prompts_as_a_word(tmp_path, monkeypatch):
+    drawn, compared = _recorded_clip_run(tmp_path, monkeypatch, kind="hypernetwork", learn_rate="0.001",
+                                         template="hypernetwork", hypernetwork_dir=tmp_path / "hn")
+    assert not any("zqx" in prompt for prompt in drawn + compared)
+    edits = ["a photo of a red ball on the beach", "a photo of a blue ball, on grass in the snow"]
+    assert drawn[2:] == edits  # the new contexts hold the training captions instead
+    assert compared == edits

@@ -30,8 +30,8 @@ class StepScorer:
     def __init__(self, by_step):
         self.by_step = by_step
 
-    def score(self, run, snapshot):
-        return {"fake": self.by_step.get(snapshot.step, 0.1)}
+    def score(self, context):
+        return {"fake": self.by_step.get(context.snapshot.step, 0.1)}
 
 
 SCORES = {4: 0.9, 8: 0.5, 12: 0.7}
