@@ -153,7 +153,7 @@ def test_the_web_ui_shows_each_groups_rate(tmp_path, two_groups):
     from oneword.ui.jobs import Jobs, JobState
 
     two_groups("0.01:4, 0.001", "0:3, 0.05")
-    jobs = Jobs(lambda name: build_tiny("sd1", seed=0))
+    jobs = Jobs(lambda name, **options: build_tiny("sd1", seed=0))
     jobs.start(settings(tmp_path, vectors=2, max_steps=5, save_every=0), device="cpu").join(120)
     state = jobs.state()
     assert (state.status, state.learn_rate, state.learn_rates) == ("finished", 0.001, {"first": 0.001, "rest": 0.05})
