@@ -162,3 +162,17 @@ def test_the_web_ui_shows_each_groups_rate(tmp_path, two_groups):
     one = JobState(status="running", name="zqx", step=2, total_steps=5, learn_rate=0.005,
                    learn_rates={"vectors": 0.005})
     assert status_line(one) == "**running** zqx: step 2/5 · lr 0.005"
+
+
+def test_bad_groups_are_refused_in_one_line_naming_each_problem():
+    from oneword.errors import OnewordError
+    from oneword.train.groups import GroupSchedules
+
+    tensor = [torch.zeros(1)]
+    groups = [ParamGroup("vectors", tensor, "0.005"), ParamGroup("learn,rate", tensor, "0.01"),
+              ParamGroup("vectors", tensor, "0.01:x", option="--gain-rate")]
+    with pytest.raises(OnewordError) as caught:
+        GroupSchedules.parse(groups, 10)
+    assert str(caught.value) == (
+        "parameter group 'vectors' is named 2 times; parameter group 'learn,rate': a name is letters, digits and "
+        "'_'; --gain-rate '0.01:x': entry 1 '0.01:x': step 'x' is not a whole number")
