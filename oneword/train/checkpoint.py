@@ -53,22 +53,35 @@ def read_optimizer_file(path: Path) -> dict | None:
     return data if isinstance(data, dict) and "optimizer_state_dict" in data else None
 
 
-def load_optimizer_state(state_hash: str, path: Path, optimizer_name: str) -> tuple[dict | None, str | None]:
+def load_optimizer_state(state_hash: str, path: Path, optimizer_name: str,
+                         sizes: list[int] | None = None) -> tuple[dict | None, str | None]:
     """The optimizer state saved beside `path` for weights of digest `state_hash`, or None with the reason (missing,
-    another optimizer, other weights)."""
+    another optimizer, other weights, other parameter groups)."""
     file = optim_path(path)
     if not file.is_file():
         return None, f"no optimizer state beside it ({file.name}); Adam's moments start from zero"
     data = load_pickle(file)  # a refused or unreadable file is a OnewordError naming it
     if not isinstance(data, dict) or "optimizer_state_dict" not in data:
         return None, f"{file.name} holds no optimizer state; Adam's moments start from zero"
-    return matching_state(data, file, state_hash, optimizer_name)
+    return matching_state(data, file, state_hash, optimizer_name, sizes)
 
 
-def matching_state(data: dict, file: Path, state_hash: str, optimizer_name: str) -> tuple[dict | None, str | None]:
-    """The optimizer state of `data` (read from `file`) if it is for this optimizer and these weights."""
+def group_sizes(optimizer: torch.optim.Optimizer) -> list[int]:
+    """The number of tensors in each of the optimizer's param groups."""
+    return [len(group["params"]) for group in optimizer.param_groups]
+
+
+def matching_state(data: dict, file: Path, state_hash: str, optimizer_name: str,
+                   sizes: list[int] | None = None) -> tuple[dict | None, str | None]:
+    """The optimizer state of `data` (read from `file`) if it is for this optimizer and these weights, and (given
+    `sizes`, the tensors of each param group) for the same parameter groups."""
     if data.get("optimizer_name") != optimizer_name:
         return None, f"{file.name} is for {data.get('optimizer_name')}, not {optimizer_name}; starting its state afresh"
     if data.get("hash") != state_hash:
         return None, f"{file.name} was saved with other weights; Adam's moments start from zero"
-    return data["optimizer_state_dict"], None
+    state = data["optimizer_state_dict"]
+    saved = [len(group.get("params", ())) for group in state.get("param_groups", ())]
+    if sizes is not None and saved != sizes:
+        return None, (f"{file.name} is for {len(saved)} parameter groups ({saved} tensors), this run trains "
+                      f"{len(sizes)} ({sizes}); Adam's moments start from zero")
+    return state, None

@@ -36,7 +36,10 @@ class Progress:
     loss: float
     """Mean training loss since the previous Progress."""
     learn_rate: float
+    """The rate of the step (the first parameter group's)."""
     steps_per_second: float
+    learn_rates: dict[str, float] = field(default_factory=dict)
+    """Every parameter group's rate by name."""
 
 
 @dataclass

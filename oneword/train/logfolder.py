@@ -14,6 +14,12 @@ CSV_COLUMNS = ("step", "epoch", "epoch_step", "loss", "learn_rate")
 """A1111's `textual_inversion_loss.csv` header; extra columns may follow."""
 
 
+def rate_columns(groups: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns after `learn_rate` (the first parameter group's rate): `learn_rate_NAME` for every further group
+    (none with one group: A1111's header)."""
+    return tuple(f"learn_rate_{name}" for name in groups[1:])
+
+
 @dataclass
 class LogFolder:
     """LOG_DIR/YYYY-MM-DD/NAME with embeddings/, images/, image_embeddings/, the CSV and the settings JSON; for a
@@ -94,7 +100,9 @@ class LogFolder:
 
 
 class LossCsv:
-    """Rows of `step,epoch,epoch_step,loss,learn_rate[,extra...]`; a resumed run appends to the same file.
+    """Rows of `step,epoch,epoch_step,loss,learn_rate[,extra...]`; a resumed run appends to the same file. A run
+    whose trainable has several parameter groups writes the first group's rate as `learn_rate` and the others' as
+    `learn_rate_NAME` after it.
 
     Each write replaces the whole file atomically, so an interrupted run never leaves a torn row.
     """

@@ -24,19 +24,19 @@ from oneword.models.base import BaseModel
 from oneword.models.device import pick_device
 from oneword.score import make_scorers
 from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record, lower_is_better
-from oneword.train.checkpoint import load_optimizer_state, matching_state, optim_path
 from oneword.train.config import TrainConfig
 from oneword.train.dataset import Dataset, LatentCache, cache_latents, read_dataset
 from oneword.train.distributed import ONE, Processes, agree, join_processes, sum_across
 from oneword.train.ending import MAX_BAD_STEPS, ending_line, nothing_to_do
 from oneword.train.events import Checked, Finished, Listener, Progress, Saved, Skipped, Started, Validated
 from oneword.train.fits import check_picture_size
+from oneword.train.groups import GroupSchedules, set_rates
 from oneword.train.history import History
 from oneword.train.lock import RunLock
-from oneword.train.logfolder import LogFolder, LossCsv
+from oneword.train.logfolder import LogFolder, LossCsv, rate_columns
 from oneword.train.plateau import Plateau, smoothing_for
 from oneword.train.preview import draw_preview
-from oneword.train.resume import SavedRun
+from oneword.train.resume import SavedRun, resume_optimizer
 from oneword.train.saving import save_checkpoint, take_over
 from oneword.train.schedule import Schedule, parse_schedule
 from oneword.train.scoring import checkpoint_scores
@@ -71,7 +71,8 @@ class Run:
     dataset: Dataset
     latents: LatentCache
     lines: list[str]
-    schedule: Schedule
+    schedules: GroupSchedules
+    """The learning-rate schedule of each of the trainable's parameter groups."""
     clip: Schedule | None
     trainable: Trainable
     optimizer: torch.optim.Optimizer
@@ -112,7 +113,6 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     native = int(model.vae.config.sample_size)
     size = None if config.keep_size else (config.width or native, config.height or native)
     dataset = read_dataset(config.data, size, alpha_weight=config.alpha_weight)
-    schedule = parse_schedule(config.learn_rate, config.max_steps, "--learn-rate")
     clip = None if config.clip_grad == "none" else parse_schedule(config.clip_grad_value, config.max_steps,
                                                                   "--clip-grad-value")
     gather([] if name else [f"NAME {config.name!r} has no letters or digits"])
@@ -129,18 +129,12 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
 
     begin = starting_point(config, model, name, target)
     trainable, path, start, saved = begin.trainable, begin.path, begin.step, begin.saved
-    optimizer = make_optimizer(trainable.parameters(), schedule.entries[0][0], trainable.weight_decay, config, target)
+    groups = trainable.groups(config.learn_rate)
+    schedules = GroupSchedules.parse(groups, config.max_steps)
+    optimizer = make_optimizer(groups, schedules.at(0), config, target)
     notes = [f"skipped {s}" for s in dataset.skipped]
-    if config.resume:
-        digest, kind = trainable.state_hash(trainable.snapshot(start)), type(optimizer).__name__
-        if saved is not None:
-            state, why = matching_state(saved.data, optim_path(saved.folder.checkpoint(start)), digest, kind)
-        else:
-            state, why = load_optimizer_state(digest, path, kind)
-        if state is not None:
-            optimizer.load_state_dict(state)
-        else:
-            notes.append(f"--resume: {why}")
+    if config.resume and (note := resume_optimizer(optimizer, trainable, start, saved, path)):
+        notes.append(note)
     first = dataset.images[0].caption
     preview = GenerateConfig(
         prompt=config.preview_prompt or fill_template(lines[0], name, first, random.Random(0)),
@@ -158,9 +152,9 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
                                       name, len(alphas), config.validation_size, config.seed)
     folder = saved.folder if saved else LogFolder.for_run(Path(config.log_dir), name, path.suffix, kind=trainable.kind)
     return Run(
-        config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedule=schedule, clip=clip,
+        config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedules=schedules, clip=clip,
         trainable=trainable, optimizer=optimizer, folder=folder, embedding_path=path, start_step=start,
-        total_steps=min(config.max_steps, schedule.end), preview=preview,
+        total_steps=min(config.max_steps, schedules.end), preview=preview,
         alphas_cumprod=alphas.to(target), validation=validation, scorers=scorers, signal=signal, notes=notes,
         processes=processes, saved=saved,
     )
@@ -228,7 +222,7 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
                                "model_hash": run.model.short_hash, "preview_prompt": run.preview.prompt,
                                "stop_signal_used": run.signal,
                                **({"processes": processes.world} if processes.parallel else {})})
-        csv = LossCsv(folder.csv, ("val_loss",))
+        csv = LossCsv(folder.csv, (*rate_columns(run.schedules.names), "val_loss"))
         csv.keep_until(run.start_step)
     else:
         csv, on_event = None, lambda event: None
@@ -239,18 +233,18 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
     done, bad, reason = run.start_step, 0, "done"
     losses: list[torch.Tensor] = []
     clock, clock_step, reported = time.perf_counter(), done, done
-    lr = 0.0
+    rates = (0.0,) * len(run.schedules.names)
     with StopSignals(shared=processes.parallel) as signals:
         while done < run.total_steps:
             if signals.received is not None or (stop is not None and stop()):
                 reason = "interrupted"
                 break
-            lr = run.schedule.value(done)
-            if lr is None:
+            upcoming = run.schedules.at(done)
+            if upcoming is None:
                 reason = "schedule"
                 break
-            step = done + 1
-            total = _gradients(run, step, lr, signals)
+            rates, step = upcoming, done + 1
+            total = _gradients(run, step, rates, signals)
             if not all_finite(total, run.trainable.parameters()):
                 bad += 1
                 on_event(Skipped(step, bad))
@@ -268,19 +262,20 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
                 values = [v for s, v in history.train if s > reported]
                 reported = done
                 rate = (done - clock_step) / max(time.perf_counter() - clock, 1e-9)
-                on_event(Progress(done, run.total_steps, sum(values) / max(len(values), 1), lr, rate))
-            if main and _after_step(run, done, lr, csv, losses, history, on_event):
+                on_event(Progress(done, run.total_steps, sum(values) / max(len(values), 1), rates[0], rate,
+                                  run.schedules.named(rates)))
+            if main and _after_step(run, done, rates, csv, losses, history, on_event):
                 reason = "plateau"
             if processes.parallel and _decides(run, done):
                 reason = "plateau" if agree(reason == "plateau", total.device) else reason
             if reason == "plateau":
                 break
         else:
-            if run.schedule.value(done) is None and done < c.max_steps:
+            if run.schedules.at(done) is None and done < c.max_steps:
                 reason = "schedule"
     if not main:
         return Finished(reason, done, run.embedding_path, folder.root, ending_line(reason, done, run, None), main=False)
-    return _conclude(run, reason, done, lr, csv, losses, history, on_event)
+    return _conclude(run, reason, done, rates, csv, losses, history, on_event)
 
 
 def _flush(losses: list[torch.Tensor], done: int, history: History) -> None:
@@ -291,12 +286,11 @@ def _flush(losses: list[torch.Tensor], done: int, history: History) -> None:
     losses.clear()
 
 
-def _gradients(run: Run, step: int, lr: float, signals: StopSignals) -> torch.Tensor:
-    """The gradients of optimizer step `step` in the trainable tensors (summed across processes); returns the
-    step's loss as a tensor on the device (not read back)."""
+def _gradients(run: Run, step: int, rates: tuple[float, ...], signals: StopSignals) -> torch.Tensor:
+    """The gradients of optimizer step `step` in the trainable tensors (summed across processes), each group's rate
+    set; returns the step's loss as a tensor on the device (not read back)."""
     c = run.config
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr
+    set_rates(run.optimizer, rates)
     gen, rng = step_generators(c.seed, step)
     run.optimizer.zero_grad(set_to_none=True)
     total = torch.zeros((), device=unet_place(run.model)[0])
@@ -321,8 +315,8 @@ def _decides(run: Run, done: int) -> bool:
     return bool(measured or (c.save_every and done % c.save_every == 0))
 
 
-def _after_step(run: Run, done: int, lr: float, csv: LossCsv, losses: list[torch.Tensor], history: History,
-                on_event: Listener) -> bool:
+def _after_step(run: Run, done: int, rates: tuple[float, ...], csv: LossCsv, losses: list[torch.Tensor],
+                history: History, on_event: Listener) -> bool:
     """Validation, CSV row, preview and checkpoint due after step `done`; True when `--stop auto` says stop.
 
     The preview comes before the checkpoint: a run resumed from this checkpoint continues after it. The run's
@@ -334,7 +328,7 @@ def _after_step(run: Run, done: int, lr: float, csv: LossCsv, losses: list[torch
         history.val.append((done, val))
         on_event(Validated(done, val))
     if done % c.csv_every == 0 or done == run.total_steps or val is not None:
-        _write_row(run, csv, done, lr, losses, history, val)
+        _write_row(run, csv, done, rates, losses, history, val)
     if c.preview_every and done % c.preview_every == 0:
         snapshot = run.trainable.snapshot(done)
         hidden = folder.preview_embedding(done) if folder.hidden_in_previews else None
@@ -353,10 +347,10 @@ def _after_step(run: Run, done: int, lr: float, csv: LossCsv, losses: list[torch
     return plateau
 
 
-def _conclude(run: Run, reason: str, done: int, lr: float, csv: LossCsv, losses: list[torch.Tensor],
-              history: History, on_event: Listener) -> Finished:
+def _conclude(run: Run, reason: str, done: int, rates: tuple[float, ...], csv: LossCsv,
+              losses: list[torch.Tensor], history: History, on_event: Listener) -> Finished:
     """Save the last vectors, measure them, pick the best checkpoint, write the summary and pictures."""
-    _write_row(run, csv, done, lr, losses, history)  # what an early stop left since the last row
+    _write_row(run, csv, done, rates, losses, history)  # what an early stop left since the last row
     if done > run.start_step and not any(r.step == done for r in history.records):
         _check_point(run, done, history, on_event)
     paths = save_checkpoint(run, done, history, final=True)
@@ -368,15 +362,15 @@ def _conclude(run: Run, reason: str, done: int, lr: float, csv: LossCsv, losses:
     return finished
 
 
-def _write_row(run: Run, csv: LossCsv, done: int, lr: float, losses: list[torch.Tensor], history: History,
-               val: float | None = None) -> None:
-    """A CSV row for `done` with the mean loss of the steps since the last row (none: no row), and the validation
-    loss when one was measured at `done`."""
+def _write_row(run: Run, csv: LossCsv, done: int, rates: tuple[float, ...], losses: list[torch.Tensor],
+               history: History, val: float | None = None) -> None:
+    """A CSV row for `done` with the mean loss of the steps since the last row (none: no row), each group's rate,
+    and the validation loss when one was measured at `done`."""
     _flush(losses, done, history)
     rows = history.row_losses
     if rows:
         epoch, epoch_step = divmod(done - 1, run.steps_per_epoch)
-        csv.add(done, epoch, epoch_step, sum(rows) / len(rows), lr, "" if val is None else f"{val:.7f}")
+        csv.add(done, epoch, epoch_step, sum(rows) / len(rows), *rates, "" if val is None else f"{val:.7f}")
         rows.clear()
 
 

@@ -12,11 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
-from oneword.train.checkpoint import OPTIM_SUFFIX, optim_path, read_optimizer_file
+from oneword.train.checkpoint import (
+    OPTIM_SUFFIX,
+    group_sizes,
+    load_optimizer_state,
+    matching_state,
+    optim_path,
+    read_optimizer_file,
+)
 from oneword.train.logfolder import LogFolder
-from oneword.train.trainable import Snapshot
+from oneword.train.trainable import Snapshot, Trainable
 
 NO_FILE_HASH = "0000000000"
 """The short hash of a model built in memory (no file to hash): such models are told apart by name."""
@@ -93,3 +102,19 @@ def check_same_model(saved: SavedRun, model: BaseModel) -> None:
         raise OnewordError(
             f"--resume: {saved.folder.name} was trained on {old_name} [{old_hash}], not on the model loaded, "
             f"{model.name} [{model.short_hash}]: load {old_name} to continue it, or choose another name")
+
+
+def resume_optimizer(optimizer: torch.optim.Optimizer, trainable: Trainable, step: int, saved: SavedRun | None,
+                     path: Path) -> str | None:
+    """Load the AdamW state `--resume` continues: the saved run's, else the one beside `path` (NAME.pt.optim), if it
+    is for the trainable's weights at `step` and its parameter groups; else a note that the moments start afresh."""
+    digest, kind = trainable.state_hash(trainable.snapshot(step)), type(optimizer).__name__
+    sizes = group_sizes(optimizer)
+    if saved is not None:
+        state, why = matching_state(saved.data, optim_path(saved.folder.checkpoint(step)), digest, kind, sizes)
+    else:
+        state, why = load_optimizer_state(digest, path, kind, sizes)
+    if state is None:
+        return f"--resume: {why}"
+    optimizer.load_state_dict(state)
+    return None

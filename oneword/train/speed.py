@@ -9,6 +9,7 @@ import torch
 
 from oneword.models.base import BaseModel
 from oneword.train.config import TrainConfig
+from oneword.train.groups import ParamGroup
 
 
 def training_dtype(device: torch.device, half_precision: bool = True) -> torch.dtype:
@@ -34,11 +35,16 @@ def prepare_unet(model: BaseModel, config: TrainConfig) -> None:
         unet.compile()  # in place: the module's calls go through torch.compile from now on
 
 
-def make_optimizer(params: list[torch.Tensor], lr: float, weight_decay: float, config: TrainConfig,
+def make_optimizer(groups: list[ParamGroup], rates: tuple[float, ...], config: TrainConfig,
                    device: torch.device) -> torch.optim.AdamW:
-    """AdamW on the trainable tensors; its fused kernel when `config.fused_optimizer` (CUDA and the CPU have one)."""
+    """AdamW with one param group per parameter group, at `rates` and each group's weight decay; its fused kernel
+    when `config.fused_optimizer` (CUDA and the CPU have one)."""
     fused = config.fused_optimizer and device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+    optimizer = torch.optim.AdamW([{"params": g.params} for g in groups], lr=rates[0],
+                                  weight_decay=groups[0].weight_decay, fused=fused or None)
+    for param_group, group, rate in zip(optimizer.param_groups, groups, rates, strict=True):
+        param_group["lr"], param_group["weight_decay"] = rate, group.weight_decay  # keys in torch's order
+    return optimizer
 
 
 def all_finite(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:

@@ -1,6 +1,7 @@
 """What a run trains, behind one small interface: the vectors of an embedding, or the modules of a hypernetwork.
 
-The loop sees only this interface: the parameters, how a batch is conditioned, what is applied to the model for
+The loop sees only this interface: the parameters in named groups (each with its learning-rate schedule and
+weight decay), how a batch is conditioned, what is applied to the model for
 the run, a snapshot, and how a snapshot is saved. An embedding acts through the prompts that contain its name; a
 hypernetwork acts on every UNet call while it is applied (the whole run: training, validation, previews, scores).
 """
@@ -25,6 +26,7 @@ from oneword.hypernetworks.apply import hypernetworks_applied
 from oneword.hypernetworks.formats import save_hypernetwork
 from oneword.hypernetworks.hypernetwork import Hypernetwork
 from oneword.models.base import BaseModel
+from oneword.train.groups import ParamGroup
 
 Snapshot = Union[Embedding, Hypernetwork]
 """What a run saves at a checkpoint."""
@@ -38,11 +40,14 @@ class Trainable(Protocol):
     name: str
     kind: str
     """`embedding` or `hypernetwork`: names the log folder's files (A1111's layout)."""
-    weight_decay: float
-    """AdamW's weight decay (A1111: 0 for embeddings, torch's 0.01 for hypernetworks)."""
 
     def parameters(self) -> list[torch.Tensor]:
-        """The tensors the optimizer updates (float32 leaves)."""
+        """The tensors the optimizer updates (float32 leaves): every group's, in group order."""
+        ...
+
+    def groups(self, learn_rate: str) -> list[ParamGroup]:
+        """The parameters in named groups, each with its schedule and weight decay (one AdamW param group each);
+        `learn_rate` is the run's --learn-rate."""
         ...
 
     def conditioning(self, model: BaseModel, prompts: list[str], rows: list[int] | None = None) -> Conditioning:
@@ -108,6 +113,7 @@ class EmbeddingTrainable:
 
     kind = "embedding"
     weight_decay = 0.0
+    """A1111 trains embeddings without weight decay."""
 
     def __init__(self, embedding: Embedding, device: torch.device) -> None:
         self.name = embedding.name
@@ -120,6 +126,10 @@ class EmbeddingTrainable:
     def parameters(self) -> list[torch.Tensor]:
         """One (n_vectors, width) tensor per text encoder."""
         return list(self.params.values())
+
+    def groups(self, learn_rate: str) -> list[ParamGroup]:
+        """One group, `vectors`, at the run's rate."""
+        return [ParamGroup("vectors", self.parameters(), learn_rate, self.weight_decay)]
 
     def _live(self) -> Embedding:
         return dataclasses.replace(self.base, vectors=dict(self.params))
@@ -161,6 +171,7 @@ class HypernetworkTrainable:
 
     kind = "hypernetwork"
     weight_decay = 0.01
+    """A1111 keeps torch's AdamW default for hypernetworks."""
 
     def __init__(self, hypernetwork: Hypernetwork, device: torch.device, cache_conditioning: bool = False) -> None:
         self.name = hypernetwork.name
@@ -174,6 +185,10 @@ class HypernetworkTrainable:
     def parameters(self) -> list[torch.Tensor]:
         """Every module's weights, K before V, widths in increasing order."""
         return self.hypernetwork.parameters()
+
+    def groups(self, learn_rate: str) -> list[ParamGroup]:
+        """One group, `modules`, at the run's rate."""
+        return [ParamGroup("modules", self.parameters(), learn_rate, self.weight_decay)]
 
     def conditioning(self, model: BaseModel, prompts: list[str], rows: list[int] | None = None) -> Conditioning:
         """The plain text conditioning (the hypernetwork acts inside the UNet); with `cache_conditioning`, each

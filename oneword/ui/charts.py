@@ -47,11 +47,17 @@ def status_line(state: JobState) -> str:
         eta = state.eta_seconds
         left = f" · ETA {_clock(eta)}" if eta is not None else ""
         rate = f" · {state.steps_per_second:.2f} it/s" if state.steps_per_second else ""
-        lr = f" · lr {state.learn_rate:g}" if state.learn_rate else ""
-        return f"**{state.status}** {state.name}: {progress}{rate}{left}{lr}{where}"
+        return f"**{state.status}** {state.name}: {progress}{rate}{left}{_rates(state)}{where}"
     best = f" · best checkpoint: step {state.best_step} by {state.signal}" if state.best_step is not None else ""
     rate = f" · {state.steps_per_second:.2f} it/s" if state.steps_per_second else ""
     return f"**finished** {state.name}: {state.message}{rate}{best}{where}"
+
+
+def _rates(state: JobState) -> str:
+    """The learning rate, or with several parameter groups each group's by name."""
+    if len(state.learn_rates) > 1:
+        return " · lr " + ", ".join(f"{name} {rate:g}" for name, rate in state.learn_rates.items())
+    return f" · lr {state.learn_rate:g}" if state.learn_rate else ""
 
 
 def _clock(seconds: float) -> str:

@@ -34,6 +34,8 @@ class JobState:
     total_steps: int = 0
     steps_per_second: float = 0.0
     learn_rate: float = 0.0
+    learn_rates: dict[str, float] = field(default_factory=dict)
+    """Each parameter group's rate by name (the first one is `learn_rate`)."""
     train_loss: list[tuple[int, float, float]] = field(default_factory=list)
     """(step, raw loss, smoothed loss): raw is the mean since the previous progress event."""
     val_loss: list[tuple[int, float]] = field(default_factory=list)
@@ -93,7 +95,8 @@ class TrainingJob:
         with self._lock:
             s = self._state
             return replace(s, train_loss=list(s.train_loss), val_loss=list(s.val_loss), scores=list(s.scores),
-                           records=list(s.records), previews=list(s.previews), notes=list(s.notes))
+                           records=list(s.records), previews=list(s.previews), notes=list(s.notes),
+                           learn_rates=dict(s.learn_rates))
 
     def _change(self, edit: Callable[[JobState], object]) -> None:
         with self._lock:
@@ -137,6 +140,7 @@ def _apply(s: JobState, event: events.Event) -> None:
     elif isinstance(event, events.Progress):
         _add_loss(s, event.step, event.loss)
         s.step, s.steps_per_second, s.learn_rate = event.step, event.steps_per_second, event.learn_rate
+        s.learn_rates = dict(event.learn_rates)
     elif isinstance(event, events.Validated):
         s.val_loss.append((event.step, event.val_loss))
     elif isinstance(event, events.Checked):
