@@ -1,0 +1,140 @@
+"""A prompt tag type registered from outside the library: `oneword generate` draws with it through the registry,
+its text-encoder part around prompt encoding and its UNet part around sampling, the tag out of the prompt text."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import run_in_process
+from PIL import Image
+
+import oneword.generate.txt2img as txt2img
+from oneword.conditioning.tags import Effect, Tag
+from oneword.errors import OnewordError
+from oneword.extra_networks import register, unregister
+
+ENCODING = {"active": False}
+"""Whether a gain's text-encoder part is applied right now."""
+
+
+@dataclass
+class Gains:
+    """The `gains/NAME.txt` files, each holding a factor."""
+
+    folder: Path
+    tag = "gain"
+    factors: dict[str, float] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted(self.factors)
+
+
+@dataclass
+class GainEffect(Effect):
+    """Scales the UNet's output by 1 + weight x factor: weight 0 is the neutral value."""
+
+    gain: float
+
+    @contextlib.contextmanager
+    def text_encoder(self, model) -> Iterator[None]:
+        ENCODING["active"] = True
+        try:
+            yield
+        finally:
+            ENCODING["active"] = False
+
+    @contextlib.contextmanager
+    def unet(self, model) -> Iterator[None]:
+        def scaled(module, args, output):
+            return (output[0] * (1 + self.gain), *output[1:])  # the pipeline asks for a tuple
+
+        handle = model.unet.register_forward_hook(scaled)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+
+@dataclass(frozen=True)
+class GainTag:
+    """`<gain:NAME:W>`."""
+
+    name: str = "gain"
+    option: str = "--gain-dir"
+    folder: str = "gains"
+
+    def scan(self, folder: Path, within: Path | None = None) -> Gains:
+        paths = sorted(folder.glob("*.txt")) if folder.is_dir() else []
+        return Gains(folder, factors={p.stem: float(p.read_text()) for p in paths})
+
+    def check(self, tag: Tag) -> None:
+        tag.weight(1)
+
+    def activate(self, tags: Sequence[Tag], library: Gains | None) -> GainEffect:
+        missing = [t.name for t in tags if library is None or t.name not in library.factors]
+        if missing:
+            raise OnewordError(f"<gain:{missing[0]}>: no such gain")
+        return GainEffect(sum(t.weight(1) * library.factors[t.name] for t in tags))
+
+
+@pytest.fixture
+def gain_tags(tmp_path, monkeypatch):
+    """The `gain` type registered, `gains/unit.txt` in the working folder, and every encoded prompt recorded."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gains").mkdir()
+    (tmp_path / "gains" / "unit.txt").write_text("1")
+    encoded = []
+    original = txt2img.encode_pair
+
+    def recording(model, prompt, negative, embeddings):
+        encoded.append((prompt, ENCODING["active"]))
+        return original(model, prompt, negative, embeddings)
+
+    monkeypatch.setattr(txt2img, "encode_pair", recording)
+    register(GainTag())
+    yield encoded
+    unregister("gain")
+
+
+def _draw(monkeypatch, capsys, label: str, prompt: str) -> tuple[Image.Image, str]:
+    code, out, err = run_in_process(monkeypatch, capsys, "generate", "--model", "tiny-sd1", "--seed", "7", "--steps",
+                                    "2", "--out", label, "--prompt", prompt)
+    assert code == 0, err
+    return Image.open(out.strip()), err
+
+
+def test_a_tag_type_registered_outside_the_library_draws_through_the_generate_command(gain_tags, monkeypatch,
+                                                                                      capsys):
+    plain, _ = _draw(monkeypatch, capsys, "plain", "a red ball")
+    zero, _ = _draw(monkeypatch, capsys, "zero", "a red ball <gain:unit:0>")
+    half, _ = _draw(monkeypatch, capsys, "half", "a red ball <gain:unit:0.5>")
+    assert np.array_equal(np.asarray(plain), np.asarray(zero))  # the neutral weight is no tag, bit for bit
+    assert not np.array_equal(np.asarray(plain), np.asarray(half))
+    assert half.text["parameters"].startswith("a red ball <gain:unit:0.5>\n")  # the prompt as typed
+    # the tags are out of the text that is encoded, and the text-encoder part is applied while it is
+    assert gain_tags == [("a red ball", False), ("a red ball ", True), ("a red ball ", True)]
+
+
+def test_the_new_type_refuses_as_the_library_s_own_do(gain_tags, monkeypatch, capsys):
+    code, out, err = run_in_process(monkeypatch, capsys, "generate", "--model", "tiny-sd1", "--steps", "1",
+                                    "--prompt", "a red ball <gain:unit:much>")
+    assert code == 1 and err.strip().splitlines() == [
+        "error: prompt tag <gain:unit:much>: the strength 'much' is not a number"]
+    assert gain_tags == []  # refused before anything was drawn
+    code, out, err = run_in_process(monkeypatch, capsys, "generate", "--model", "tiny-sd1", "--steps", "1",
+                                    "--prompt", "a red ball <gain:nope:1>")
+    assert code == 1 and err.strip().splitlines() == ["error: <gain:nope>: no such gain"]
+
+
+def test_a_tag_of_an_unknown_type_is_left_out_with_a_note(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    plain, _ = _draw(monkeypatch, capsys, "plain", "a red ball")
+    lora, err = _draw(monkeypatch, capsys, "lora", "a red ball<lora:face:0.7>")
+    assert np.array_equal(np.asarray(plain), np.asarray(lora))  # as A1111 does without the type
+    assert err.strip().splitlines() == [
+        "note: prompt tag <lora:face:0.7>: unknown tag type 'lora' (known: hypernet); left out"]
