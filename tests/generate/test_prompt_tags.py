@@ -13,10 +13,10 @@ import pytest
 from cli_helpers import run_in_process
 from PIL import Image
 
-import oneword.generate.txt2img as txt2img
 from oneword.conditioning.tags import Effect, Tag
 from oneword.errors import OnewordError
 from oneword.extra_networks import register, unregister
+from oneword.generate import txt2img
 
 ENCODING = {"active": False}
 """Whether a gain's text-encoder part is applied right now."""
@@ -121,13 +121,13 @@ def test_a_tag_type_registered_outside_the_library_draws_through_the_generate_co
 
 
 def test_the_new_type_refuses_as_the_library_s_own_do(gain_tags, monkeypatch, capsys):
-    code, out, err = run_in_process(monkeypatch, capsys, "generate", "--model", "tiny-sd1", "--steps", "1",
-                                    "--prompt", "a red ball <gain:unit:much>")
+    code, _, err = run_in_process(monkeypatch, capsys, "generate", "--model", "tiny-sd1", "--steps", "1",
+                                  "--prompt", "a red ball <gain:unit:much>")
     assert code == 1 and err.strip().splitlines() == [
         "error: prompt tag <gain:unit:much>: the strength 'much' is not a number"]
     assert gain_tags == []  # refused before anything was drawn
-    code, out, err = run_in_process(monkeypatch, capsys, "generate", "--model", "tiny-sd1", "--steps", "1",
-                                    "--prompt", "a red ball <gain:nope:1>")
+    code, _, err = run_in_process(monkeypatch, capsys, "generate", "--model", "tiny-sd1", "--steps", "1",
+                                  "--prompt", "a red ball <gain:nope:1>")
     assert code == 1 and err.strip().splitlines() == ["error: <gain:nope>: no such gain"]
 
 
