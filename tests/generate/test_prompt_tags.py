@@ -138,3 +138,31 @@ def test_a_tag_of_an_unknown_type_is_left_out_with_a_note(tmp_path, monkeypatch,
     assert np.array_equal(np.asarray(plain), np.asarray(lora))  # as A1111 does without the type
     assert err.strip().splitlines() == [
         "note: prompt tag <lora:face:0.7>: unknown tag type 'lora' (known: hypernet); left out"]
+
+
+def test_compare_draws_the_prompt_s_hypernetwork_in_every_column(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from oneword.embeddings.embedding import Embedding
+    from oneword.embeddings.formats import save_embedding
+    from oneword.hypernetworks.formats import save_hypernetwork
+    from oneword.hypernetworks.hypernetwork import HypernetworkSettings, new_hypernetwork
+
+    monkeypatch.chdir(tmp_path)
+    hn = new_hypernetwork("hx", [32, 64], HypernetworkSettings(activation_func="relu"), seed=2)
+    with torch.no_grad():
+        for p in hn.parameters():  # far from zero: a fresh one barely changes anything
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.2)
+    save_hypernetwork(hn, tmp_path / "hn" / "hx.pt")
+    save_embedding(Embedding("w-5", {"*": torch.ones(1, 64)}, step=5), tmp_path / "w-5.pt")
+    grids = {}
+    for label, tag in (("plain", ""), ("zero", " <hypernet:hx:0>"), ("one", " <hypernet:hx:1>")):
+        code, _, err = run_in_process(monkeypatch, capsys, "compare", "w-5.pt", "--word", "w", "--prompt",
+                                      f"a photo of w{tag}", "--model", "tiny-sd1", "--seed", "3", "--steps", "2",
+                                      "--hypernetwork-dir", "hn", "--out", f"{label}.png")
+        assert code == 0, err
+        grids[label] = np.asarray(Image.open(tmp_path / f"{label}.png").convert("RGB"))
+    assert np.array_equal(grids["plain"], grids["zero"])
+    columns = [grids["one"][24:, c * 64:(c + 1) * 64] for c in range(2)]
+    assert not np.array_equal(grids["plain"][24:, :64], columns[0])  # the hypernetwork without the embedding
+    assert not np.array_equal(grids["plain"][24:, 64:], columns[1])  # and with it
