@@ -60,10 +60,10 @@ def tag_libraries(workspace: Workspace, hypernetwork_dir: str) -> list:
 def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any]) -> tuple:
     """Draw the images and save them with A1111's parameters: (message, gallery, parameters read back)."""
     from oneword.embeddings.library import scan_embeddings
+    from oneword.extra_networks import check_prompt
     from oneword.generate.pnginfo import read_parameters
     from oneword.generate.txt2img import generate as draw
     from oneword.generate.txt2img import save_images
-    from oneword.extra_networks import check_prompt
 
     try:
         s = settings_from(specs, values, workspace, special={"model": workspace.model})
