@@ -166,3 +166,24 @@ def test_compare_draws_the_prompt_s_hypernetwork_in_every_column(tmp_path, monke
     columns = [grids["one"][24:, c * 64:(c + 1) * 64] for c in range(2)]
     assert not np.array_equal(grids["plain"][24:, :64], columns[0])  # the hypernetwork without the embedding
     assert not np.array_equal(grids["plain"][24:, 64:], columns[1])  # and with it
+
+
+def test_the_web_ui_s_generate_tab_draws_the_new_type_from_the_workspace(gain_tags, tmp_path):
+    from oneword.ui.models import ModelCache
+    from oneword.ui.paths import Workspace
+    from oneword.ui.tabs import generate
+
+    space, models, specs = Workspace.at(tmp_path), ModelCache(), generate.generate_specs()
+    drawn = {}
+    for label, prompt in (("plain", "a red ball"), ("zero", "a red ball <gain:unit:0>"),
+                          ("half", "a red ball <gain:unit:0.5> <lora:face:1>")):
+        form = {"prompt": prompt, "model": "tiny-sd1", "steps": 2, "seed": 7, "out": label}
+        values = [form.get(s.name, s.default) for s in specs]  # as a fresh page sends them
+        values = [v.as_posix() if isinstance(v, Path) else "" if v is None else v for v in values]
+        note, paths, _ = generate.generate(space, models, specs, values)
+        drawn[label] = (note, np.asarray(Image.open(paths[0])))
+    assert drawn["plain"][0] == "wrote plain/00000-7.png"
+    assert np.array_equal(drawn["plain"][1], drawn["zero"][1]) and not np.array_equal(drawn["plain"][1],
+                                                                                      drawn["half"][1])
+    assert drawn["half"][0] == ("note: prompt tag <lora:face:1>: unknown tag type 'lora' (known: gain, hypernet); "
+                                "left out\n\nwrote half/00000-7.png")
