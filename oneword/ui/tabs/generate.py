@@ -24,7 +24,8 @@ FOLDERS = [
 ]
 SYNTAX = """**Prompt syntax** (A1111's): `(word)` ×1.1, `((word))` ×1.21, `[word]` ÷1.1, `(word:1.3)` an explicit weight,
 `\\(` a literal parenthesis, `BREAK` starts a new 75-token chunk; an embedding by its file stem (`mychar`);
-`<hypernet:NAME:0.8>` applies a hypernetwork at a strength."""
+`<hypernet:NAME:0.8>` applies a hypernetwork at a strength; a tag of a type oneword does not know (`<lora:...>`) is
+left out of the prompt, as in A1111, with a note."""
 
 
 def generate_specs() -> list[FieldSpec]:
