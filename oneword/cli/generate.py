@@ -29,6 +29,16 @@ def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
     return base, (library.loaded if library else {})
 
 
+def _tag_libraries(prompt: str, hypernetwork_dir: Path) -> list:
+    """The files of every prompt tag type's folder; a malformed tag fails here, before the model loads, and a tag
+    of an unknown type is named on stderr."""
+    from oneword.extra_networks import check_prompt, scan_folders
+
+    for note in check_prompt(prompt):
+        typer.echo(f"note: {note}", err=True)
+    return scan_folders({"hypernet": hypernetwork_dir})
+
+
 @app.command("generate")
 def generate_command(
     prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt in A1111 syntax; embeddings by file stem, "
@@ -56,13 +66,10 @@ def generate_command(
 
     config = GenerateConfig(prompt=prompt, negative=negative, seed=seed, steps=steps, cfg=cfg, sampler=sampler,
                             width=width, height=height, batch=batch)
-    from oneword.hypernetworks.library import HypernetworkLibrary, split_tags
-
-    split_tags(prompt)  # a malformed tag fails before the model loads
+    libraries = _tag_libraries(prompt, hypernetwork_dir)
     gather([p for p in (folder_problem("--out", out),) if p])
     base, embeddings = _load(model, prediction_type, embeddings_dir)
-    hypernetworks = HypernetworkLibrary.scan(hypernetwork_dir)
-    for path in save_images(generate(base, config, embeddings, hypernetworks), out):
+    for path in save_images(generate(base, config, embeddings, *libraries), out):
         typer.echo(str(path))
 
 
@@ -76,6 +83,8 @@ def compare_command(
     embeddings_dir: Path = typer.Option(
         Path(DEFAULT_EMBEDDINGS_DIR), "--embeddings-dir", help="Other embeddings the prompt may use."
     ),
+    hypernetwork_dir: Path = typer.Option(Path(DEFAULT_HYPERNETWORK_DIR), "--hypernetwork-dir",
+                                          help="Hypernetworks folder, for <hypernet:NAME:STRENGTH> in the prompt."),
     seed: int = typer.Option(-1, help="Seed of the first row; -1 for random."),
     steps: int = typer.Option(20, help="Sampling steps."),
     cfg: float = typer.Option(7.0, help="Classifier-free guidance scale."),
@@ -98,9 +107,10 @@ def compare_command(
                             width=width, height=height, batch=batch)
     if out.is_dir():
         raise OnewordError(f"--out {out}: is a folder; give the grid's file name, e.g. {out / 'compare.png'}")
+    libraries = _tag_libraries(prompt, hypernetwork_dir)
     gather([p for p in (folder_problem("--out", out.parent),) if p])
     base, embeddings = _load(model, prediction_type, embeddings_dir)
-    result = compare_embeddings(base, config, files, word, embeddings)
+    result = compare_embeddings(base, config, files, word, embeddings, libraries)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_png(result.grid, out, result.parameters)
     typer.echo(str(out))

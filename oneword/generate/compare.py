@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
 
+from oneword.conditioning.tags import TagLibrary
 from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.formats import load_embedding_file
 from oneword.generate.config import GenerateConfig
@@ -35,11 +36,13 @@ def compare_embeddings(
     files: list[Path],
     word: str,
     others: Mapping[str, Embedding] | None = None,
+    libraries: Sequence[TagLibrary] = (),
 ) -> Comparison:
     """A grid: first column with nothing bound to `word`, then one column per file (rows: the batch's seeds).
 
     Every column uses the same seeds; `word` in the prompt stands for the embedding under test, each file in
-    turn. `others` are further embeddings the prompt may use, the same in every column.
+    turn. `others` are further embeddings the prompt may use, the same in every column, and `libraries` the files
+    its tags (`<hypernet:...>`) pick from.
     """
     size = native_size(model)
     config = replace(
@@ -49,12 +52,12 @@ def compare_embeddings(
         height=config.height or size,
     )
     base = {k: v for k, v in (others or {}).items() if k.lower() != word.lower()}
-    columns = [("no embedding", [g.image for g in generate(model, config, base)])]
+    columns = [("no embedding", [g.image for g in generate(model, config, base, *libraries)])]
     for path in files:
         emb = load_embedding_file(path)
         bound = {**base, word: replace(emb, name=word)}
         label = path.stem if emb.step is None else f"{path.stem} ({emb.step} steps)"
-        columns.append((label, [g.image for g in generate(model, config, bound)]))
+        columns.append((label, [g.image for g in generate(model, config, bound, *libraries)]))
     parameters = ImageParameters(
         prompt=config.prompt, negative=config.negative, steps=config.steps,
         sampler=get_sampler(config.sampler).label, cfg=config.cfg, seed=config.seed, width=config.width,

@@ -1,4 +1,5 @@
-"""txt2img with embeddings and hypernetworks: A1111 prompt conditioning fed to a diffusers pipeline."""
+"""txt2img with embeddings and prompt tags (`<hypernet:...>`): A1111 prompt conditioning fed to a diffusers
+pipeline."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import torch
 from PIL import Image
 
 from oneword.conditioning.encode import encode_pair
+from oneword.conditioning.tags import TagLibrary
 from oneword.embeddings.embedding import Embedding
+from oneword.extra_networks import resolve, text_encoders_applied, unets_applied
 from oneword.generate.config import GenerateConfig
 from oneword.generate.pnginfo import ImageParameters, format_parameters, save_png
 from oneword.generate.samplers import get_sampler, make_scheduler
-from oneword.hypernetworks.apply import hypernetworks_applied
-from oneword.hypernetworks.library import HypernetworkLibrary, prompt_hypernetworks
 from oneword.models.base import BaseModel
 from oneword.models.pipeline import make_pipeline
 
@@ -45,13 +46,13 @@ def initial_noise(model: BaseModel, seeds: list[int], width: int, height: int) -
 
 def generate(
     model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None = None,
-    hypernetworks: HypernetworkLibrary | None = None,
+    *libraries: TagLibrary,
 ) -> list[GeneratedImage]:
     """Draw `config.batch` images; the same model, settings and seed give the same pixels on the CPU.
 
-    `<hypernet:NAME:STRENGTH>` tags in the prompt apply hypernetworks from `hypernetworks`.
+    Prompt tags (`<hypernet:NAME:STRENGTH>`, oneword/extra_networks.py) pick their files from `libraries`.
     """
-    images, seeds, width, height = _sample(model, config, embeddings, hypernetworks, "pil")
+    images, seeds, width, height = _sample(model, config, embeddings, libraries, "pil")
     label = get_sampler(config.sampler).label
     return [
         GeneratedImage(
@@ -68,14 +69,14 @@ def generate(
 
 def generate_latents(
     model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None = None,
-    hypernetworks: HypernetworkLibrary | None = None,
+    *libraries: TagLibrary,
 ) -> torch.Tensor:
     """The final latents (B, 4, H/8, W/8) of what `generate` would draw, without decoding them."""
-    return _sample(model, config, embeddings, hypernetworks, "latent")[0]
+    return _sample(model, config, embeddings, libraries, "latent")[0]
 
 
 def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None,
-            hypernetworks: HypernetworkLibrary | None, output_type: str):
+            libraries: tuple[TagLibrary, ...], output_type: str):
     """Run the pipeline: (images or latents, seeds, width, height)."""
     sampler = get_sampler(config.sampler)
     width = config.width or native_size(model)
@@ -83,8 +84,9 @@ def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, E
     first_seed = config.seed if config.seed >= 0 else random.randrange(2**32 - config.batch)
     seeds = [first_seed + i for i in range(config.batch)]
 
-    prompt, active = prompt_hypernetworks(config.prompt, hypernetworks)
-    cond, uncond = encode_pair(model, prompt, config.negative, embeddings or {})
+    prompt, effects = resolve(config.prompt, libraries)
+    with text_encoders_applied(effects, model):
+        cond, uncond = encode_pair(model, prompt, config.negative, embeddings or {})
     pipe = make_pipeline(model, make_scheduler(sampler, model.scheduler_config))
     dtype = model.unet.dtype
     latents = initial_noise(model, seeds, width, height).to(model.device, dtype)
@@ -104,7 +106,7 @@ def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, E
     )
     if model.is_sdxl:
         kwargs.update(pooled_prompt_embeds=cond.pooled.to(dtype), negative_pooled_prompt_embeds=uncond.pooled.to(dtype))
-    with torch.inference_mode(), hypernetworks_applied(model.unet, active):
+    with torch.inference_mode(), unets_applied(effects, model):
         out = pipe(**kwargs).images
     return out, seeds, width, height
 

@@ -1,41 +1,42 @@
 """The hypernetworks folder and the prompt tags that pick from it: `<hypernet:NAME:STRENGTH>` (A1111's syntax;
-the strength defaults to 1). Files are found by stem, case-insensitively, and read when a prompt first asks; the
-folder is walked as the embeddings folder is (linked folders followed, each real folder once)."""
+the strength defaults to 1; oneword/hypernetworks/tag.py declares the tag type). Files are found by stem,
+case-insensitively, and read when a prompt first asks; the folder is walked as the embeddings folder is (linked
+folders followed, each real folder once)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+from oneword.conditioning.tags import Tag, parse_tags
 from oneword.errors import OnewordError
 from oneword.folder_walk import unreadable, walk_files
-from oneword.hypernetworks.apply import Active
 from oneword.hypernetworks.formats import SUFFIXES, load_hypernetwork
 from oneword.hypernetworks.hypernetwork import Hypernetwork
 
-TAG = re.compile(r"<hypernet:([^:>]*)(?::([^>]*))?>")
+TAG_TYPE = "hypernet"
+
+
+def wanted(tag: Tag) -> tuple[str, float]:
+    """The (name, strength) a `<hypernet:NAME:STRENGTH>` tag asks for; the strength defaults to 1."""
+    strength = tag.number(tag.items[1]) if len(tag.items) > 1 and tag.items[1] else 1.0
+    if not tag.name:
+        raise OnewordError(f"prompt tag {tag.text}: no hypernetwork name")
+    return tag.name, strength
 
 
 def split_tags(prompt: str) -> tuple[str, list[tuple[str, float]]]:
-    """The prompt without its `<hypernet:...>` tags, and the (name, strength) each asked for, in order."""
-    wanted = []
-    for match in TAG.finditer(prompt):
-        name, strength = match.group(1).strip(), (match.group(2) or "1").strip()
-        try:
-            value = float(strength)
-        except ValueError:
-            raise OnewordError(f"prompt tag {match.group(0)}: the strength {strength!r} is not a number") from None
-        if not name:
-            raise OnewordError(f"prompt tag {match.group(0)}: no hypernetwork name")
-        wanted.append((name, value))
-    return TAG.sub("", prompt), wanted
+    """The prompt without its tags, and the (name, strength) each `<hypernet:...>` asked for, in order."""
+    text, tags = parse_tags(prompt)
+    return text, [wanted(tag) for tag in tags if tag.type == TAG_TYPE]
 
 
 @dataclass
 class HypernetworkLibrary:
     """The hypernetwork files under a folder (subfolders too), by stem; loaded on first use."""
 
+    tag: ClassVar[str] = TAG_TYPE
     folder: Path
     paths: dict[str, Path] = field(default_factory=dict)
     """Lowercased stem -> file, the first in sorted path order winning."""
@@ -70,17 +71,6 @@ class HypernetworkLibrary:
             self.loaded[key] = load_hypernetwork(self.paths[key])
         return self.loaded[key]
 
-    def active_for(self, prompt: str) -> tuple[str, Active]:
-        """The prompt without its tags and the hypernetworks it asks for, with their strengths."""
-        text, wanted = split_tags(prompt)
-        return text, [(self.get(name), strength) for name, strength in wanted]
-
-
-def prompt_hypernetworks(prompt: str, library: HypernetworkLibrary | None) -> tuple[str, Active]:
-    """`library.active_for(prompt)`; without a library a prompt with tags is an error."""
-    if library is not None:
-        return library.active_for(prompt)
-    text, wanted = split_tags(prompt)
-    if wanted:
-        raise OnewordError(f"the prompt asks for hypernetwork {wanted[0][0]!r} but no hypernetworks folder is given")
-    return text, []
+    def names(self) -> list[str]:
+        """The usable files' stems, in sorted order."""
+        return sorted(p.stem for p in self.paths.values())

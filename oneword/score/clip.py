@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from oneword.conditioning.tags import parse_tags
 from oneword.errors import OnewordError
 from oneword.generate.txt2img import generate
 from oneword.models.device import vae_beside_unet
@@ -241,13 +242,13 @@ def edited_prompts(context: ScoreContext, n: int) -> tuple[list[str], list[str]]
 
     With a trigger word: the word in the edits, compared with the edits without it (the paper's prompt fidelity).
     Without one (a hypernetwork acts on every prompt): the training captions in the edits, compared with those
-    same prompts.
+    same prompts. The texts are without their prompt tags (`<hypernet:...>`), which are no words.
     """
     edits = STYLE_EDITS if "style" in context.template else OBJECT_EDITS
     word = context.trigger_word
     if word is None:
         captions = context.captions
         prompts = [edits[k % len(edits)].format(captions[k % len(captions)]) for k in range(n)]
-        return prompts, prompts
+        return prompts, [parse_tags(p)[0] for p in prompts]
     prompts = [edits[k % len(edits)].format(word) for k in range(n)]
-    return prompts, [without_name(p, word) for p in prompts]
+    return prompts, [without_name(parse_tags(p)[0], word) for p in prompts]

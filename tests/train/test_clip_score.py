@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 from cli_helpers import run_in_process
 from train_helpers import write_images
 
-from oneword.score.clip import mean_pairwise_cosine, paired_cosine, without_name
+from oneword.score.clip import edited_prompts, mean_pairwise_cosine, paired_cosine, without_name
 
 
 def tiny_clip(folder):
@@ -30,6 +32,14 @@ def test_the_metrics_are_the_papers_cosines():
     assert mean_pairwise_cosine(a, b) == 0.5
     assert paired_cosine(a, torch.tensor([[1.0, 0.0], [0.0, -1.0]])) == 0.0
     assert without_name("a photo of zqx on the beach", "zqx") == "a photo of on the beach"
+
+
+def test_prompt_fidelity_compares_with_the_text_without_its_prompt_tags():
+    # a tag is drawn with (the sample goes through generate's tag registry) but is no word of the text compared
+    hypernetwork = SimpleNamespace(template="subject", trigger_word=None, captions=("a red ball <hypernet:hx:0.5>",))
+    assert edited_prompts(hypernetwork, 2) == (
+        ["a photo of a red ball <hypernet:hx:0.5> on the beach", "a photo of a red ball <hypernet:hx:0.5> in the snow"],
+        ["a photo of a red ball  on the beach", "a photo of a red ball  in the snow"])
 
 
 def test_train_with_clip_scores_every_checkpoint(tmp_path, monkeypatch, capsys):

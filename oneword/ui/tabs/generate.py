@@ -24,7 +24,8 @@ FOLDERS = [
 ]
 SYNTAX = """**Prompt syntax** (A1111's): `(word)` ×1.1, `((word))` ×1.21, `[word]` ÷1.1, `(word:1.3)` an explicit weight,
 `\\(` a literal parenthesis, `BREAK` starts a new 75-token chunk; an embedding by its file stem (`mychar`);
-`<hypernet:NAME:0.8>` applies a hypernetwork at a strength."""
+`<hypernet:NAME:0.8>` applies a hypernetwork at a strength; a tag of a type oneword does not know (`<lora:...>`) is
+left out of the prompt, as in A1111, with a note."""
 
 
 def generate_specs() -> list[FieldSpec]:
@@ -36,42 +37,50 @@ def available(workspace: Workspace, embeddings_dir: str, hypernetwork_dir: str) 
     """What a prompt can use: the embedding and hypernetwork files of the two folders."""
     from oneword.embeddings.library import embedding_files
     from oneword.folder_walk import unreadable
-    from oneword.hypernetworks.library import HypernetworkLibrary
-
     try:
         e_dir = workspace.resolve("--embeddings-dir", embeddings_dir)
-        h_dir = workspace.resolve("--hypernetwork-dir", hypernetwork_dir)
+        libraries = tag_libraries(workspace, hypernetwork_dir)
     except OnewordError as error:
         return message(str(error), error=True)
     files = embedding_files(e_dir, workspace.root) if e_dir.is_dir() else []
     words = sorted({p.stem for p in files if unreadable(p, workspace.root) is None})
-    hypers = sorted(p.stem for p in HypernetworkLibrary.scan(h_dir, within=workspace.root).paths.values())
+    hypers = next(library for library in libraries if library.tag == "hypernet").names()
     return (f"embeddings: {', '.join(f'`{w}`' for w in words) or 'none'} — hypernetworks: "
             f"{', '.join(f'`<hypernet:{h}:1>`' for h in hypers) or 'none'}")
+
+
+def tag_libraries(workspace: Workspace, hypernetwork_dir: str) -> list:
+    """The files of every prompt tag type's folder in the workspace (the hypernetworks folder as the form says)."""
+    from oneword.extra_networks import TAG_TYPES, scan_folders
+
+    folders = {name: workspace.resolve(t.option, t.folder) for name, t in TAG_TYPES.items()}
+    folders["hypernet"] = workspace.resolve("--hypernetwork-dir", hypernetwork_dir)
+    return scan_folders(folders, within=workspace.root)
 
 
 def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any]) -> tuple:
     """Draw the images and save them with A1111's parameters: (message, gallery, parameters read back)."""
     from oneword.embeddings.library import scan_embeddings
+    from oneword.extra_networks import check_prompt
     from oneword.generate.pnginfo import read_parameters
     from oneword.generate.txt2img import generate as draw
     from oneword.generate.txt2img import save_images
-    from oneword.hypernetworks.library import HypernetworkLibrary, split_tags
 
     try:
         s = settings_from(specs, values, workspace, special={"model": workspace.model})
         model, e_dir, h_dir, out = s.pop("model"), s.pop("embeddings_dir"), s.pop("hypernetwork_dir"), s.pop("out")
         config = GenerateConfig(**s)
-        split_tags(config.prompt)
+        notes = check_prompt(config.prompt)
         with models.use(model) as base:
             library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
-            hypernetworks = HypernetworkLibrary.scan(h_dir, within=workspace.root)
-            images = draw(base, config, library.loaded if library else {}, hypernetworks)
+            libraries = tag_libraries(workspace, str(h_dir))
+            images = draw(base, config, library.loaded if library else {}, *libraries)
             paths = save_images(images, out)
     except OnewordError as error:
         return message(str(error), error=True), [], ""
     parameters = "\n\n".join(f"{p.name}\n{read_parameters(p)}" for p in paths)
-    return f"wrote {', '.join(workspace.relative(p) for p in paths)}", [str(p) for p in paths], parameters
+    wrote = f"wrote {', '.join(workspace.relative(p) for p in paths)}"
+    return "\n\n".join([*(f"note: {n}" for n in notes), wrote]), [str(p) for p in paths], parameters
 
 
 def run_folders(workspace: Workspace) -> list[str]:
@@ -96,23 +105,25 @@ def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], va
             word: str) -> tuple:
     """The checkpoint grid of a run's embeddings: (message, grid, its parameters)."""
     from oneword.embeddings.library import scan_embeddings
+    from oneword.extra_networks import check_prompt
     from oneword.generate.compare import compare_embeddings
     from oneword.generate.pnginfo import save_png
 
     try:
         s = settings_from(specs, values, workspace, special={"model": workspace.model})
-        model, e_dir, out = s.pop("model"), s.pop("embeddings_dir"), s.pop("out")
-        s.pop("hypernetwork_dir")
+        model, e_dir, h_dir, out = s.pop("model"), s.pop("embeddings_dir"), s.pop("hypernetwork_dir"), s.pop("out")
         folder = workspace.resolve("run", run)
         files = sorted(folder.glob("embeddings/*-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[-1]))
         if not files:
             raise OnewordError(f"run {run}: no checkpoints in its embeddings/ folder")
         word = word.strip() or folder.name
         config = GenerateConfig(**s)
+        check_prompt(config.prompt)
         grids = grid_folder(workspace, out)
         with models.use(model) as base:
             library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
-            result = compare_embeddings(base, config, files, word, library.loaded if library else {})
+            result = compare_embeddings(base, config, files, word, library.loaded if library else {},
+                                        tag_libraries(workspace, str(h_dir)))
         path = workspace.resolve("--out", grids / f"{folder.name}-{result.config.seed}.png")
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(result.grid, path, result.parameters)

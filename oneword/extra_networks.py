@@ -1,0 +1,84 @@
+"""The registry of prompt tag types (A1111's "extra networks"): every prompt of oneword goes through it.
+
+A type is registered once with `register`; `resolve` reads a prompt's tags, leaves them out of its text, and
+gives each registered type present its tags, in prompt order, with its folder's files. Tags of a type nobody
+registered are left out of the text too, as A1111 does, and `check_prompt` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from oneword.conditioning.tags import Effect, Tag, TagLibrary, TagType, parse_tags
+from oneword.hypernetworks.tag import HypernetTag
+
+if TYPE_CHECKING:
+    from oneword.models.base import BaseModel
+
+TAG_TYPES: dict[str, TagType] = {}
+"""Registered types by their name."""
+
+
+def register(tag_type: TagType) -> None:
+    """Make `<NAME:...>` tags (NAME = `tag_type.name`) apply `tag_type` in every prompt."""
+    TAG_TYPES[tag_type.name] = tag_type
+
+
+def unregister(name: str) -> None:
+    """Forget the tag type `name`; its tags are unknown again."""
+    TAG_TYPES.pop(name, None)
+
+
+register(HypernetTag())
+
+
+def check_prompt(prompt: str) -> list[str]:
+    """A OnewordError for a malformed tag of a registered type; one note per tag of an unknown type."""
+    notes = []
+    for tag in parse_tags(prompt)[1]:
+        tag_type = TAG_TYPES.get(tag.type)
+        if tag_type is None:
+            known = ", ".join(sorted(TAG_TYPES)) or "none"
+            notes.append(f"prompt tag {tag.text}: unknown tag type {tag.type!r} (known: {known}); left out")
+        else:
+            tag_type.check(tag)
+    return notes
+
+
+def scan_folders(folders: Mapping[str, Path] | None = None, within: Path | None = None) -> list[TagLibrary]:
+    """Every registered type's files: from `folders[type]` where given, else from the type's default folder."""
+    folders = folders or {}
+    return [t.scan(Path(folders.get(name, t.folder)), within) for name, t in TAG_TYPES.items()]
+
+
+def resolve(prompt: str, libraries: Sequence[TagLibrary] = ()) -> tuple[str, list[Effect]]:
+    """The prompt's text without its tags, and the effects of its tags, one per registered type it uses."""
+    text, tags = parse_tags(prompt)
+    by_type: dict[str, list[Tag]] = {}
+    for tag in tags:
+        by_type.setdefault(tag.type, []).append(tag)
+    files = {library.tag: library for library in libraries}
+    effects = [TAG_TYPES[name].activate(group, files.get(name)) for name, group in by_type.items()
+               if name in TAG_TYPES]
+    return text, effects
+
+
+@contextlib.contextmanager
+def text_encoders_applied(effects: Sequence[Effect], model: BaseModel) -> Iterator[None]:
+    """Within the block, the text-encoder part of every effect is applied, in order."""
+    with contextlib.ExitStack() as stack:
+        for effect in effects:
+            stack.enter_context(effect.text_encoder(model))
+        yield
+
+
+@contextlib.contextmanager
+def unets_applied(effects: Sequence[Effect], model: BaseModel) -> Iterator[None]:
+    """Within the block, the UNet part of every effect is applied, in order."""
+    with contextlib.ExitStack() as stack:
+        for effect in effects:
+            stack.enter_context(effect.unet(model))
+        yield
