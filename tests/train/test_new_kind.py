@@ -245,6 +245,6 @@ def test_a_registered_kind_stops_on_a_plateau_and_keeps_its_best_checkpoint(tmp_
 
 
 def test_an_unregistered_kind_is_refused_naming_the_registered_ones(tmp_path, monkeypatch, capsys):
-    code, out, err = run_in_process(monkeypatch, capsys, *_args(tmp_path / "none", "--max-steps", "2"))
+    code, _, err = run_in_process(monkeypatch, capsys, *_args(tmp_path / "none", "--max-steps", "2"))
     assert code != 0
     assert "kind must be one of embedding, hypernetwork, not 'gain'" in err
