@@ -47,13 +47,14 @@ class Timed:
 def one_run(seed: int, folder: Path, args) -> dict:
     """Train one seed's hypernetwork, judging every checkpoint, then judge its last file at several strengths (with
     --trial: every checkpoint's file at strength 1, on each attention path with --split-paths)."""
+    from oneword import kinds
     from oneword.hypernetworks.create import CreateHypernetworkConfig, create_hypernetwork_file
     from oneword.hypernetworks.formats import load_hypernetwork
     from oneword.toy.bundle import load_toy
     from oneword.toy.concepts import CONCEPTS, write_concept_examples
-    from oneword.toy.scorer import JudgeScorer, style_rates
     from oneword.toy.report import ReportConfig
-    from oneword.train.config import HYPERNETWORK_DEFAULTS, TrainConfig
+    from oneword.toy.scorer import JudgeScorer, style_rates
+    from oneword.train.config import TrainConfig
     from oneword.train.loop import train
 
     model, judge = load_toy(args.model)
@@ -64,7 +65,7 @@ def one_run(seed: int, folder: Path, args) -> dict:
         f"outline-s{seed}", modules=args.modules, layer_structure=args.layer_structure, activation=args.activation,
         layer_norm=args.layer_norm, use_dropout=bool(args.dropout_structure),
         dropout_structure=args.dropout_structure or "0, 0, 0", hypernetwork_dir=folder / "hypernetworks", seed=seed))
-    settings = {**HYPERNETWORK_DEFAULTS, "learn_rate": args.learn_rate, "batch_size": args.batch,
+    settings = {**kinds.get("hypernetwork").defaults, "learn_rate": args.learn_rate, "batch_size": args.batch,
                 "caption_dropout": args.caption_dropout}
     config = TrainConfig(name=f"outline-s{seed}", kind="hypernetwork", data=data, model=args.model,
                          max_steps=args.max_steps, save_every=args.every, validate_every=args.every, preview_every=0,
@@ -166,8 +167,8 @@ def path_rates(model, judge, style: str, rc, hypernetwork, path: str) -> dict[st
 def base_by_style(model_name: str, samples: int) -> dict[str, dict[str, float]]:
     """The base model alone on "a COLOUR SHAPE" (every pair, `samples` in all): per style the judge reads, how many
     images and how often the shape and colour asked for (can the model draw an outline in the right colour?)."""
-    from oneword.toy.bundle import load_toy
     from oneword.models.device import vae_beside_unet
+    from oneword.toy.bundle import load_toy
     from oneword.toy.judge import to_tensor
     from oneword.toy.report import ReportConfig, draw
     from oneword.toy.world import COLOURS, NAMED_SHAPES

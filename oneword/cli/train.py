@@ -9,11 +9,12 @@ from typing import Any
 
 import typer
 
+from oneword import kinds
 from oneword.cli.options import field_options, takes
 from oneword.cli.root import app
 from oneword.errors import OnewordError
 from oneword.fielddocs import field_docs
-from oneword.train.config import KIND_DEFAULTS, KINDS, TrainConfig, read_config_file
+from oneword.train.config import TrainConfig, read_config_file
 
 DECLARED = {
     "data": ("--data", "-d"),
@@ -27,11 +28,11 @@ DECLARED = {
 """Option names other than `--field-name` (`--field-name/--no-field-name` for a boolean): short flags, pairs."""
 NOT_OPTIONS = ("name", "extra")
 """Fields that are no option: NAME is the argument, `extra` is for callers of the library."""
-_FIRST, *_OTHERS = KINDS
+_FIRST, *_OTHERS = (kinds.get(name) for name in kinds.names())
 SHOWN_DEFAULTS = {
-    "kind": f"{_FIRST}; hypernetwork for train-hypernetwork",
-    **{field: "; ".join([value, *(f"{KIND_DEFAULTS[k][field]} for a {k}" for k in _OTHERS)])
-       for field, value in KIND_DEFAULTS[_FIRST].items()},
+    "kind": "; ".join([_FIRST.name, *(f"{k.name} for {k.command}" for k in _OTHERS if k.command)]),
+    **{field: "; ".join([value, *(f"{k.defaults[field]} for a {k.name}" for k in _OTHERS if field in k.defaults)])
+       for field, value in _FIRST.defaults.items()},
 }
 """Defaults as help shows them where the kind decides."""
 PARAMETERS = [
@@ -47,9 +48,15 @@ PARAMETERS = [
 """What `oneword train` takes: NAME, --config, a TrainConfig field each, --device."""
 
 
-@app.command("train")
-@app.command("train-hypernetwork", help="Train a hypernetwork (`train --kind hypernetwork`): writes "
-             "LOG_DIR/YYYY-MM-DD/NAME/ and HYPERNETWORK_DIR/NAME.pt.")
+def _kind_commands(command):
+    """`train` and each registered kind's own command (`train-hypernetwork`), all one command."""
+    for kind in (kinds.get(name) for name in kinds.names()):
+        if kind.command:
+            command = app.command(kind.command, help=kind.command_help)(command)
+    return app.command("train")(command)
+
+
+@_kind_commands
 @takes(PARAMETERS)
 def train_command(ctx: typer.Context, name: str, config_file: Path | None, device: str, **given: Any) -> None:
     """Train a Textual Inversion embedding; writes LOG_DIR/YYYY-MM-DD/NAME/ and EMBEDDINGS_DIR/NAME.pt."""
@@ -71,12 +78,13 @@ def train_command(ctx: typer.Context, name: str, config_file: Path | None, devic
 def command_line_config(command: str | None, name: str, config_file: Path | None, given: dict[str, Any]
                         ) -> TrainConfig:
     """The TrainConfig of a command line: the TOML file's settings, the options given over them, the rest the
-    kind's defaults (`train-hypernetwork` trains a hypernetwork unless told otherwise)."""
+    kind's defaults (a kind's own command, `train-hypernetwork`, trains that kind unless told otherwise)."""
     settings = read_config_file(config_file) if config_file else {}
     settings.update({k: v for k, v in given.items() if v is not None})
     settings["name"] = name
-    if command == "train-hypernetwork":
-        settings.setdefault("kind", "hypernetwork")
+    trained = [k for k in kinds.names() if kinds.get(k).command == command]
+    if trained:
+        settings.setdefault("kind", trained[0])
     if "data" not in settings:
         raise OnewordError("--data is missing: give the folder of training images")
     return TrainConfig(**settings)

@@ -51,6 +51,14 @@ class Embedding:
         """The word that calls the vectors up in a prompt: its name."""
         return self.name
 
+    def token_vectors(self) -> dict[str, Embedding]:
+        """What it adds to the text side: itself, under its word (the snapshot protocol, oneword/snapshot.py)."""
+        return {self.name: self}
+
+    def network_modules(self) -> list:
+        """Nothing: it acts through the prompts alone."""
+        return []
+
     @property
     def n_vectors(self) -> int:
         """Number of vectors (tokens) the word stands for."""

@@ -207,6 +207,14 @@ class Hypernetwork:
         """None: it acts on every UNet call while applied, whatever the prompt says."""
         return None
 
+    def token_vectors(self) -> dict:
+        """Nothing on the text side (the snapshot protocol, oneword/snapshot.py)."""
+        return {}
+
+    def network_modules(self) -> list[tuple[Hypernetwork, float]]:
+        """Itself at strength 1, on the UNet's cross-attention keys and values."""
+        return [(self, 1.0)]
+
     @property
     def widths(self) -> list[int]:
         """The context widths it has modules for, in increasing order."""

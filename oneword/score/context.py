@@ -8,28 +8,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import torch
 
 from oneword.generate.config import GenerateConfig
 from oneword.models.base import BaseModel
+from oneword.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from oneword.conditioning.encode import Conditioning
     from oneword.embeddings.embedding import Embedding
-
-
-class Snapshot(Protocol):
-    """A checkpoint as scorers see it (an embedding or a hypernetwork)."""
-
-    name: str
-    step: int | None
-
-    @property
-    def trigger_word(self) -> str | None:
-        """The word a prompt needs to call it up, or None when it acts on every prompt."""
-        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +28,7 @@ class ScoreContext:
     model: BaseModel
     snapshot: Snapshot
     embeddings: Mapping[str, Embedding]
-    """The embeddings a prompt needs to sample with the snapshot (none for one that the run applies already)."""
+    """The embeddings a prompt needs to sample with the snapshot: its `token_vectors()`."""
     prompt: Callable[[int], str]
     """The k-th prompt as the run trains: its template lines in turn, filled with the images' captions."""
     template: str

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oneword import kinds
 from oneword.errors import OnewordError, gather
 from oneword.outputs import folder_problem, name_problem
 from oneword.train.schedule import parse_schedule
@@ -18,14 +19,6 @@ LATENT_SAMPLING = ("once", "deterministic", "random")
 STOPS = ("max", "auto")
 CLIP_MODES = ("none", "value", "norm")
 SCORERS = ("auto", "none", "features", "clip", "judge")
-KIND_DEFAULTS = {
-    "embedding": {"learn_rate": "0.005", "template": "subject_filewords"},
-    "hypernetwork": {"learn_rate": "0.00001", "template": "hypernetwork"},
-}
-"""Each kind's learning rate and template, A1111's (an embedding's rate turns a hypernetwork to noise): what a
-TrainConfig of that kind holds where those fields are not given (None)."""
-KINDS = tuple(KIND_DEFAULTS)
-HYPERNETWORK_DEFAULTS = KIND_DEFAULTS["hypernetwork"]
 MAX_SEED = 2**32 - 1
 """Largest training seed: each step seeds PyTorch with seed * 1000003 + step, which must stay under 2**64."""
 _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", Path: "a path"}
@@ -39,8 +32,8 @@ class TrainConfig:
     """The embedding's name (the prompt word) or the hypernetwork's, the file stem either way; one that does not
     exist is created (an embedding from --init-text, a hypernetwork with create-hypernetwork's defaults)."""
     kind: str = "embedding"
-    """What is trained: embedding or hypernetwork (`oneword train-hypernetwork`); it picks the defaults of
-    --learn-rate and --template (A1111's: 0.005 and subject_filewords, 0.00001 and hypernetwork)."""
+    """What is trained: a registered kind, embedding or hypernetwork (`oneword train-hypernetwork`); it picks the
+    defaults of --learn-rate and --template (A1111's: 0.005 and subject_filewords, 0.00001 and hypernetwork)."""
     data: Path = Path()
     """Folder of training images, each with an optional `.txt` caption beside it."""
     model: str = "toy"
@@ -157,9 +150,9 @@ class TrainConfig:
     """Settings a caller records in the settings JSON without oneword reading them."""
 
     def __post_init__(self) -> None:
-        # the kind's defaults wherever a config is built; an unknown kind is reported by problems()
-        known = self.kind if isinstance(self.kind, str) and self.kind in KIND_DEFAULTS else KINDS[0]
-        for name, value in KIND_DEFAULTS[known].items():
+        # the kind's defaults (oneword.kinds) wherever a config is built; an unknown kind is reported by problems()
+        known = self.kind if isinstance(self.kind, str) and self.kind in kinds.names() else kinds.names()[0]
+        for name, value in kinds.get(known).defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
 
@@ -173,7 +166,7 @@ class TrainConfig:
             problems.append("NAME is empty")
         problems += [p for p in (name_problem("NAME", self.name),) if p]
         for option, value, low in (
-            ("--vectors", self.vectors, 1), ("--batch-size", self.batch_size, 1), ("--grad-accum", self.grad_accum, 1),
+            ("--batch-size", self.batch_size, 1), ("--grad-accum", self.grad_accum, 1),
             ("--max-steps", self.max_steps, 1), ("--save-every", self.save_every, 0),
             ("--preview-every", self.preview_every, 0), ("--csv-every", self.csv_every, 1),
             ("--preview-steps", self.preview_steps, 1), ("--validate-every", self.validate_every, 0),
@@ -182,8 +175,6 @@ class TrainConfig:
         ):
             if value < low:
                 problems.append(f"{option} must be at least {low}, but is {value}")
-        if self.vectors > 75:
-            problems.append(f"--vectors must be at most 75, but is {self.vectors}")
         for option, value in (("--width", self.width), ("--height", self.height)):
             if value is not None and (value < 8 or value % 8):
                 problems.append(f"{option} must be a positive multiple of 8, but is {value}")
@@ -191,11 +182,10 @@ class TrainConfig:
             problems.append(f"--tag-dropout must be in [0, 1), but is {self.tag_dropout}")
         if not 0.0 <= self.caption_dropout < 1.0:
             problems.append(f"--caption-dropout must be in [0, 1), but is {self.caption_dropout}")
-        elif self.caption_dropout and self.kind == "embedding":
-            problems.append("--caption-dropout is for hypernetworks: an empty prompt holds none of an embedding's "
-                            "vectors")
-        if self.kind not in KINDS:
-            problems.append(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.kind in kinds.names():
+            problems += kinds.get(self.kind).problems(self)
+        else:
+            problems.append(f"kind must be one of {', '.join(kinds.names())}, not {self.kind!r}")
         problems += self._prediction_problems()
         if self.latent_sampling not in LATENT_SAMPLING:
             problems.append(f"--latent-sampling must be one of {', '.join(LATENT_SAMPLING)}, not {self.latent_sampling!r}")
@@ -245,9 +235,8 @@ class TrainConfig:
 
     def _folder_problems(self) -> list[str]:
         # found before training starts, not at the first save
-        trained = ("--hypernetwork-dir", self.hypernetwork_dir) if self.kind == "hypernetwork" else \
-            ("--embeddings-dir", self.embeddings_dir)
-        return [p for p in (folder_problem("--log-dir", self.log_dir), folder_problem(*trained)) if p]
+        trained = [kinds.get(self.kind).trained_dir(self)] if self.kind in kinds.names() else []
+        return [p for p in (folder_problem("--log-dir", self.log_dir), *(folder_problem(*t) for t in trained)) if p]
 
     def check(self) -> None:
         """Raise one OnewordError listing every problem."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oneword import kinds
 from oneword.files import atomic_write_text
 
 CSV_COLUMNS = ("step", "epoch", "epoch_step", "loss", "learn_rate")
@@ -22,15 +23,16 @@ def rate_columns(groups: tuple[str, ...]) -> tuple[str, ...]:
 
 @dataclass
 class LogFolder:
-    """LOG_DIR/YYYY-MM-DD/NAME with embeddings/, images/, image_embeddings/, the CSV and the settings JSON; for a
-    hypernetwork hypernetworks/, images/ and `hypernetwork_loss.csv`, as A1111 writes them."""
+    """LOG_DIR/YYYY-MM-DD/NAME with the kind's checkpoints folder, images/, the kind's CSV and the settings JSON, as
+    A1111 writes them: embeddings/, image_embeddings/ and `textual_inversion_loss.csv` for an embedding,
+    hypernetworks/ and `hypernetwork_loss.csv` for a hypernetwork (the names come from the kind, oneword.kinds)."""
 
     root: Path
     name: str
     suffix: str = ".pt"
     """`.pt` (A1111's dict); `.safetensors` for SDXL, whose A1111 `.pt` has no room for the step."""
     kind: str = "embedding"
-    """`embedding` or `hypernetwork`."""
+    """The registered kind's name."""
 
     @classmethod
     def for_run(cls, log_dir: Path, name: str, suffix: str = ".pt", today: dt.date | None = None,
@@ -41,8 +43,8 @@ class LogFolder:
 
     @property
     def hidden_in_previews(self) -> bool:
-        """Embedding runs also write each preview with the embedding hidden inside (image_embeddings/)."""
-        return self.kind == "embedding"
+        """Whether each preview is also written with the checkpoint hidden inside (image_embeddings/): embeddings."""
+        return kinds.get(self.kind).hidden_in_previews
 
     def make(self) -> None:
         """Create the folder and its subfolders."""
@@ -53,8 +55,8 @@ class LogFolder:
 
     @property
     def embeddings(self) -> Path:
-        """Where the checkpoints go: embeddings/ (hypernetworks/ for a hypernetwork)."""
-        return self.root / ("embeddings" if self.kind == "embedding" else "hypernetworks")
+        """Where the checkpoints go: the kind's folder, embeddings/ (hypernetworks/ for a hypernetwork)."""
+        return self.root / kinds.get(self.kind).folder
 
     @property
     def images(self) -> Path:
@@ -66,7 +68,8 @@ class LogFolder:
 
     @property
     def csv(self) -> Path:
-        return self.root / ("textual_inversion_loss.csv" if self.kind == "embedding" else "hypernetwork_loss.csv")
+        """The kind's loss CSV: `textual_inversion_loss.csv` (`hypernetwork_loss.csv` for a hypernetwork)."""
+        return self.root / kinds.get(self.kind).csv_name
 
     @property
     def summary(self) -> Path:

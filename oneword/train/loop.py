@@ -1,5 +1,5 @@
-"""Training: set a run up, then fit it step by step. One loop for whatever `Trainable` is trained (an embedding's
-vectors or a hypernetwork's modules).
+"""Training: set a run up, then fit it step by step. One loop for whatever `Trainable` is trained, of any
+registered kind (oneword.kinds: an embedding's vectors, a hypernetwork's modules, or a kind registered at run time).
 
 Only the trainable tensors get gradients; the base model is frozen (half precision on GPUs, float32 on the
 CPU); latents are cached once; every step's randomness comes from (seed, step), so a resumed run draws exactly
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from oneword import kinds
 from oneword.embeddings.create import sanitize_name
 from oneword.errors import OnewordError, gather
 from oneword.generate.config import GenerateConfig
@@ -333,7 +334,8 @@ def _after_step(run: Run, done: int, rates: tuple[float, ...], csv: LossCsv, los
         snapshot = run.trainable.snapshot(done)
         hidden = folder.preview_embedding(done) if folder.hidden_in_previews else None
         with run.trainable.sampling():
-            on_event(Saved(done, draw_preview(run.model, snapshot, run.preview, folder.preview(done), hidden)))
+            label = kinds.get(run.trainable.kind).preview_label
+            on_event(Saved(done, draw_preview(run.model, snapshot, run.preview, folder.preview(done), hidden, label)))
     measurement = val if run.signal == VAL_LOSS else None
     due = bool(c.save_every and done % c.save_every == 0 or (c.stop == "auto" and val is not None))
     if due:

@@ -5,33 +5,34 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.png import write_png_embedding
 from oneword.generate.config import GenerateConfig
 from oneword.generate.pnginfo import format_parameters, save_png
 from oneword.generate.txt2img import generate
 from oneword.models.base import BaseModel
 from oneword.models.device import vae_beside_unet
-from oneword.train.trainable import Snapshot, embeddings_of, stamped
+from oneword.train.trainable import Snapshot, stamped
 
 
 def draw_preview(
-    model: BaseModel, snapshot: Snapshot, config: GenerateConfig, image_path: Path, embedding_path: Path | None
+    model: BaseModel, snapshot: Snapshot, config: GenerateConfig, image_path: Path, embedding_path: Path | None,
+    label: str = "Embedding step",
 ) -> list[Path]:
-    """Write `images/NAME-STEP.png` (with generation parameters) and, for an embedding, `image_embeddings/NAME-STEP.png`.
+    """Write `images/NAME-STEP.png` (with generation parameters, the step as `label`) and, with `embedding_path`, the
+    snapshot's token vectors hidden in the picture there (`image_embeddings/NAME-STEP.png`, A1111's).
 
     A hypernetwork is drawn as the run applies it (to every UNet call). The VAE visits the model's device for the
     decode and goes back where it was.
     """
     with vae_beside_unet(model):
-        drawn = generate(model, dataclasses.replace(config, batch=1), embeddings_of(snapshot))[0]
-    label = "Embedding step" if isinstance(snapshot, Embedding) else "Hypernetwork step"
+        drawn = generate(model, dataclasses.replace(config, batch=1), snapshot.token_vectors())[0]
     parameters = dataclasses.replace(drawn.parameters, extra=((label, str(snapshot.step)),))
     save_png(drawn.image, image_path, format_parameters(parameters))
-    if not isinstance(snapshot, Embedding) or embedding_path is None:
+    vectors = list(snapshot.token_vectors().values())
+    if len(vectors) != 1 or embedding_path is None:
         return [image_path]
     # A1111 hides the step's checkpoint file in the picture: its word is NAME-STEP, with the model it was trained on
-    hidden = stamped(snapshot, model, f"{snapshot.name}-{snapshot.step}")
+    hidden = stamped(vectors[0], model, f"{snapshot.name}-{snapshot.step}")
     write_png_embedding(hidden, embedding_path, drawn.image, model_name=model.name, model_hash=model.short_hash,
                         steps=snapshot.step)
     return [image_path, embedding_path]

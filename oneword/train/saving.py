@@ -96,12 +96,12 @@ def repair_best(run: Run, history: History) -> bool:
         snapshot, state = run.trainable.snapshot(saved.step), optim_path(saved.folder.checkpoint(saved.step))
     else:
         try:
-            snapshot, state = read_snapshot(best.path, run.trainable.kind), None
+            snapshot, state = read_snapshot(best.path, run.trainable.kind, run.model), None
         except OnewordError:  # the best checkpoint was deleted from the log folder: NAME.pt is all that is left
             return False
     target = run.embedding_path
     try:
-        current = read_snapshot(target, run.trainable.kind) if target.is_file() else None
+        current = read_snapshot(target, run.trainable.kind, run.model) if target.is_file() else None
     except OnewordError:
         current = None
     if current is not None and current.step == best.step and digest(current) == digest(snapshot):

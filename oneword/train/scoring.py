@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from oneword.score.context import ScoreContext
 from oneword.train.templates import fill_template
-from oneword.train.trainable import Snapshot, embeddings_of
+from oneword.train.trainable import Snapshot
 
 if TYPE_CHECKING:
     from oneword.train.loop import Run
@@ -24,7 +24,7 @@ def score_context(run: Run, snapshot: Snapshot) -> ScoreContext:
     images = run.dataset.images
     captions = tuple(image.caption for image in images)
     return ScoreContext(
-        model=run.model, snapshot=snapshot, embeddings=embeddings_of(snapshot),
+        model=run.model, snapshot=snapshot, embeddings=snapshot.token_vectors(),
         prompt=functools.partial(training_prompt, tuple(run.lines), run.trainable.name, captions),
         template=str(run.config.template), preview=run.preview, captions=captions,
         image_paths=tuple(image.path for image in images), latents=tuple(run.latents.mean),

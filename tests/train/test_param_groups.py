@@ -11,12 +11,12 @@ import torch
 from train_helpers import settings
 
 from oneword.embeddings.formats import load_embedding_file
+from oneword.kinds.embedding import EmbeddingTrainable
 from oneword.models.tiny import build_tiny
 from oneword.safeload import load_pickle
 from oneword.train import events, loop
 from oneword.train.groups import ParamGroup
 from oneword.train.speed import make_optimizer
-from oneword.train.trainable import EmbeddingTrainable
 
 
 class SplitVectors(EmbeddingTrainable):

@@ -9,10 +9,11 @@ from typing import Any
 
 import gradio as gr
 
+from oneword import kinds
 from oneword.errors import OnewordError
 from oneword.generate.samplers import SAMPLERS
 from oneword.models.load import PREDICTION_TYPES
-from oneword.train.config import CLIP_MODES, KINDS, LATENT_SAMPLING, STOPS, TrainConfig
+from oneword.train.config import CLIP_MODES, LATENT_SAMPLING, STOPS, TrainConfig
 from oneword.train.templates import TEMPLATE_NAMES
 from oneword.ui import charts
 from oneword.ui.fields import FieldSpec, form_specs
@@ -43,7 +44,7 @@ REFRESH_SECONDS = 1.0
 
 def train_specs() -> list[FieldSpec]:
     """TrainConfig's fields as form fields, starting from a bare TrainConfig (an embedding's defaults)."""
-    choices = {"kind": KINDS, "clip_grad": CLIP_MODES, "latent_sampling": LATENT_SAMPLING, "stop": STOPS,
+    choices = {"kind": kinds.names(), "clip_grad": CLIP_MODES, "latent_sampling": LATENT_SAMPLING, "stop": STOPS,
                "preview_sampler": tuple(SAMPLERS), "template": TEMPLATE_NAMES, "model": BUNDLED_MODELS,
                "prediction_type": ("", *PREDICTION_TYPES)}
     return form_specs(TrainConfig, choices=choices, paths=PATH_FIELDS, exclude=("extra",), defaults=TrainConfig())
