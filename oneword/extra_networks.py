@@ -54,6 +54,17 @@ def scan_folders(folders: Mapping[str, Path] | None = None, within: Path | None 
     return [t.scan(Path(folders.get(name, t.folder)), within) for name, t in TAG_TYPES.items()]
 
 
+def folders_of(settings: object) -> dict[str, Path]:
+    """Each registered type's folder as a settings object gives it: the attribute its option names
+    (`--hypernetwork-dir` is `hypernetwork_dir`), for the types the object has one for."""
+    folders = {}
+    for name, tag_type in TAG_TYPES.items():
+        value = getattr(settings, tag_type.option.removeprefix("--").replace("-", "_"), None)
+        if value is not None:
+            folders[name] = Path(value)
+    return folders
+
+
 def resolve(prompt: str, libraries: Sequence[TagLibrary] = ()) -> tuple[str, list[Effect]]:
     """The prompt's text without its tags, and the effects of its tags, one per registered type it uses."""
     text, tags = parse_tags(prompt)

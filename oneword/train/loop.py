@@ -18,8 +18,10 @@ from pathlib import Path
 import torch
 
 from oneword import kinds
+from oneword.conditioning.tags import parse_tags
 from oneword.embeddings.create import sanitize_name
 from oneword.errors import OnewordError, gather
+from oneword.extra_networks import check_prompt, folders_of, scan_folders
 from oneword.generate.config import GenerateConfig
 from oneword.models.base import BaseModel
 from oneword.models.device import pick_device
@@ -83,6 +85,8 @@ class Run:
     start_step: int
     total_steps: int
     preview: GenerateConfig
+    preview_tags: list
+    """The files of the prompt tag types the preview prompt uses (oneword.extra_networks.scan_folders), or []."""
     alphas_cumprod: torch.Tensor
     """The scheduler's cumulative alphas on the model's device, float32 (T,)."""
     validation: ValidationBatch | None = None
@@ -143,6 +147,8 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
         cfg=config.preview_cfg, sampler=config.preview_sampler,
         width=size[0] if size else None, height=size[1] if size else None,
     )
+    notes += check_prompt(preview.prompt)  # a malformed tag is refused here, before anything is written
+    preview_tags = scan_folders(folders_of(config)) if parse_tags(preview.prompt)[1] else []
     if scorers is None:
         scorers = make_scorers(config.score, config.clip, config.score_samples, config.seed, model)
     signal = stop_signal(config, scorers)
@@ -155,7 +161,7 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     return Run(
         config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedules=schedules, clip=clip,
         trainable=trainable, optimizer=optimizer, folder=folder, embedding_path=path, start_step=start,
-        total_steps=min(config.max_steps, schedules.end), preview=preview,
+        total_steps=min(config.max_steps, schedules.end), preview=preview, preview_tags=preview_tags,
         alphas_cumprod=alphas.to(target), validation=validation, scorers=scorers, signal=signal, notes=notes,
         processes=processes, saved=saved,
     )
@@ -335,7 +341,8 @@ def _after_step(run: Run, done: int, rates: tuple[float, ...], csv: LossCsv, los
         hidden = folder.preview_embedding(done) if folder.hidden_in_previews else None
         with run.trainable.sampling():
             label = kinds.get(run.trainable.kind).preview_label
-            on_event(Saved(done, draw_preview(run.model, snapshot, run.preview, folder.preview(done), hidden, label)))
+            on_event(Saved(done, draw_preview(run.model, snapshot, run.preview, folder.preview(done), hidden, label,
+                                                        run.preview_tags)))
     measurement = val if run.signal == VAL_LOSS else None
     due = bool(c.save_every and done % c.save_every == 0 or (c.stop == "auto" and val is not None))
     if due:
