@@ -37,7 +37,7 @@ def test_a_new_file_gets_0666_less_the_umask_and_a_replaced_file_keeps_its_mode(
 
 
 def test_a_trained_embedding_is_readable_by_the_group_under_umask_022(tmp_path, umask):
-    from train_helpers import settings
+    from train.train_helpers import settings
 
     from oneword.models.tiny import build_tiny
     from oneword.train.loop import train
