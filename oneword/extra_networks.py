@@ -8,7 +8,7 @@ registered are left out of the text too, as A1111 does, and `check_prompt` says 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,19 +77,20 @@ def resolve(prompt: str, libraries: Sequence[TagLibrary] = ()) -> tuple[str, lis
     return text, effects
 
 
-@contextlib.contextmanager
-def text_encoders_applied(effects: Sequence[Effect], model: BaseModel) -> Iterator[None]:
+def text_encoders_applied(effects: Sequence[Effect], model: BaseModel) -> contextlib.AbstractContextManager[None]:
     """Within the block, the text-encoder part of every effect is applied, in order."""
-    with contextlib.ExitStack() as stack:
-        for effect in effects:
-            stack.enter_context(effect.text_encoder(model))
-        yield
+    return _all_applied(effects, lambda effect: effect.text_encoder(model))
+
+
+def unets_applied(effects: Sequence[Effect], model: BaseModel) -> contextlib.AbstractContextManager[None]:
+    """Within the block, the UNet part of every effect is applied, in order."""
+    return _all_applied(effects, lambda effect: effect.unet(model))
 
 
 @contextlib.contextmanager
-def unets_applied(effects: Sequence[Effect], model: BaseModel) -> Iterator[None]:
-    """Within the block, the UNet part of every effect is applied, in order."""
+def _all_applied(effects: Sequence[Effect],
+                 part: Callable[[Effect], contextlib.AbstractContextManager]) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for effect in effects:
-            stack.enter_context(effect.unet(model))
+            stack.enter_context(part(effect))
         yield

@@ -19,6 +19,18 @@ def walk_files(folder: Path, within: Path | None = None) -> Iterator[Path]:
     With `within`, linked folders that lead outside it are not entered (their files could not be read anyway).
     Folders that cannot be listed are passed over, as `os.walk` does.
     """
+    return (path for path, is_dir in _walk(folder, within) if not is_dir)
+
+
+def links_out(folder: Path, root: Path) -> list[Path]:
+    """The links under `folder`, to files or folders, that lead outside `root` (folders outside are not entered;
+    a dangling or looping link leads nowhere and reads nothing, so it is not one of them)."""
+    return [path for path, _ in _walk(folder, root) if path.is_symlink() and _leads_out(path, root)]
+
+
+def _walk(folder: Path, within: Path | None) -> Iterator[tuple[Path, bool]]:
+    """Every entry under `folder` with whether it is a folder; each real folder entered once, and with `within`
+    only those inside it."""
     seen: set[tuple[int, int]] = set()
     stack = [Path(folder)]
     while stack:
@@ -32,12 +44,10 @@ def walk_files(folder: Path, within: Path | None = None) -> Iterator[Path]:
             continue
         seen.add((info.st_dev, info.st_ino))
         for entry in entries:
-            path = Path(entry.path)
-            if _is_dir(entry):
-                if within is None or _inside(path, within):
-                    stack.append(path)
-            else:
-                yield path
+            path, is_dir = Path(entry.path), _is_dir(entry)
+            yield path, is_dir
+            if is_dir and (within is None or _inside(path, within)):
+                stack.append(path)
 
 
 def _is_dir(entry: os.DirEntry) -> bool:
@@ -50,6 +60,13 @@ def _is_dir(entry: os.DirEntry) -> bool:
 def _inside(path: Path, root: Path) -> bool:
     try:
         return path.resolve(strict=True).is_relative_to(root)
+    except (OSError, RuntimeError):
+        return False
+
+
+def _leads_out(path: Path, root: Path) -> bool:
+    try:
+        return not path.resolve(strict=True).is_relative_to(root)
     except (OSError, RuntimeError):
         return False
 

@@ -3,11 +3,11 @@ scans get `Workspace.root` as their `within`, so that links in a scanned folder 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from oneword.errors import OnewordError
+from oneword.folder_walk import links_out
 from oneword.models.tiny import TINY_NAMES
 from oneword.toy.bundle import TOY_NAME
 from oneword.train.templates import TEMPLATE_NAMES
@@ -51,18 +51,7 @@ class Workspace:
     def pictures(self, field: str, folder: Path) -> None:
         """Refuse a picture folder holding a link (to a file or a folder) that leads outside the workspace:
         preprocess and training would read through it, where the UI must not reach."""
-        outside, seen = [], set()
-        for current, folders, files in os.walk(folder, followlinks=True):
-            info = os.stat(current)
-            if (info.st_dev, info.st_ino) in seen:  # a folder reached again through a link: walked once
-                folders.clear()
-                continue
-            seen.add((info.st_dev, info.st_ino))
-            for name in [*folders, *files]:
-                path = Path(current) / name
-                if path.is_symlink() and not _resolves_inside(path, self.root):
-                    outside.append(path)
-            folders[:] = [name for name in folders if Path(current, name) not in outside]
+        outside = links_out(folder, self.root)
         if outside:
             shown = ", ".join(self.link_name(path) for path in sorted(outside)[:3])
             more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
@@ -88,11 +77,3 @@ class Workspace:
         """`path` as the UI shows it: relative to the workspace."""
         return Path(path).resolve().relative_to(self.root).as_posix()
 
-
-def _resolves_inside(path: Path, root: Path) -> bool:
-    """Whether a link leads to a place inside `root` (a dangling or looping link leads nowhere: it is skipped
-    later with its reason, and reads nothing)."""
-    try:
-        return path.resolve(strict=True).is_relative_to(root)
-    except (OSError, RuntimeError):
-        return True
