@@ -1,0 +1,87 @@
+"""A LoRA as oneword holds it: its layers by kohya's name, each able to say how it changes its layer's output.
+
+Whatever file it was read from (kohya LoRA or LoCon, diffusers/PEFT, LyCORIS LoHa or LoKr), a LoRA is a `Lora`: a
+name, its layers and the file's header metadata. A layer gives its weight change (`delta`, the layer's weight shape)
+and its effect on an input (`forward`: what it adds to the frozen layer's output at multiplier 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+
+class LayerChange(Protocol):
+    """How one layer changes its module's weight."""
+
+    def delta(self) -> torch.Tensor:
+        """The weight change at multiplier 1, in the module's weight shape (float32)."""
+        ...
+
+    def forward(self, module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """What the change adds to `module(x)` at multiplier 1, in `x`'s dtype."""
+        ...
+
+
+@dataclass
+class LoraLayer:
+    """kohya's LoRA (and LoCon) layer: W' = W + (alpha / rank) * up @ down."""
+
+    down: torch.Tensor
+    """[rank, in] for a Linear, [rank, in, kh, kw] for a convolution."""
+    up: torch.Tensor
+    """[out, rank] for a Linear, [out, rank, 1, 1] for a convolution."""
+    alpha: float
+
+    @property
+    def rank(self) -> int:
+        return self.down.shape[0]
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank
+
+    def delta(self) -> torch.Tensor:
+        down, up = self.down.float(), self.up.float()
+        if down.dim() == 2:
+            return self.scale * (up @ down)
+        return self.scale * (up.flatten(1) @ down.flatten(1)).reshape(up.shape[0], *down.shape[1:])
+
+    def forward(self, module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        down, up = self.down.to(x), self.up.to(x)
+        if isinstance(module, torch.nn.Conv2d):
+            hidden = F.conv2d(x, down, None, module.stride, module.padding, module.dilation)
+            return F.conv2d(hidden, up) * self.scale
+        return F.linear(F.linear(x, down), up) * self.scale
+
+
+@dataclass
+class Lora:
+    """A LoRA: its layers by kohya's name (`lora_unet_...`, `lora_te_...`) and its file's header metadata.
+
+    A snapshot (oneword/snapshot.py) of a LoRA run, and what `<lora:NAME:W>` applies."""
+
+    name: str
+    layers: dict[str, Any]
+    """kohya key -> a LayerChange (LoraLayer, or a LyCORIS layer read from a file)."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """The safetensors header's `__metadata__` (kohya's `ss_*`, `modelspec.*`)."""
+    step: int | None = None
+    trigger: str | None = None
+    """The word its training prompts held (`modelspec.trigger_phrase`), or None."""
+
+    @property
+    def trigger_word(self) -> str | None:
+        """The word a prompt needs to call it up (the trigger phrase), or None when it acts on every prompt."""
+        return self.trigger
+
+    def token_vectors(self) -> dict:
+        """None: a LoRA changes the layers, not the prompt's tokens."""
+        return {}
+
+    def network_modules(self) -> list[tuple[Any, float]]:
+        """Itself, at strength 1."""
+        return [(self, 1.0)]
