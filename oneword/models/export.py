@@ -23,7 +23,7 @@ from oneword.ptfile import save_pt
 
 SUFFIXES = (".safetensors", ".ckpt")
 
-_ARCHITECTURE = {  # SAI ModelSpec names, read by kohya, ComfyUI and A1111 extensions
+ARCHITECTURE = {  # SAI ModelSpec names, read by kohya, ComfyUI and A1111 extensions
     "sd1": ("stable-diffusion-v1", "https://github.com/CompVis/stable-diffusion"),
     "sd2": ("stable-diffusion-v2-512", "https://github.com/Stability-AI/stablediffusion"),
     "sd2-v": ("stable-diffusion-v2-768-v", "https://github.com/Stability-AI/stablediffusion"),
@@ -210,7 +210,7 @@ def _own_storage(t: torch.Tensor) -> torch.Tensor:
 
 
 def _metadata(model: BaseModel) -> dict[str, str]:
-    architecture, implementation = _ARCHITECTURE[model.kind]
+    architecture, implementation = ARCHITECTURE[model.kind]
     scale = 2 ** (len(model.vae.config.block_out_channels) - 1)
     side = model.unet.config.sample_size * scale
     return {
