@@ -114,7 +114,7 @@ class LokrLayer(_Cached):
             w2 = product(self.w2a.float(), self.w2b.float())
         if w2.dim() == 4:
             w1 = w1[:, :, None, None]
-        return torch.kron(w1, w2) * self.scale
+        return torch.kron(w1.contiguous(), w2.contiguous()) * self.scale  # kron needs contiguous (Tucker) factors
 
 
 def loha_layer(parts: dict[str, torch.Tensor], alpha: float | None) -> LohaLayer:

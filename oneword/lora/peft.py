@@ -20,8 +20,8 @@ from oneword.lora.names import clip_path
 from oneword.lora.network import LoraLayer
 
 _PEFT = re.compile(r"^(.*)\.lora_([AB])\.weight$")
-_OLD = re.compile(r"^(.*)\.(?:lora_linear_layer|lora)\.(down|up)\.weight$")
-_OLD_PROCESSOR = re.compile(r"\.processor\.(to_q|to_k|to_v|to_out)_lora$")
+_OLD = re.compile(r"^(.*?)(?:\.lora_linear_layer|\.lora|_lora)\.(down|up)\.weight$")
+_OLD_PROCESSOR = re.compile(r"\.processor\.(to_q|to_k|to_v|to_out)$")
 _PARTS = {"unet": "unet", "text_encoder": "te", "text_encoder_2": "te2"}
 
 
@@ -31,7 +31,7 @@ def is_diffusers(tensors: dict[str, torch.Tensor]) -> bool:
 
 
 def _module_path(key: str) -> str:
-    """The module path of an old processor key (`attn1.processor.to_out_lora` -> `attn1.to_out.0`)."""
+    """The module path of an old processor key (`attn1.processor.to_out` -> `attn1.to_out.0`)."""
     found = _OLD_PROCESSOR.search(key)
     if not found:
         return key
@@ -68,7 +68,7 @@ def _alpha(settings: dict[str, dict], module: str, rank: int, key_alpha: torch.T
     part = module.partition(".")[0]
     config = settings.get(part if part in _PARTS else "unet", {})
     for pattern, value in (config.get("alpha_pattern") or {}).items():
-        if module.endswith(pattern) or re.search(rf"(^|\.){re.escape(pattern)}$", module):
+        if module.endswith(pattern):
             return float(value)
     if config.get("lora_alpha") is not None:
         return float(config["lora_alpha"])
