@@ -43,7 +43,8 @@ def assert_changes_by(model, lora, key: str, delta: torch.Tensor, multiplier: fl
 def test_loha_linear_and_tucker_conv(tiny_sd1, tmp_path):
     w = {name: _randn(*shape, seed=i) for i, (name, shape) in enumerate(
         [("a1", (32, 4)), ("b1", (4, 32)), ("a2", (32, 4)), ("b2", (4, 32)),  # Linear: [out, r] @ [r, in]
-         ("ta", (4, 32)), ("tb", (4, 32)), ("t1", (4, 4, 3, 3)), ("ua", (4, 32)), ("ub", (4, 32)), ("t2", (4, 4, 3, 3))])}
+         ("ta", (4, 32)), ("tb", (4, 32)), ("t1", (4, 4, 3, 3)),  # Tucker: wa [r, out], wb [r, in], t [r, r, k, k]
+         ("ua", (4, 32)), ("ub", (4, 32)), ("t2", (4, 4, 3, 3))])}
     tensors = {f"{Q}.hada_w1_a": w["a1"], f"{Q}.hada_w1_b": w["b1"], f"{Q}.hada_w2_a": w["a2"],
                f"{Q}.hada_w2_b": w["b2"], f"{Q}.alpha": torch.tensor(2.0),
                f"{CONV}.hada_w1_a": w["ta"], f"{CONV}.hada_w1_b": w["tb"], f"{CONV}.hada_t1": w["t1"],
