@@ -16,12 +16,20 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from oneword.lora.fit import fit, lookup
-from oneword.lora.network import Lora
+from oneword.lora.network import Lora, LoraLayer
 from oneword.models.base import BaseModel
 
 Active = Sequence[tuple[Lora, float, float]]
 """LoRAs in the order they apply, each with its text-encoder and its UNet multiplier."""
 PARTS = ("te", "unet")
+
+
+def _placed(layer: object, weight: torch.Tensor) -> object:
+    """A LoRA layer's tensors on the module's device and in its dtype, moved once rather than at every call."""
+    if isinstance(layer, LoraLayer):
+        return LoraLayer(layer.down.to(weight.device, weight.dtype), layer.up.to(weight.device, weight.dtype),
+                         layer.alpha)
+    return layer  # LyCORIS layers keep their weight change per device and dtype (oneword/lora/lycoris.py)
 
 
 def _hook(layer: object, multiplier: float) -> Callable:
@@ -47,6 +55,7 @@ def loras_applied(model: BaseModel, active: Active, parts: Sequence[str] = PARTS
             for place, layer in fitted.layers:
                 multiplier = te if place.part == "te" else unet
                 if place.part in parts and multiplier != 0:
+                    layer = _placed(layer, place.module.weight)
                     handles.append(place.module.register_forward_hook(_hook(layer, float(multiplier))))
         yield notes
     finally:
