@@ -117,6 +117,33 @@ class LokrLayer(_Cached):
         return torch.kron(w1.contiguous(), w2.contiguous()) * self.scale  # kron needs contiguous (Tucker) factors
 
 
+@dataclass
+class TuckerLoconLayer:
+    """LyCORIS's LoCon with a Tucker core (`lora_mid`, what `use_cp`/`use_tucker` gives a 3x3 convolution): a 1x1
+    `lora_down` [r, in, 1, 1], the core [r, r, kh, kw] at the module's stride and padding, a 1x1 `lora_up`."""
+
+    down: torch.Tensor
+    mid: torch.Tensor
+    up: torch.Tensor
+    alpha: float
+
+    @property
+    def rank(self) -> int:
+        return self.down.shape[0]
+
+    def delta(self) -> torch.Tensor:
+        """up . mid . down as one kernel [out, in, kh, kw], times alpha / rank, float32."""
+        kernel = torch.einsum("abkl,oa,bi->oikl", self.mid.float(), self.up.float().flatten(1),
+                              self.down.float().flatten(1))
+        return kernel * (self.alpha / self.rank)
+
+    def forward(self, module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The three convolutions in turn, the core at the module's stride, padding and dilation."""
+        down, mid, up = (t.to(x.device, x.dtype) for t in (self.down, self.mid, self.up))
+        hidden = F.conv2d(F.conv2d(x, down), mid, None, module.stride, module.padding, module.dilation)
+        return F.conv2d(hidden, up) * (self.alpha / self.rank)
+
+
 def loha_layer(parts: dict[str, torch.Tensor], alpha: float | None) -> LohaLayer:
     """A LoHa layer from its `hada_*` tensors (alpha = rank where the file has none); KeyError for a missing one."""
     layer = LohaLayer(parts["hada_w1_a"], parts["hada_w1_b"], parts["hada_w2_a"], parts["hada_w2_b"], 0.0,

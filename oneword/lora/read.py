@@ -16,14 +16,22 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from oneword.errors import OnewordError
-from oneword.lora.lycoris import HADA_PARTS, LOKR_PARTS, LohaLayer, LokrLayer, loha_layer, lokr_layer
+from oneword.lora.lycoris import (
+    HADA_PARTS,
+    LOKR_PARTS,
+    LohaLayer,
+    LokrLayer,
+    TuckerLoconLayer,
+    loha_layer,
+    lokr_layer,
+)
 from oneword.lora.network import Lora, LoraLayer
 from oneword.lora.peft import diffusers_layers, is_diffusers
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 """The files a LoRA folder is searched for (A1111 reads the first three; diffusers saves `.bin` too)."""
 _KOHYA = ("lora_down.weight", "lora_up.weight")
-_KNOWN = (*_KOHYA, "alpha", *HADA_PARTS, *LOKR_PARTS)
+_KNOWN = (*_KOHYA, "lora_mid.weight", "alpha", *HADA_PARTS, *LOKR_PARTS)
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,13 @@ def _layer(parts: dict[str, torch.Tensor]) -> object:
         return Unusable(f"has no {'lora_down' if down is None else 'lora_up'} weight")
     if down.dim() not in (2, 4) or up.dim() != down.dim() or down.shape[0] != up.shape[1]:
         return Unusable(f"lora_down {list(down.shape)} and lora_up {list(up.shape)} do not make a layer")
-    return LoraLayer(down.float(), up.float(), alpha if alpha is not None else float(down.shape[0]))
+    alpha = alpha if alpha is not None else float(down.shape[0])
+    mid = parts.get("lora_mid.weight")
+    if mid is None:
+        return LoraLayer(down.float(), up.float(), alpha)
+    if down.dim() != 4 or mid.dim() != 4 or tuple(mid.shape[:2]) != (down.shape[0], up.shape[1]):
+        return Unusable(f"lora_mid {list(mid.shape)} does not fit lora_down {list(down.shape)}")
+    return TuckerLoconLayer(down.float(), mid.float(), up.float(), alpha)
 
 
 def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -126,6 +140,8 @@ def lora_kind(lora: Lora, layout: str = "kohya") -> str:
             kinds.add("LoHa")
         elif isinstance(layer, LokrLayer):
             kinds.add("LoKr")
+        elif isinstance(layer, TuckerLoconLayer):
+            kinds.add("LoCon")
         elif isinstance(layer, LoraLayer):
             kinds.add("LoCon" if layer.down.dim() == 4 and layer.down.shape[-1] > 1 else "LoRA")
     if "LoCon" in kinds:

@@ -84,11 +84,13 @@ class LoraTag:
         wanted(tag)
 
     def activate(self, tags: Sequence[Tag], library: LoraLibrary | None) -> LoraEffect:
-        """The named LoRAs read from `library`; one that is missing or unusable is left out with a note."""
-        library = library if library is not None else LoraLibrary(Path(self.folder))
+        """The named LoRAs read from `library`; one that is missing or unusable is left out with a note (a
+        OnewordError when no folder is given at all)."""
+        asked = [wanted(tag) for tag in tags]
+        if library is None:
+            raise OnewordError(f"the prompt asks for LoRA {asked[0][0]!r} but no LoRA folder is given")
         active = []
-        for tag in tags:
-            name, te, unet = wanted(tag)
+        for name, te, unet in asked:
             entry = library.get(name)
             if entry is not None:
                 active.append((name, entry, te, unet))

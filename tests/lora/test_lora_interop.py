@@ -25,7 +25,7 @@ def _outputs(model) -> list[torch.Tensor]:
     return [unet_output(model), *(text_output(model, i) for i in range(len(model.encoders)))]
 
 
-@pytest.mark.parametrize("kind", ["sd1", "sdxl"])
+@pytest.mark.parametrize("kind", ["sd1", "sd2", "sdxl"])
 def test_diffusers_applies_a_written_lora_as_oneword_does(tiny_models, tmp_path, kind):
     model = tiny_models(kind)
     save_lora(random_lora(model, targets="conv"), tmp_path / "rand.safetensors", {})  # LoCon: 3x3 convs too

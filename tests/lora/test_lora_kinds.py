@@ -119,3 +119,14 @@ def test_peft_on_sdxl_finds_the_sgm_named_layers(tiny_models, tmp_path):
     lora = read_lora(tmp_path / "xl.safetensors")
     assert_changes_by(model, lora, "lora_unet_input_blocks_3_1_transformer_blocks_1_attn2_to_v", b @ a)
     assert_changes_by(model, lora, "lora_te2_text_model_encoder_layers_1_mlp_fc1", fb @ fa)
+
+
+def test_locon_with_a_tucker_core(tiny_sd1, tmp_path):
+    down, mid, up = _randn(4, 32, 1, 1, seed=1), _randn(4, 4, 3, 3, seed=2), _randn(32, 4, 1, 1, seed=3)
+    save_file({f"{CONV}.lora_down.weight": down, f"{CONV}.lora_mid.weight": mid, f"{CONV}.lora_up.weight": up,
+               f"{CONV}.alpha": torch.tensor(2.0)}, str(tmp_path / "cp.safetensors"))
+    lora, layout = read_layout(tmp_path / "cp.safetensors")
+    assert lora_kind(lora, layout) == "LoCon"
+    # delta[o, i, k, l] = sum over a, b of up[o, a] * mid[a, b, k, l] * down[b, i], times alpha / rank
+    kernel = torch.einsum("oa,abkl,bi->oikl", up.flatten(1), mid, down.flatten(1))
+    assert_changes_by(tiny_sd1, lora, CONV, kernel * 2.0 / 4)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import run_in_process
-from lora_helpers import random_lora, text_output, unet_output
+from lora_helpers import random_lora, unet_output
 from PIL import Image
 from test_bad_lora_files import Q, bad_files
 
@@ -48,20 +48,26 @@ def _effect(prompt: str, library: LoraLibrary):
 
 
 def test_the_text_encoder_and_unet_weights_apply_apart(tiny_sd1, tmp_path):
+    from oneword.conditioning.encode import encode_prompt
+
     save_lora(random_lora(tiny_sd1, "face"), tmp_path / "face.safetensors", {})
     library = LoraLibrary.scan(tmp_path)
-    plain_text, plain_unet = text_output(tiny_sd1), unet_output(tiny_sd1)
+    plain_text, plain_unet = encode_prompt(tiny_sd1, "a cat", {}).context, unet_output(tiny_sd1)
     outputs = {}
-    for prompt in ("<lora:face:1:0>", "<lora:face:0:1>", "<lora:face:1>", "<lora:face:0>"):
+    for prompt in ("<lora:face:1:0>", "<lora:face:0:1>", "<lora:face:1>", "<lora:face:0>", "<lora:face:te=0>"):
         effect = _effect(prompt, library)
         with effect.text_encoder(tiny_sd1):
-            text = text_output(tiny_sd1)
+            text = encode_prompt(tiny_sd1, "a cat", {}).context  # the prompt as generate encodes it
         with effect.unet(tiny_sd1):
             unet = unet_output(tiny_sd1)
         outputs[prompt] = (torch.equal(text, plain_text), torch.equal(unet, plain_unet))
     assert outputs == {"<lora:face:1:0>": (False, True), "<lora:face:0:1>": (True, False),
-                       "<lora:face:1>": (False, False), "<lora:face:0>": (True, True)}
+                       "<lora:face:1>": (False, False), "<lora:face:0>": (True, True),
+                       "<lora:face:te=0>": (True, True)}  # the UNet weight follows the text encoder's
     assert library.notes == []
+    assert torch.equal(encode_prompt(tiny_sd1, "a cat", {}).context, plain_text)  # nothing left behind
+    with pytest.raises(OnewordError, match=r"^the prompt asks for LoRA 'face' but no LoRA folder is given$"):
+        _effect("<lora:face:1>", None)
 
 
 def test_several_loras_add_their_changes(tiny_sd1):
