@@ -165,3 +165,26 @@ def test_lora_list_shows_each_file_read_or_skipped(tiny_sd1, tmp_path, monkeypat
         reason = line.split(": ", 1)[1]  # without the file's path, which the table's first column gives
         assert rows[file][4].startswith(f"skipped: {reason[:30]}") and rows[file][0] == name
     assert out.strip().splitlines()[-1] == "1 loaded, 5 skipped"
+
+
+def test_the_web_ui_s_generate_tab_draws_from_its_lora_folder_and_notes_what_it_left_out(tiny_sd1, tmp_path):
+    from pathlib import Path
+
+    from oneword.ui.models import ModelCache
+    from oneword.ui.paths import Workspace
+    from oneword.ui.tabs import generate as tab
+
+    save_lora(random_lora(tiny_sd1, "face", size=0.5), tmp_path / "loras" / "face.safetensors", {})
+    space, models, specs = Workspace.at(tmp_path), ModelCache(), tab.generate_specs()
+    drawn = {}
+    for label, prompt in (("plain", "a red ball"), ("one", "a red ball <lora:face:1> <lora:gone>")):
+        form = {"prompt": prompt, "model": "tiny-sd1", "steps": 2, "seed": 7, "out": label, "lora_dir": "loras"}
+        values = [form.get(s.name, s.default) for s in specs]
+        values = [v.as_posix() if isinstance(v, Path) else "" if v is None else v for v in values]
+        note, paths, parameters = tab.generate(space, models, specs, values)
+        drawn[label] = (note, np.asarray(Image.open(paths[0])), parameters)
+    assert not np.array_equal(drawn["plain"][1], drawn["one"][1])
+    assert drawn["one"][0] == (f"note: <lora:gone>: no such LoRA in {tmp_path / 'loras'} (it has: face); left out"
+                               "\n\nwrote one/00000-7.png")
+    assert ", Lora hashes: " in drawn["one"][2]
+    assert tab.available(space, "embeddings", "hypernetworks", "loras").endswith("LoRAs: `<lora:face:1>`")
