@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from oneword.lora.fit import fit, lookup
+from oneword.lora.lycoris import TuckerLoconLayer, apply_weight
 from oneword.lora.network import Lora, LoraLayer
 from oneword.models.base import BaseModel
 
@@ -24,12 +26,27 @@ Active = Sequence[tuple[Lora, float, float]]
 PARTS = ("te", "unet")
 
 
+@dataclass
+class FullChange:
+    """A layer's whole weight change, computed once, on the module's device and in its dtype (LoHa, LoKr)."""
+
+    delta: torch.Tensor
+
+    def forward(self, module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return apply_weight(module, x, self.delta)
+
+
 def _placed(layer: object, weight: torch.Tensor) -> object:
-    """A LoRA layer's tensors on the module's device and in its dtype, moved once rather than at every call."""
+    """A layer ready for its module: its tensors on the module's device and in its dtype, moved once for the block
+    rather than at every call (a LoHa's or LoKr's whole weight change computed once, dropped with the hooks)."""
+    def moved(t: torch.Tensor) -> torch.Tensor:
+        return t.to(weight.device, weight.dtype)
+
     if isinstance(layer, LoraLayer):
-        return LoraLayer(layer.down.to(weight.device, weight.dtype), layer.up.to(weight.device, weight.dtype),
-                         layer.alpha)
-    return layer  # LyCORIS layers keep their weight change per device and dtype (oneword/lora/lycoris.py)
+        return LoraLayer(moved(layer.down), moved(layer.up), layer.alpha)
+    if isinstance(layer, TuckerLoconLayer):
+        return TuckerLoconLayer(moved(layer.down), moved(layer.mid), moved(layer.up), layer.alpha)
+    return FullChange(moved(layer.delta()))
 
 
 def _hook(layer: object, multiplier: float) -> Callable:

@@ -10,7 +10,7 @@ width), else by 1, as LyCORIS, A1111 and ComfyUI do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -38,25 +38,7 @@ def apply_weight(module: torch.nn.Module, x: torch.Tensor, weight: torch.Tensor)
 
 
 @dataclass
-class _Cached:
-    """A layer whose weight change is a full matrix: computed once per device and dtype, then reused."""
-
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def delta(self) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """What the change adds to `module(x)`: the module's operation with the weight change."""
-        key = (x.device, x.dtype)
-        if key not in self._cache:
-            self._cache.clear()
-            self._cache[key] = self.delta().to(x.device, x.dtype)
-        return apply_weight(module, x, self._cache[key])
-
-
-@dataclass
-class LohaLayer(_Cached):
+class LohaLayer:
     """LyCORIS LoHa (Hadamard product of two low-rank products)."""
 
     w1a: torch.Tensor
@@ -79,9 +61,14 @@ class LohaLayer(_Cached):
             else product(self.w2a.float(), self.w2b.float())
         return first * second.reshape(first.shape) * (self.alpha / self.rank)
 
+    def forward(self, module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The module's operation with the weight change (computed at each call: oneword/lora/apply.py computes it
+        once per block instead)."""
+        return apply_weight(module, x, self.delta().to(x.device, x.dtype))
+
 
 @dataclass
-class LokrLayer(_Cached):
+class LokrLayer:
     """LyCORIS LoKr (Kronecker product of two factors, each whole or low-rank)."""
 
     w1: torch.Tensor | None
@@ -115,6 +102,11 @@ class LokrLayer(_Cached):
         if w2.dim() == 4:
             w1 = w1[:, :, None, None]
         return torch.kron(w1.contiguous(), w2.contiguous()) * self.scale  # kron needs contiguous (Tucker) factors
+
+    def forward(self, module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The module's operation with the weight change (computed at each call: oneword/lora/apply.py computes it
+        once per block instead)."""
+        return apply_weight(module, x, self.delta().to(x.device, x.dtype))
 
 
 @dataclass
