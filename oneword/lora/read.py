@@ -117,6 +117,10 @@ def read_layout(path: Path) -> tuple[Lora, str]:
         layers = {k: Unusable(v) if isinstance(v, str) else v for k, v in diffusers_layers(tensors, metadata).items()}
     if not layers:
         raise OnewordError(f"{path}: not a LoRA (no lora_down/lora_up, hada_, lokr_ or lora_A/lora_B weights)")
+    bundled = {key.split(".")[1] for key in tensors if key.startswith("bundle_emb.") and key.count(".") > 1}
+    for word in sorted(bundled):
+        # A1111 loads a bundle's words as embeddings; here they are named, not read
+        layers[f"bundle_emb.{word}"] = Unusable("an embedding bundled with the LoRA, not read (save it as an embedding)")
     _check_finite(tensors, path)
     steps = metadata.get("ss_steps", "")
     lora = Lora(path.stem, layers, metadata, step=int(steps) if steps.isdigit() else None,

@@ -102,3 +102,12 @@ def test_a_plain_pt_lora_is_read_as_tensors(tiny_sd1, tmp_path):
     back = read_lora(tmp_path / "pt.pt")
     assert sorted(back.layers) == sorted(lora.layers)
     assert torch.equal(back.layers[Q].down, lora.layers[Q].down) and back.layers[Q].alpha == lora.layers[Q].alpha
+
+
+def test_an_a1111_bundle_s_embedding_is_named_as_not_read(tiny_sd1, tmp_path):
+    save_file({f"{Q}.lora_down.weight": torch.ones(4, 32), f"{Q}.lora_up.weight": torch.ones(32, 4),
+               "bundle_emb.mychar.string_to_param.*": torch.ones(2, 64)}, str(tmp_path / "bundle.safetensors"))
+    fitted = fit(read_lora(tmp_path / "bundle.safetensors"), tiny_sd1)
+    assert [place.key for place, _ in fitted.layers] == [Q]
+    assert fitted.notes("bundle") == ["lora bundle: 1 layer skipped: an embedding bundled with the LoRA, not read "
+                                      "(save it as an embedding) (e.g. bundle_emb.mychar)"]
