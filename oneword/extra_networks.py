@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from oneword.conditioning.tags import Effect, Tag, TagLibrary, TagType, parse_tags
 from oneword.hypernetworks.tag import HypernetTag
+from oneword.lora.tag import LoraTag
 
 if TYPE_CHECKING:
     from oneword.models.base import BaseModel
@@ -33,6 +34,7 @@ def unregister(name: str) -> None:
 
 
 register(HypernetTag())
+register(LoraTag())
 
 
 def check_prompt(prompt: str) -> list[str]:
@@ -63,6 +65,14 @@ def folders_of(settings: object) -> dict[str, Path]:
         if value is not None:
             folders[name] = Path(value)
     return folders
+
+
+def library_notes(libraries: Sequence[TagLibrary]) -> list[str]:
+    """What the libraries' tags left out so far (a LoRA not found, layers that do not fit), each line once."""
+    notes: list[str] = []
+    for library in libraries:
+        notes += [note for note in getattr(library, "notes", ()) if note not in notes]
+    return notes
 
 
 def resolve(prompt: str, libraries: Sequence[TagLibrary] = ()) -> tuple[str, list[Effect]]:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from oneword.cli.root import DEFAULT_EMBEDDINGS_DIR, DEFAULT_HYPERNETWORK_DIR, DEFAULT_MODEL, MODEL_HELP, app
+from oneword.cli.root import (
+    DEFAULT_EMBEDDINGS_DIR,
+    DEFAULT_HYPERNETWORK_DIR,
+    DEFAULT_LORA_DIR,
+    DEFAULT_MODEL,
+    LORA_DIR_HELP,
+    MODEL_HELP,
+    app,
+)
 from oneword.errors import OnewordError, gather
 from oneword.outputs import folder_problem
 
@@ -29,25 +37,35 @@ def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
     return base, (library.loaded if library else {})
 
 
-def _tag_libraries(prompt: str, hypernetwork_dir: Path) -> list:
+def _tag_libraries(prompt: str, hypernetwork_dir: Path, lora_dir: Path) -> list:
     """The files of every prompt tag type's folder; a malformed tag fails here, before the model loads, and a tag
     of an unknown type is named on stderr."""
     from oneword.extra_networks import check_prompt, scan_folders
 
     for note in check_prompt(prompt):
         typer.echo(f"note: {note}", err=True)
-    return scan_folders({"hypernet": hypernetwork_dir})
+    return scan_folders({"hypernet": hypernetwork_dir, "lora": lora_dir})
+
+
+def _tell_notes(libraries: list) -> None:
+    """What the prompt's tags left out (a LoRA not found or unreadable, layers that do not fit), on stderr."""
+    from oneword.extra_networks import library_notes
+
+    for note in library_notes(libraries):
+        typer.echo(f"note: {note}", err=True)
 
 
 @app.command("generate")
 def generate_command(
     prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt in A1111 syntax; embeddings by file stem, "
-                                                           "<hypernet:NAME:STRENGTH> applies a hypernetwork."),
+                                                           "<hypernet:NAME:STRENGTH> applies a hypernetwork, "
+                                                           "<lora:NAME:WEIGHT> a LoRA."),
     negative: str = typer.Option("", "--negative", "-n", help="Negative prompt."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     embeddings_dir: Path = typer.Option(Path(DEFAULT_EMBEDDINGS_DIR), "--embeddings-dir", help="Embeddings folder."),
     hypernetwork_dir: Path = typer.Option(Path(DEFAULT_HYPERNETWORK_DIR), "--hypernetwork-dir",
                                           help="Hypernetworks folder (files by stem, subfolders too)."),
+    lora_dir: Path = typer.Option(Path(DEFAULT_LORA_DIR), "--lora-dir", help=LORA_DIR_HELP),
     seed: int = typer.Option(-1, help="Seed of the first image (image i uses seed + i); -1 for random."),
     steps: int = typer.Option(20, help="Sampling steps."),
     cfg: float = typer.Option(7.0, help="Classifier-free guidance scale."),
@@ -66,10 +84,12 @@ def generate_command(
 
     config = GenerateConfig(prompt=prompt, negative=negative, seed=seed, steps=steps, cfg=cfg, sampler=sampler,
                             width=width, height=height, batch=batch)
-    libraries = _tag_libraries(prompt, hypernetwork_dir)
+    libraries = _tag_libraries(prompt, hypernetwork_dir, lora_dir)
     gather([p for p in (folder_problem("--out", out),) if p])
     base, embeddings = _load(model, prediction_type, embeddings_dir)
-    for path in save_images(generate(base, config, embeddings, *libraries), out):
+    images = generate(base, config, embeddings, *libraries)
+    _tell_notes(libraries)
+    for path in save_images(images, out):
         typer.echo(str(path))
 
 
@@ -85,6 +105,7 @@ def compare_command(
     ),
     hypernetwork_dir: Path = typer.Option(Path(DEFAULT_HYPERNETWORK_DIR), "--hypernetwork-dir",
                                           help="Hypernetworks folder, for <hypernet:NAME:STRENGTH> in the prompt."),
+    lora_dir: Path = typer.Option(Path(DEFAULT_LORA_DIR), "--lora-dir", help=LORA_DIR_HELP),
     seed: int = typer.Option(-1, help="Seed of the first row; -1 for random."),
     steps: int = typer.Option(20, help="Sampling steps."),
     cfg: float = typer.Option(7.0, help="Classifier-free guidance scale."),
@@ -107,10 +128,11 @@ def compare_command(
                             width=width, height=height, batch=batch)
     if out.is_dir():
         raise OnewordError(f"--out {out}: is a folder; give the grid's file name, e.g. {out / 'compare.png'}")
-    libraries = _tag_libraries(prompt, hypernetwork_dir)
+    libraries = _tag_libraries(prompt, hypernetwork_dir, lora_dir)
     gather([p for p in (folder_problem("--out", out.parent),) if p])
     base, embeddings = _load(model, prediction_type, embeddings_dir)
     result = compare_embeddings(base, config, files, word, embeddings, libraries)
+    _tell_notes(libraries)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_png(result.grid, out, result.parameters)
     typer.echo(str(out))

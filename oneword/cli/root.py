@@ -26,6 +26,10 @@ DEFAULT_EMBEDDINGS_DIR = "embeddings"
 DEFAULT_HYPERNETWORK_DIR = "hypernetworks"
 """The folder every command reads hypernetworks from (A1111's `models/hypernetworks/`)."""
 
+DEFAULT_LORA_DIR = "lora"
+"""The folder every command reads LoRAs from (A1111's `models/Lora`)."""
+LORA_DIR_HELP = "LoRA folder, for <lora:NAME:WEIGHT> (files by stem, subfolders too)."
+
 _state = {"debug": False}
 
 

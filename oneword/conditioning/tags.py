@@ -91,6 +91,11 @@ class Effect:
         """Within the block, the model's UNet carries this effect."""
         return contextlib.nullcontext()
 
+    def infotext(self) -> tuple[tuple[str, str], ...]:
+        """Fields this effect adds to an image's A1111 parameters text (`Lora hashes`), in order; none unless
+        overridden."""
+        return ()
+
 
 class TagLibrary(Protocol):
     """The files of one tag type's folder."""
@@ -101,6 +106,9 @@ class TagLibrary(Protocol):
     def names(self) -> list[str]:
         """The names a tag can give, as a prompt would write them."""
         ...
+
+    # A library may also have `notes`, a list of lines on what its tags left out (oneword/extra_networks.py's
+    # `library_notes` gathers them for the commands to show).
 
 
 class TagType(Protocol):

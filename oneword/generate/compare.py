@@ -52,7 +52,8 @@ def compare_embeddings(
         height=config.height or size,
     )
     base = {k: v for k, v in (others or {}).items() if k.lower() != word.lower()}
-    columns = [("no embedding", [g.image for g in generate(model, config, base, *libraries)])]
+    plain = generate(model, config, base, *libraries)
+    columns = [("no embedding", [g.image for g in plain])]
     for path in files:
         emb = load_embedding_file(path)
         bound = {**base, word: replace(emb, name=word)}
@@ -62,6 +63,6 @@ def compare_embeddings(
         prompt=config.prompt, negative=config.negative, steps=config.steps,
         sampler=get_sampler(config.sampler).label, cfg=config.cfg, seed=config.seed, width=config.width,
         height=config.height, model_hash=model.short_hash, model_name=model.name,
-        extra=(("Compared", "; ".join(p.name for p in files)),),
+        extra=(*plain[0].parameters.extra, ("Compared", "; ".join(p.name for p in files))),
     )
     return Comparison(grid=labelled_grid(columns), config=config, parameters=format_parameters(parameters))

@@ -1,5 +1,5 @@
-"""txt2img with embeddings and prompt tags (`<hypernet:...>`): A1111 prompt conditioning fed to a diffusers
-pipeline."""
+"""txt2img with embeddings and prompt tags (`<hypernet:...>`, `<lora:...>`): A1111 prompt conditioning fed to a
+diffusers pipeline."""
 
 from __future__ import annotations
 
@@ -50,17 +50,19 @@ def generate(
 ) -> list[GeneratedImage]:
     """Draw `config.batch` images; the same model, settings and seed give the same pixels on the CPU.
 
-    Prompt tags (`<hypernet:NAME:STRENGTH>`, oneword/extra_networks.py) pick their files from `libraries`.
+    Prompt tags (`<hypernet:NAME:STRENGTH>`, `<lora:NAME:WEIGHT>`, oneword/extra_networks.py) pick their files from
+    `libraries`; their effects add their fields to the parameters (`Lora hashes`).
     """
-    images, seeds, width, height = _sample(model, config, embeddings, libraries, "pil")
+    images, seeds, width, height, effects = _sample(model, config, embeddings, libraries, "pil")
     label = get_sampler(config.sampler).label
+    extra = tuple(field for effect in effects for field in effect.infotext())
     return [
         GeneratedImage(
             image=image,
             parameters=ImageParameters(
                 prompt=config.prompt, negative=config.negative, steps=config.steps, sampler=label,
                 cfg=config.cfg, seed=seed, width=width, height=height, model_hash=model.short_hash,
-                model_name=model.name,
+                model_name=model.name, extra=extra,
             ),
         )
         for image, seed in zip(images, seeds)
@@ -77,7 +79,7 @@ def generate_latents(
 
 def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None,
             libraries: tuple[TagLibrary, ...], output_type: str):
-    """Run the pipeline: (images or latents, seeds, width, height)."""
+    """Run the pipeline: (images or latents, seeds, width, height, the prompt tags' effects)."""
     sampler = get_sampler(config.sampler)
     width = config.width or native_size(model)
     height = config.height or native_size(model)
@@ -108,7 +110,7 @@ def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, E
         kwargs.update(pooled_prompt_embeds=cond.pooled.to(dtype), negative_pooled_prompt_embeds=uncond.pooled.to(dtype))
     with torch.inference_mode(), unets_applied(effects, model):
         out = pipe(**kwargs).images
-    return out, seeds, width, height
+    return out, seeds, width, height, effects
 
 
 def save_images(images: list[GeneratedImage], out: Path) -> list[Path]:

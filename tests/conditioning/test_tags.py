@@ -56,9 +56,9 @@ def test_a_weight_that_is_not_a_number_names_the_tag():
 
 def test_an_unknown_type_is_left_out_of_the_text_and_reported():
     # A1111 removes every tag and skips the types it has not registered
-    assert parse_tags("a cat <lora:face:0.7>")[0] == "a cat "
-    assert check_prompt("a cat <lora:face:0.7> <hypernet:ink>") == [
-        "prompt tag <lora:face:0.7>: unknown tag type 'lora' (known: hypernet); left out"]
+    assert parse_tags("a cat <style:face:0.7>")[0] == "a cat "
+    assert check_prompt("a cat <style:face:0.7> <hypernet:ink>") == [
+        "prompt tag <style:face:0.7>: unknown tag type 'style' (known: hypernet, lora); left out"]
 
 
 def test_malformed_tags_of_a_known_type_fail_the_check():

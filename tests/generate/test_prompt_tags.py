@@ -134,10 +134,10 @@ def test_the_new_type_refuses_as_the_library_s_own_do(gain_tags, monkeypatch, ca
 def test_a_tag_of_an_unknown_type_is_left_out_with_a_note(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     plain, _ = _draw(monkeypatch, capsys, "plain", "a red ball")
-    lora, err = _draw(monkeypatch, capsys, "lora", "a red ball<lora:face:0.7>")
-    assert np.array_equal(np.asarray(plain), np.asarray(lora))  # as A1111 does without the type
+    style, err = _draw(monkeypatch, capsys, "style", "a red ball<style:face:0.7>")
+    assert np.array_equal(np.asarray(plain), np.asarray(style))  # as A1111 does without the type
     assert err.strip().splitlines() == [
-        "note: prompt tag <lora:face:0.7>: unknown tag type 'lora' (known: hypernet); left out"]
+        "note: prompt tag <style:face:0.7>: unknown tag type 'style' (known: hypernet, lora); left out"]
 
 
 def test_compare_draws_the_prompt_s_hypernetwork_in_every_column(tmp_path, monkeypatch, capsys):
@@ -176,7 +176,7 @@ def test_the_web_ui_s_generate_tab_draws_the_new_type_from_the_workspace(gain_ta
     space, models, specs = Workspace.at(tmp_path), ModelCache(), generate.generate_specs()
     drawn = {}
     for label, prompt in (("plain", "a red ball"), ("zero", "a red ball <gain:unit:0>"),
-                          ("half", "a red ball <gain:unit:0.5> <lora:face:1>")):
+                          ("half", "a red ball <gain:unit:0.5> <style:face:1>")):
         form = {"prompt": prompt, "model": "tiny-sd1", "steps": 2, "seed": 7, "out": label}
         values = [form.get(s.name, s.default) for s in specs]  # as a fresh page sends them
         values = [v.as_posix() if isinstance(v, Path) else "" if v is None else v for v in values]
@@ -185,5 +185,5 @@ def test_the_web_ui_s_generate_tab_draws_the_new_type_from_the_workspace(gain_ta
     assert drawn["plain"][0] == "wrote plain/00000-7.png"
     assert np.array_equal(drawn["plain"][1], drawn["zero"][1]) and not np.array_equal(drawn["plain"][1],
                                                                                       drawn["half"][1])
-    assert drawn["half"][0] == ("note: prompt tag <lora:face:1>: unknown tag type 'lora' (known: gain, hypernet); "
-                                "left out\n\nwrote half/00000-7.png")
+    assert drawn["half"][0] == ("note: prompt tag <style:face:1>: unknown tag type 'style' (known: gain, hypernet, "
+                                "lora); left out\n\nwrote half/00000-7.png")

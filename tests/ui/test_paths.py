@@ -86,7 +86,10 @@ def test_scanned_folders_do_not_follow_links_out_of_the_workspace(space):
     (space.root / "embeddings" / "out").symlink_to(outside, target_is_directory=True)
     (space.root / "hypernetworks").mkdir()
     (space.root / "hypernetworks" / "far.pt").symlink_to(outside / "far.pt")
-    assert generate.available(space, "embeddings", "hypernetworks") == "embeddings: `mine` — hypernetworks: none"
+    (space.root / "lora").mkdir()
+    (space.root / "lora" / "far.safetensors").symlink_to(outside / "far.pt")
+    assert generate.available(space, "embeddings", "hypernetworks") == ("embeddings: `mine` — hypernetworks: none — "
+                                                                        "LoRAs: none")
     specs = generate.generate_specs()
     values = _values(specs, prompt="secret <hypernet:far>", model="tiny-sd1", steps=1, width=64, height=64)
     assert generate.generate(space, ModelCache(), specs, values)[0] == (
@@ -170,7 +173,7 @@ def test_create_refuses(space, kind, field):
     assert made == _refused(space, label, "../outside")
 
 
-@pytest.mark.parametrize("field", ["embeddings_dir", "hypernetwork_dir", "out", "model"])
+@pytest.mark.parametrize("field", ["embeddings_dir", "hypernetwork_dir", "lora_dir", "out", "model"])
 def test_generate_and_compare_refuse(space, field):
     specs = generate.generate_specs()
     values = _values(specs, **{"prompt": "a star", field: "../outside"})
@@ -185,6 +188,7 @@ def test_generate_and_compare_refuse(space, field):
 def test_available_and_runs_refuse(space):
     assert generate.available(space, "../outside", "hypernetworks") == _refused(space, "--embeddings-dir", "../outside")
     assert generate.available(space, "embeddings", "/etc") == _refused(space, "--hypernetwork-dir", "/etc")
+    assert generate.available(space, "embeddings", "hypernetworks", "/etc") == _refused(space, "--lora-dir", "/etc")
     assert runs.open_run(space, "../outside")[0] == _refused(space, "run", "../outside")
 
 

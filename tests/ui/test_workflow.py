@@ -75,7 +75,7 @@ def test_create_train_stop_generate(page, server, workspace, tmp_path):
     assert shown == f"{path.name}\n{read_parameters(path)}"
     assert read_parameters(path).startswith(f"a photo of {NAME}\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 1, "
                                             "Size: 64x64, Model hash: ")
-    assert wait_text(page, "generate-available", NAME) == f"embeddings: {NAME} — hypernetworks: none"
+    assert wait_text(page, "generate-available", NAME) == f"embeddings: {NAME} — hypernetworks: none — LoRAs: none"
     page.locator("#generate-images img").first.wait_for()
     page.screenshot(path=str(shots / "generate.png"), full_page=True)
 

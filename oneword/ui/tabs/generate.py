@@ -1,4 +1,4 @@
-"""The Generate tab: txt2img with the workspace's embeddings and hypernetworks, each image shown with its
+"""The Generate tab: txt2img with the workspace's embeddings, hypernetworks and LoRAs, each image shown with its
 parameters; and Compare: one prompt and seed without the embedding and with each checkpoint of a run."""
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from oneword.ui.widgets import message, settings_from, widgets
 FOLDERS = [
     FieldSpec("embeddings_dir", "path", "embeddings", "Embeddings folder; prompts use them by file stem."),
     FieldSpec("hypernetwork_dir", "path", "hypernetworks", "Hypernetworks folder, for <hypernet:NAME:STRENGTH>."),
+    FieldSpec("lora_dir", "path", "lora", "LoRA folder, for <lora:NAME:WEIGHT> (A1111's models/Lora)."),
     FieldSpec("out", "path", "outputs/txt2img", "Folder for the PNGs (A1111 names NNNNN-SEED.png)."),
 ]
-SYNTAX = """**Prompt syntax** (A1111's): `(word)` ×1.1, `((word))` ×1.21, `[word]` ÷1.1, `(word:1.3)` an explicit weight,
-`\\(` a literal parenthesis, `BREAK` starts a new 75-token chunk; an embedding by its file stem (`mychar`);
-`<hypernet:NAME:0.8>` applies a hypernetwork at a strength; a tag of a type oneword does not know (`<lora:...>`) is
-left out of the prompt, as in A1111, with a note."""
+SYNTAX = """**Prompt syntax** (A1111's): `(word)` ×1.1, `((word))` ×1.21, `[word]` ÷1.1, `(word:1.3)` an explicit
+weight, `\\(` a literal parenthesis, `BREAK` starts a new 75-token chunk; an embedding by its file stem (`mychar`);
+`<hypernet:NAME:0.8>` applies a hypernetwork at a strength; `<lora:NAME:0.8>` a LoRA (`<lora:NAME:TE:UNET>`, `te=`,
+`unet=` weigh the text encoder and the UNet apart); a tag of a type oneword does not know is left out of the
+prompt, as in A1111, with a note."""
 
 
 def generate_specs() -> list[FieldSpec]:
@@ -33,35 +35,39 @@ def generate_specs() -> list[FieldSpec]:
     return [*form_specs(GenerateConfig, choices={"sampler": tuple(SAMPLERS)}), MODEL, *FOLDERS]
 
 
-def available(workspace: Workspace, embeddings_dir: str, hypernetwork_dir: str) -> str:
-    """What a prompt can use: the embedding and hypernetwork files of the two folders."""
+def available(workspace: Workspace, embeddings_dir: str, hypernetwork_dir: str, lora_dir: str = "lora") -> str:
+    """What a prompt can use: the embedding, hypernetwork and LoRA files of the folders."""
     from oneword.embeddings.library import embedding_files
     from oneword.folder_walk import unreadable
     try:
         e_dir = workspace.resolve("--embeddings-dir", embeddings_dir)
-        libraries = tag_libraries(workspace, hypernetwork_dir)
+        libraries = tag_libraries(workspace, hypernetwork_dir, lora_dir)
     except OnewordError as error:
         return message(str(error), error=True)
     files = embedding_files(e_dir, workspace.root) if e_dir.is_dir() else []
     words = sorted({p.stem for p in files if unreadable(p, workspace.root) is None})
     hypers = next(library for library in libraries if library.tag == "hypernet").names()
+    loras = next(library for library in libraries if library.tag == "lora").names()
     return (f"embeddings: {', '.join(f'`{w}`' for w in words) or 'none'} — hypernetworks: "
-            f"{', '.join(f'`<hypernet:{h}:1>`' for h in hypers) or 'none'}")
+            f"{', '.join(f'`<hypernet:{h}:1>`' for h in hypers) or 'none'} — LoRAs: "
+            f"{', '.join(f'`<lora:{n}:1>`' for n in loras) or 'none'}")
 
 
-def tag_libraries(workspace: Workspace, hypernetwork_dir: str) -> list:
-    """The files of every prompt tag type's folder in the workspace (the hypernetworks folder as the form says)."""
+def tag_libraries(workspace: Workspace, hypernetwork_dir: str, lora_dir: str = "lora") -> list:
+    """The files of every prompt tag type's folder in the workspace (the hypernetwork and LoRA folders as the form
+    says)."""
     from oneword.extra_networks import TAG_TYPES, scan_folders
 
     folders = {name: workspace.resolve(t.option, t.folder) for name, t in TAG_TYPES.items()}
     folders["hypernet"] = workspace.resolve("--hypernetwork-dir", hypernetwork_dir)
+    folders["lora"] = workspace.resolve("--lora-dir", lora_dir)
     return scan_folders(folders, within=workspace.root)
 
 
 def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any]) -> tuple:
     """Draw the images and save them with A1111's parameters: (message, gallery, parameters read back)."""
     from oneword.embeddings.library import scan_embeddings
-    from oneword.extra_networks import check_prompt
+    from oneword.extra_networks import check_prompt, library_notes
     from oneword.generate.pnginfo import read_parameters
     from oneword.generate.txt2img import generate as draw
     from oneword.generate.txt2img import save_images
@@ -69,13 +75,15 @@ def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], v
     try:
         s = settings_from(specs, values, workspace, special={"model": workspace.model})
         model, e_dir, h_dir, out = s.pop("model"), s.pop("embeddings_dir"), s.pop("hypernetwork_dir"), s.pop("out")
+        l_dir = s.pop("lora_dir")
         config = GenerateConfig(**s)
         notes = check_prompt(config.prompt)
         with models.use(model) as base:
             library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
-            libraries = tag_libraries(workspace, str(h_dir))
+            libraries = tag_libraries(workspace, str(h_dir), str(l_dir))
             images = draw(base, config, library.loaded if library else {}, *libraries)
             paths = save_images(images, out)
+        notes += library_notes(libraries)
     except OnewordError as error:
         return message(str(error), error=True), [], ""
     parameters = "\n\n".join(f"{p.name}\n{read_parameters(p)}" for p in paths)
@@ -112,6 +120,7 @@ def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], va
     try:
         s = settings_from(specs, values, workspace, special={"model": workspace.model})
         model, e_dir, h_dir, out = s.pop("model"), s.pop("embeddings_dir"), s.pop("hypernetwork_dir"), s.pop("out")
+        l_dir = s.pop("lora_dir")
         folder = workspace.resolve("run", run)
         files = sorted(folder.glob("embeddings/*-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[-1]))
         if not files:
@@ -123,7 +132,7 @@ def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], va
         with models.use(model) as base:
             library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
             result = compare_embeddings(base, config, files, word, library.loaded if library else {},
-                                        tag_libraries(workspace, str(h_dir)))
+                                        tag_libraries(workspace, str(h_dir), str(l_dir)))
         path = workspace.resolve("--out", grids / f"{folder.name}-{result.config.seed}.png")
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(result.grid, path, result.parameters)
@@ -143,8 +152,10 @@ def build(workspace: Workspace, models: ModelCache) -> None:
     with gr.Row():
         fields.update(widgets([by_name[n] for n in ("width", "height", "batch", "model")], "generate"))
     with gr.Accordion("Folders", open=False):
-        fields.update(widgets([by_name[n] for n in ("embeddings_dir", "hypernetwork_dir", "out")], "generate"))
-    found = gr.Markdown(lambda: available(workspace, "embeddings", "hypernetworks"), elem_id="generate-available")
+        fields.update(widgets([by_name[n] for n in ("embeddings_dir", "hypernetwork_dir", "lora_dir", "out")],
+                              "generate"))
+    found = gr.Markdown(lambda: available(workspace, "embeddings", "hypernetworks", "lora"),
+                        elem_id="generate-available")
     ordered = [fields[s.name] for s in specs]
     with gr.Tabs():
         with gr.Tab("txt2img"):
@@ -164,11 +175,11 @@ def build(workspace: Workspace, models: ModelCache) -> None:
             c_note = gr.Markdown(elem_id="compare-message")
             grid = gr.Image(label="grid", type="filepath", elem_id="compare-grid")
             c_parameters = gr.Textbox(label="parameters", lines=4, elem_id="compare-parameters")
-    folders = [fields["embeddings_dir"], fields["hypernetwork_dir"]]
+    folders = [fields["embeddings_dir"], fields["hypernetwork_dir"], fields["lora_dir"]]
     for source in folders:
-        source.change(lambda e, h: available(workspace, e, h), folders, found)
+        source.change(lambda e, h, lo: available(workspace, e, h, lo), folders, found)
     button.click(lambda *v: generate(workspace, models, specs, list(v)), ordered, [note, gallery, parameters]).then(
-        lambda e, h: available(workspace, e, h), folders, found)
+        lambda e, h, lo: available(workspace, e, h, lo), folders, found)
     compare_button.click(lambda r, w, *v: compare(workspace, models, specs, list(v), r, w), [run, word, *ordered],
                          [c_note, grid, c_parameters])
     refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)
