@@ -24,8 +24,12 @@ class Kind(Protocol):
 
     name: str
     """The `--kind` value."""
-    defaults: Mapping[str, str]
-    """TrainConfig fields the kind decides where a config leaves them unset (None): `learn_rate`, `template`."""
+    defaults: Mapping[str, Any]
+    """TrainConfig fields the kind decides where a config leaves them unset (None): `learn_rate`, `template`, and
+    its own settings' (a LoRA's `rank`)."""
+    options: tuple[str, ...]
+    """TrainConfig fields only this kind reads (a LoRA's `rank`): given for another kind they are refused. A kind
+    that declares none may leave it out."""
     folder: str
     """The log folder's subfolder of checkpoints (A1111's `embeddings`, `hypernetworks`)."""
     csv_name: str
