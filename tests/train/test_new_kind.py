@@ -254,5 +254,5 @@ def test_the_train_tab_offers_a_kind_registered_before_it_is_built(gain_kind):
     from oneword.ui.tabs.train import kind_defaults, train_specs
 
     (kind,) = [spec for spec in train_specs() if spec.name == "kind"]
-    assert kind.choices == ("embedding", "hypernetwork", "gain")
+    assert kind.choices == ("embedding", "hypernetwork", "lora", "gain")
     assert kind_defaults("gain") == ("0.01", "subject")
