@@ -4,6 +4,7 @@ encoders' layers, trained through forward hooks and written as kohya writes them
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -110,14 +111,13 @@ class LoraKind:
 
     def read(self, path: Path, model: BaseModel) -> Lora:
         """A kohya LoRA/LoCon file whose every layer is a layer of `model`, of the shapes it needs."""
-        lora = read_lora(path)
-        problems = fit_problems(lora, places(model))
-        if not lora.layers:
-            problems = ["it holds no LoRA layer"]
+        lora, where = read_lora(path), places(model)
+        problems = fit_problems(lora, where) if lora.layers else ["it holds no LoRA layer"]
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise OnewordError(f"{path}: does not fit {model.name}: {problems[0]}{more}")
-        return lora
+        # in the model's module order, as a new LoRA's: the optimizer state of a run pairs its tensors by position
+        return dataclasses.replace(lora, layers={key: lora.layers[key] for key in where if key in lora.layers})
 
     def trainable(self, snapshot: Lora, config: TrainConfig, device: torch.device) -> LoraTrainable:
         settings = LoraSettings(config.learn_rate, config.text_encoder_lr, bool(config.train_text_encoder),
@@ -126,6 +126,15 @@ class LoraKind:
 
     def state_hash(self, snapshot: Lora) -> str:
         return lora_hash(snapshot)
+
+    def with_exact_weights(self, snapshot: Lora, weights: dict[str, torch.Tensor]) -> Lora:
+        """The snapshot with the float32 down and up tensors of its run's optimizer state, where they fit."""
+        layers = {}
+        for key, layer in snapshot.layers.items():
+            down, up = weights.get(key + DOWN), weights.get(key + UP)
+            fits = down is not None and up is not None and down.shape == layer.down.shape and up.shape == layer.up.shape
+            layers[key] = LoraLayer(down.float(), up.float(), layer.alpha) if fits else layer
+        return dataclasses.replace(snapshot, layers=layers)
 
 
 LORA = LoraKind()
