@@ -139,11 +139,15 @@ def test_kohyas_init_is_kaiming_uniform(tmp_path, model):
     assert float(down.abs().max()) <= bound and float(down.abs().max()) > 0.9 * bound
 
 
-def test_without_the_text_encoder_only_the_unet_is_trained(tmp_path, model):
-    finished = train(lora_settings(tmp_path, max_steps=2, save_every=0, train_text_encoder=False), model)
+def test_without_the_text_encoder_only_the_unet_is_trained_and_prompts_are_encoded_once(tmp_path, model):
+    calls = []
+    model.encoders[0].model.register_forward_hook(lambda *_: calls.append(1))
+    finished = train(lora_settings(tmp_path, max_steps=3, save_every=0, train_text_encoder=False, template="none",
+                                   batch_size=1, validate_every=0), model)
+    assert len(calls) == 1  # the `none` template's one prompt, its conditioning cached
     tensors, metadata = _file(finished.embedding_path)
     assert tensors and all(k.startswith("lora_unet_") for k in tensors)
-    assert "ss_text_encoder_lr" not in metadata
+    assert "ss_text_encoder_lr" not in metadata and "modelspec.trigger_phrase" not in metadata  # no [name]
     assert (finished.log_folder / "lora_loss.csv").read_text().splitlines()[0] == (
         "step,epoch,epoch_step,loss,learn_rate,val_loss")
 
@@ -177,7 +181,7 @@ def test_ctrl_c_saves_the_lora(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("oneword.train.loop.PROGRESS_EVERY", 1)
     settings(tmp_path)
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_in_process(monkeypatch, capsys, "train", "zqx", "--kind", "lora", "--data", "data",
+    code, _, err = run_in_process(monkeypatch, capsys, "train", "zqx", "--kind", "lora", "--data", "data",
                                     "--model", "tiny-sd1", "--max-steps", "20", "--save-every", "10", "--device", "cpu")
     assert code == 0, err
     (root,) = (tmp_path / "textual_inversion").glob("*/zqx")
@@ -196,7 +200,7 @@ def test_stop_auto_ends_a_lora_run_on_its_plateau(tmp_path, model):
 def test_lora_options_are_refused_for_another_kind_in_one_line(tmp_path, monkeypatch, capsys):
     settings(tmp_path)
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_in_process(monkeypatch, capsys, "train", "zqx", "--data", "data", "--model", "tiny-sd1",
+    code, _, err = run_in_process(monkeypatch, capsys, "train", "zqx", "--data", "data", "--model", "tiny-sd1",
                                     "--rank", "4")
     assert (code, err) == (1, "error: --rank is for --kind lora\n")
     config = settings(tmp_path, kind="hypernetwork", train_text_encoder=False, text_encoder_lr="1e-5")
@@ -229,3 +233,22 @@ def test_a_file_that_does_not_fit_the_model_is_refused_naming_it(tmp_path, model
     assert message.startswith(f"{path}: does not fit tiny-sd1: ") and "(and 1 more)" in message
     save_lora(lora, path, {})
     assert LORA.read(path, model).layers.keys() == lora.layers.keys()
+
+
+def test_a_half_precision_model_trains_the_float32_layers(tmp_path, model):
+    """On GPUs the frozen model is in bf16: the hooks cast the layers to it, the gradients reach the float32 leaves."""
+    config = lora_settings(tmp_path, targets="attn")
+    model.to(torch.device("cpu"), torch.bfloat16)
+    trainable = LORA.trainable(LORA.create(config, model, "zqx"), config, torch.device("cpu"))
+    with torch.no_grad():
+        for layer in trainable.layers.values():
+            layer.up.normal_()  # a LoRA that acts, so that the down tensors get gradients too
+    latent = torch.randn(1, model.unet.config.in_channels, 8, 8, dtype=torch.bfloat16)
+    with trainable.applied(model):
+        cond = trainable.conditioning(model, ["a red ball"])
+        out = model.unet(latent, torch.tensor([500]), encoder_hidden_states=cond.context).sample
+        assert out.dtype == torch.bfloat16
+        out.float().pow(2).mean().backward()
+    params = trainable.parameters()
+    assert {p.dtype for p in params} == {torch.float32}
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 and bool(p.grad.abs().sum() > 0) for p in params)

@@ -12,9 +12,9 @@ import gradio as gr
 from oneword import kinds
 from oneword.errors import OnewordError
 from oneword.generate.samplers import SAMPLERS
-from oneword.models.load import PREDICTION_TYPES
 from oneword.lora.names import TARGETS
 from oneword.lora.trainable import PRECISIONS
+from oneword.models.load import PREDICTION_TYPES
 from oneword.train.config import CLIP_MODES, LATENT_SAMPLING, STOPS, TrainConfig
 from oneword.train.templates import TEMPLATE_NAMES
 from oneword.ui import charts
