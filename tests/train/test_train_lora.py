@@ -166,6 +166,19 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     assert all(torch.equal(exact[0][k], exact[1][k]) for k in exact[0])
 
 
+def test_resume_from_the_lora_file_alone_continues_from_its_float32_weights(tmp_path):
+    import shutil
+
+    whole = train(lora_settings(tmp_path / "a", max_steps=8, save_every=4, validate_every=0), build_tiny("sd1", seed=0))
+    first = train(lora_settings(tmp_path / "b", max_steps=4, save_every=4, validate_every=0), build_tiny("sd1", seed=0))
+    shutil.rmtree(tmp_path / "b" / "log")  # LORA_DIR/NAME.safetensors and its .optim are all that is left
+    resumed = train(lora_settings(tmp_path / "b", max_steps=8, save_every=4, validate_every=0, resume=True),
+                    build_tiny("sd1", seed=0))
+    assert resumed.step == 8 and first.embedding_path == resumed.embedding_path
+    a, b = (_file(run.embedding_path)[0] for run in (whole, resumed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_ctrl_c_saves_the_lora(tmp_path, monkeypatch, capsys):
     from oneword.cli import train as cli_train
 
