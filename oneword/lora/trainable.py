@@ -111,15 +111,13 @@ class LoraTrainable:
         for key in self._keys("te") if not settings.train_text_encoder else ():
             self.layers[key].down.requires_grad_(False)
             self.layers[key].up.requires_grad_(False)
+        self.trains_text_encoder = settings.train_text_encoder and bool(self._keys("te"))
+        """Whether layers of the text encoder are trained (the prompts are then encoded with gradients)."""
         self._cache = ConditioningCache() if settings.cache_conditioning and not self.trains_text_encoder else None
+        self._trained = [p for group in self.groups(settings.unet_lr) for p in group.params]
 
     def _keys(self, part: str) -> list[str]:
         return [key for key in self.layers if part_of(key) == part]
-
-    @property
-    def trains_text_encoder(self) -> bool:
-        """Whether layers of the text encoder are trained (the prompts are then encoded with gradients)."""
-        return self.settings.train_text_encoder and bool(self._keys("te"))
 
     def groups(self, learn_rate: str) -> list[ParamGroup]:
         """`unet` at the run's rate; `text_encoder` at --text-encoder-lr when the text encoder is trained."""
@@ -134,7 +132,7 @@ class LoraTrainable:
 
     def parameters(self) -> list[torch.Tensor]:
         """Every trained layer's down and up, the UNet's first."""
-        return [p for group in self.groups(self.settings.unet_lr) for p in group.params]
+        return list(self._trained)
 
     def conditioning(self, model: BaseModel, prompts: list[str], rows: list[int] | None = None) -> Conditioning:
         """The prompts through the text encoders (with the LoRA's layers on them): with gradients when they are
