@@ -24,15 +24,19 @@ DECLARED = {
     "half_precision": ("--half-precision/--full-precision",),
     "flash_attention": ("--flash-attention/--classic-attention",),
     "resume": ("--resume",),
+    "train_text_encoder": ("--train-text-encoder/--no-train-text-encoder",),
 }
 """Option names other than `--field-name` (`--field-name/--no-field-name` for a boolean): short flags, pairs."""
 NOT_OPTIONS = ("name", "extra")
 """Fields that are no option: NAME is the argument, `extra` is for callers of the library."""
 _FIRST, *_OTHERS = (kinds.get(name) for name in kinds.names())
+_SHOWN = {"True": "on", "False": "off"}
 SHOWN_DEFAULTS = {
     "kind": "; ".join([_FIRST.name, *(f"{k.name} for {k.command}" for k in _OTHERS if k.command)]),
-    **{field: "; ".join([value, *(f"{k.defaults[field]} for a {k.name}" for k in _OTHERS if field in k.defaults)])
-       for field, value in _FIRST.defaults.items()},
+    **{field: "; ".join([*([str(_FIRST.defaults[field])] if field in _FIRST.defaults else []),
+                         *(f"{_SHOWN.get(str(k.defaults[field]), k.defaults[field])} for a {k.name}"
+                           for k in _OTHERS if field in k.defaults)])
+       for field in dict.fromkeys(f for k in (_FIRST, *_OTHERS) for f in k.defaults)},
 }
 """Defaults as help shows them where the kind decides."""
 PARAMETERS = [

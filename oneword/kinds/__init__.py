@@ -2,9 +2,11 @@
 
 from oneword.kinds.embedding import EMBEDDING
 from oneword.kinds.hypernetwork import HYPERNETWORK
+from oneword.kinds.lora import LORA
 from oneword.kinds.registry import Kind, get, names, register, unregister
 
 __all__ = ["Kind", "get", "names", "register", "unregister"]
 
 register(EMBEDDING)
 register(HYPERNETWORK)
+register(LORA)

@@ -94,6 +94,7 @@ class EmbeddingKind:
 
     name = "embedding"
     defaults: ClassVar[dict[str, str]] = {"learn_rate": "0.005", "template": "subject_filewords"}
+    options = ()
     folder = "embeddings"
     csv_name = "textual_inversion_loss.csv"
     preview_label = "Embedding step"

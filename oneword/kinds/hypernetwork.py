@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from oneword.conditioning.encode import Conditioning, encode_prompt, encode_prompts, prompt_chunks
-from oneword.conditioning.tokens import EmbeddingVocabulary
+from oneword.conditioning.cache import ConditioningCache
+from oneword.conditioning.encode import Conditioning, encode_prompts
 from oneword.errors import OnewordError
 from oneword.hypernetworks.apply import hypernetworks_applied
 from oneword.hypernetworks.formats import load_hypernetwork, save_hypernetwork
@@ -23,10 +23,6 @@ from oneword.train.trainable import tensors_hash
 
 if TYPE_CHECKING:
     from oneword.train.config import TrainConfig
-
-CACHED_PROMPTS = 256
-"""Prompts whose text conditioning a hypernetwork run keeps (SD 1.5: 118 KiB each in fp16)."""
-
 
 def hypernetwork_hash(hypernetwork: Hypernetwork) -> str:
     """The digest of every module's weights of a hypernetwork."""
@@ -47,8 +43,7 @@ class HypernetworkTrainable:
         for p in self.hypernetwork.parameters():
             p.requires_grad_(True)
         self.cache_conditioning = cache_conditioning
-        self._chunk_counts: dict[str, int] = {}
-        self._encoded: dict[tuple[str, int], Conditioning] = {}
+        self._cache = ConditioningCache() if cache_conditioning else None
 
     def parameters(self) -> list[torch.Tensor]:
         """Every module's weights, K before V, widths in increasing order."""
@@ -61,23 +56,9 @@ class HypernetworkTrainable:
     def conditioning(self, model: BaseModel, prompts: list[str], rows: list[int] | None = None) -> Conditioning:
         """The plain text conditioning (the hypernetwork acts inside the UNet); with `cache_conditioning`, each
         prompt's is computed once (per chunk count) and reused: it has no gradient and the text encoders are frozen."""
-        if not self.cache_conditioning:
+        if self._cache is None:
             return encode_prompts(model, prompts, {}, grad=False, rows=rows)
-        for prompt in prompts:
-            if prompt not in self._chunk_counts:
-                self._chunk_counts[prompt] = len(prompt_chunks(model, prompt, EmbeddingVocabulary(model)))
-        n_chunks = max(self._chunk_counts[p] for p in prompts)
-        parts = [self._encoded_prompt(model, prompts[r], n_chunks) for r in (range(len(prompts)) if rows is None else rows)]
-        pooled = None if parts[0].pooled is None else torch.cat([c.pooled for c in parts])
-        return Conditioning(context=torch.cat([c.context for c in parts]), pooled=pooled)
-
-    def _encoded_prompt(self, model: BaseModel, prompt: str, n_chunks: int) -> Conditioning:
-        key = (prompt, n_chunks)
-        if key not in self._encoded:
-            if len(self._encoded) >= CACHED_PROMPTS:
-                del self._encoded[next(iter(self._encoded))]  # the oldest
-            self._encoded[key] = encode_prompt(model, prompt, n_chunks=n_chunks)
-        return self._encoded[key]
+        return self._cache.conditioning(model, prompts, rows)
 
     @contextlib.contextmanager
     def applied(self, model: BaseModel) -> Iterator[None]:
@@ -129,6 +110,7 @@ class HypernetworkKind:
 
     name = "hypernetwork"
     defaults: ClassVar[dict[str, str]] = {"learn_rate": "0.00001", "template": "hypernetwork"}
+    options = ()
     folder = "hypernetworks"
     csv_name = "hypernetwork_loss.csv"
     preview_label = "Hypernetwork step"

@@ -24,8 +24,12 @@ class Kind(Protocol):
 
     name: str
     """The `--kind` value."""
-    defaults: Mapping[str, str]
-    """TrainConfig fields the kind decides where a config leaves them unset (None): `learn_rate`, `template`."""
+    defaults: Mapping[str, Any]
+    """TrainConfig fields the kind decides where a config leaves them unset (None): `learn_rate`, `template`, and
+    its own settings' (a LoRA's `rank`)."""
+    options: tuple[str, ...]
+    """TrainConfig fields only this kind reads (a LoRA's `rank`): given for another kind they are refused. A kind
+    that declares none may leave it out."""
     folder: str
     """The log folder's subfolder of checkpoints (A1111's `embeddings`, `hypernetworks`)."""
     csv_name: str
@@ -66,6 +70,11 @@ class Kind(Protocol):
     def state_hash(self, snapshot: Any) -> str:
         """A short digest of a snapshot's weights (an optimizer state resumes only the weights it was saved with)."""
         ...
+
+    # Optional, for a kind whose files round its weights (a LoRA's fp16): its Trainable's `exact_weights(snapshot)`
+    # gives them at full precision for the optimizer state, and the kind's
+    # `with_exact_weights(snapshot, weights) -> snapshot` puts them back into a snapshot read from such a file, so
+    # that `--resume` continues exactly. `state_hash` must then digest the weights as the file keeps them.
 
 
 _KINDS: dict[str, Kind] = {}

@@ -29,11 +29,13 @@ class TrainConfig:
     """A1111's Train tab, with its names and defaults where it has them."""
 
     name: str = ""
-    """The embedding's name (the prompt word) or the hypernetwork's, the file stem either way; one that does not
-    exist is created (an embedding from --init-text, a hypernetwork with create-hypernetwork's defaults)."""
+    """The embedding's name (the prompt word), the hypernetwork's or the LoRA's, the file stem either way; one that
+    does not exist is created (an embedding from --init-text, a hypernetwork with create-hypernetwork's defaults, a
+    LoRA that changes nothing yet)."""
     kind: str = "embedding"
-    """What is trained: a registered kind, embedding or hypernetwork (`oneword train-hypernetwork`); it picks the
-    defaults of --learn-rate and --template (A1111's: 0.005 and subject_filewords, 0.00001 and hypernetwork)."""
+    """What is trained: a registered kind, embedding, hypernetwork (`oneword train-hypernetwork`) or lora (`oneword
+    train-lora`); it picks the defaults of --learn-rate and --template (A1111's: 0.005 and subject_filewords, 0.00001
+    and hypernetwork; a LoRA's as kohya users start: 0.0001 and subject_filewords) and a LoRA's settings."""
     data: Path = Path()
     """Folder of training images, each with an optional `.txt` caption beside it."""
     model: str = "toy"
@@ -46,6 +48,23 @@ class TrainConfig:
     """Initialization text when the embedding does not exist yet ('' for zeros)."""
     vectors: int = 1
     """Vectors per token when the embedding does not exist yet (1 to 75)."""
+    rank: int | None = None
+    """LoRA: the rank of each layer's change (kohya's network_dim). Unset: the kind's."""
+    alpha: float | None = None
+    """LoRA: each layer's change is scaled by alpha / rank (kohya's network_alpha). Unset: the kind's."""
+    targets: str | None = None
+    """LoRA: the layers trained: attn (the attention projections), attn-mlp (every layer of the transformer blocks
+    and the text encoder's MLP too, kohya's default) or conv (also the ResNet blocks' layers, LoCon). Unset: the kind's."""
+    conv_rank: int | None = None
+    """LoRA with --targets conv: the rank of the 3x3 convolutions (kohya's conv_dim). Unset: --rank."""
+    conv_alpha: float | None = None
+    """LoRA with --targets conv: the alpha of the 3x3 convolutions (kohya's conv_alpha). Unset: --alpha."""
+    train_text_encoder: bool | None = None
+    """LoRA: train layers of the text encoder(s) too, at --text-encoder-lr. Unset: the kind's."""
+    text_encoder_lr: str | None = None
+    """LoRA: the text encoder's learning rate or schedule, like --learn-rate's. Unset: the kind's."""
+    save_precision: str | None = None
+    """LoRA: the precision of the written files, fp16 (kohya's default) or fp32. Unset: the kind's."""
     learn_rate: str | None = None
     """Learning rate or schedule, e.g. "0.005:100, 1e-3:1000, 1e-5"; training ends when it runs out. Unset:
     the kind's rate."""
@@ -92,6 +111,8 @@ class TrainConfig:
     """Where the embedding is read from, created in, and where the final one is written."""
     hypernetwork_dir: Path = Path("hypernetworks")
     """The same for a hypernetwork (one missing there is created with create-hypernetwork's defaults)."""
+    lora_dir: Path = Path("lora")
+    """The same for a LoRA (A1111's models/Lora); `<lora:NAME:W>` in the preview prompt finds its files there."""
     preview_prompt: str = ""
     """Preview prompt; empty uses the template's first line with the first image's caption."""
     preview_negative: str = ""
@@ -183,7 +204,7 @@ class TrainConfig:
         if not 0.0 <= self.caption_dropout < 1.0:
             problems.append(f"--caption-dropout must be in [0, 1), but is {self.caption_dropout}")
         if self.kind in kinds.names():
-            problems += kinds.get(self.kind).problems(self)
+            problems += kinds.get(self.kind).problems(self) + self._options_of_other_kinds()
         else:
             problems.append(f"kind must be one of {', '.join(kinds.names())}, not {self.kind!r}")
         problems += self._prediction_problems()
@@ -207,6 +228,16 @@ class TrainConfig:
                 parse_schedule(text, max(self.max_steps, 1), option)
             except OnewordError as error:
                 problems.append(str(error))
+        return problems
+
+    def _options_of_other_kinds(self) -> list[str]:
+        """A setting only another kind reads, given for this one (a kind's `options`)."""
+        own = set(getattr(kinds.get(self.kind), "options", ()))
+        problems = []
+        for other in kinds.names():
+            for name in getattr(kinds.get(other), "options", ()):
+                if name not in own and getattr(self, name) is not None:
+                    problems.append(f"{option_name(name)} is for --kind {other}")
         return problems
 
     def _prediction_problems(self) -> list[str]:

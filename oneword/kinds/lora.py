@@ -1,0 +1,140 @@
+"""The LoRA kind: kohya's LoRA (and LoCon with `--targets conv`), low-rank changes of the UNet's and the text
+encoders' layers, trained through forward hooks and written as kohya writes them (`lora/` in the log folder,
+`lora_loss.csv`, the final `LORA_DIR/NAME.safetensors`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from oneword.errors import OnewordError
+from oneword.lora.names import TARGETS, Place, places
+from oneword.lora.network import Lora, LoraLayer
+from oneword.lora.read import read_lora
+from oneword.lora.trainable import PRECISIONS, LoraSettings, LoraTrainable, lora_hash, new_layer
+from oneword.models.base import BaseModel
+from oneword.train.schedule import parse_schedule
+from oneword.train.templates import read_template
+
+if TYPE_CHECKING:
+    from oneword.train.config import TrainConfig
+
+DOWN, UP = ".lora_down.weight", ".lora_up.weight"
+
+
+def expected_shapes(place: Place, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The down and up shapes a layer of `rank` has on `place` (kohya's layout)."""
+    module = place.module
+    if isinstance(module, torch.nn.Conv2d):
+        return (rank, module.in_channels, *module.kernel_size), (module.out_channels, rank, 1, 1)
+    return (rank, module.in_features), (module.out_features, rank)
+
+
+def fit_problems(lora: Lora, where: dict[str, Place]) -> list[str]:
+    """The layers of `lora` that name no layer of the model or have other shapes than it needs."""
+    problems = []
+    for key, layer in lora.layers.items():
+        if key not in where:
+            problems.append(f"{key} is no layer of the model")
+            continue
+        down, up = expected_shapes(where[key], layer.rank)
+        if tuple(layer.down.shape) != down or tuple(layer.up.shape) != up:
+            problems.append(f"{key} has down {list(layer.down.shape)} and up {list(layer.up.shape)}, the model's "
+                            f"layer needs {list(down)} and {list(up)}")
+    return problems
+
+
+class LoraKind:
+    """kohya's LoRA as users start from it: rank 16, alpha 8, UNet rate 1e-4, text encoder 5e-5, kohya's targets."""
+
+    name = "lora"
+    defaults: ClassVar[dict[str, Any]] = {
+        "learn_rate": "0.0001", "template": "subject_filewords", "rank": 16, "alpha": 8.0, "targets": "attn-mlp",
+        "train_text_encoder": True, "text_encoder_lr": "0.00005", "save_precision": "fp16",
+    }
+    options = ("rank", "alpha", "targets", "conv_rank", "conv_alpha", "train_text_encoder", "text_encoder_lr",
+               "save_precision")
+    """The settings only a LoRA reads: given for another kind they are refused."""
+    folder = "lora"
+    csv_name = "lora_loss.csv"
+    preview_label = "LoRA step"
+    hidden_in_previews = False
+    command = "train-lora"
+    command_help = "Train a LoRA (`train --kind lora`): writes LOG_DIR/YYYY-MM-DD/NAME/ and LORA_DIR/NAME.safetensors."
+
+    def problems(self, config: TrainConfig) -> list[str]:
+        """Ranks at least 1, alphas above 0, a known --targets, conv settings only with conv, the rates' schedules."""
+        problems = []
+        for option, value in (("--rank", config.rank), ("--conv-rank", config.conv_rank)):
+            if value is not None and value < 1:
+                problems.append(f"{option} must be at least 1, but is {value}")
+        for option, value in (("--alpha", config.alpha), ("--conv-alpha", config.conv_alpha)):
+            if value is not None and not value > 0:
+                problems.append(f"{option} must be above 0, but is {value}")
+        if config.targets not in TARGETS:
+            problems.append(f"--targets must be one of {', '.join(TARGETS)}, not {config.targets!r}")
+        elif config.targets != "conv":
+            problems += [f"{option} is for --targets conv (the 3x3 convolutions)" for option, value in
+                         (("--conv-rank", config.conv_rank), ("--conv-alpha", config.conv_alpha)) if value is not None]
+        if config.save_precision not in PRECISIONS:
+            problems.append(f"--save-precision must be one of {', '.join(PRECISIONS)}, not {config.save_precision!r}")
+        if config.train_text_encoder and isinstance(config.text_encoder_lr, str):
+            try:
+                parse_schedule(config.text_encoder_lr, max(config.max_steps, 1), "--text-encoder-lr")
+            except OnewordError as error:
+                problems.append(str(error))
+        return problems
+
+    def trained_dir(self, config: TrainConfig) -> tuple[str, Path]:
+        return "--lora-dir", Path(config.lora_dir)
+
+    def suffix(self, model: BaseModel) -> str:
+        return ".safetensors"
+
+    def create(self, config: TrainConfig, model: BaseModel, name: str) -> Lora:
+        """A LoRA that changes nothing yet on --targets' layers (the text encoders' with --train-text-encoder),
+        seeded by --seed; its trigger is NAME when the template's prompts hold `[name]`."""
+        generator = torch.Generator().manual_seed(config.seed)
+        layers: dict[str, LoraLayer] = {}
+        for key, place in places(model, config.targets, text_encoder=config.train_text_encoder).items():
+            if place.is_3x3:
+                rank = config.conv_rank or config.rank
+                alpha = config.conv_alpha if config.conv_alpha is not None else config.alpha
+            else:
+                rank, alpha = config.rank, config.alpha
+            layers[key] = new_layer(place, rank, alpha, generator)
+        trigger = name if any("[name]" in line for line in read_template(config.template)) else None
+        return Lora(name, layers, step=0, trigger=trigger)
+
+    def read(self, path: Path, model: BaseModel) -> Lora:
+        """A kohya LoRA/LoCon file whose every layer is a layer of `model`, of the shapes it needs."""
+        lora, where = read_lora(path), places(model)
+        problems = fit_problems(lora, where) if lora.layers else ["it holds no LoRA layer"]
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise OnewordError(f"{path}: does not fit {model.name}: {problems[0]}{more}")
+        # in the model's module order, as a new LoRA's: the optimizer state of a run pairs its tensors by position
+        return dataclasses.replace(lora, layers={key: lora.layers[key] for key in where if key in lora.layers})
+
+    def trainable(self, snapshot: Lora, config: TrainConfig, device: torch.device) -> LoraTrainable:
+        settings = LoraSettings(config.learn_rate, config.text_encoder_lr, bool(config.train_text_encoder),
+                                PRECISIONS[config.save_precision], config.cache_conditioning)
+        return LoraTrainable(snapshot, device, settings)
+
+    def state_hash(self, snapshot: Lora) -> str:
+        return lora_hash(snapshot)
+
+    def with_exact_weights(self, snapshot: Lora, weights: dict[str, torch.Tensor]) -> Lora:
+        """The snapshot with the float32 down and up tensors of its run's optimizer state, where they fit."""
+        layers = {}
+        for key, layer in snapshot.layers.items():
+            down, up = weights.get(key + DOWN), weights.get(key + UP)
+            fits = down is not None and up is not None and down.shape == layer.down.shape and up.shape == layer.up.shape
+            layers[key] = LoraLayer(down.float(), up.float(), layer.alpha) if fits else layer
+        return dataclasses.replace(snapshot, layers=layers)
+
+
+LORA = LoraKind()
