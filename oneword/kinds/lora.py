@@ -16,6 +16,8 @@ from oneword.lora.network import Lora, LoraLayer
 from oneword.lora.read import read_lora
 from oneword.lora.trainable import PRECISIONS, LoraSettings, LoraTrainable, lora_hash, new_layer
 from oneword.models.base import BaseModel
+from oneword.prep.images import source_files
+from oneword.train.dataset import IMAGE_SUFFIXES, caption_of
 from oneword.train.schedule import parse_schedule
 from oneword.train.templates import read_template
 
@@ -45,6 +47,20 @@ def fit_problems(lora: Lora, where: dict[str, Place]) -> list[str]:
             problems.append(f"{key} has down {list(layer.down.shape)} and up {list(layer.up.shape)}, the model's "
                             f"layer needs {list(down)} and {list(up)}")
     return problems
+
+
+def tag_frequency(folder: Path) -> dict[str, dict[str, int]]:
+    """kohya's `ss_tag_frequency`: how often each comma-separated tag occurs in the captions, by folder name (A1111's
+    LoRA page lists a file's training tags from it); {} when the folder has no images (refused elsewhere)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    counts: dict[str, int] = {}
+    for path in source_files(folder, IMAGE_SUFFIXES):
+        for tag in (t.strip() for t in caption_of(path).split(",")):
+            if tag:
+                counts[tag] = counts.get(tag, 0) + 1
+    return {folder.name: counts} if counts else {}
 
 
 class LoraKind:
@@ -121,7 +137,8 @@ class LoraKind:
 
     def trainable(self, snapshot: Lora, config: TrainConfig, device: torch.device) -> LoraTrainable:
         settings = LoraSettings(config.learn_rate, config.text_encoder_lr, bool(config.train_text_encoder),
-                                PRECISIONS[config.save_precision], config.cache_conditioning)
+                                PRECISIONS[config.save_precision], config.cache_conditioning,
+                                tag_frequency(config.data))
         return LoraTrainable(snapshot, device, settings)
 
     def state_hash(self, snapshot: Lora) -> str:

@@ -90,6 +90,7 @@ def test_a_run_through_the_cli_writes_the_log_tree_and_a_kohya_lora(tmp_path, mo
         "ss_network_module": "networks.lora", "ss_network_dim": "16", "ss_network_alpha": "8.0", "ss_steps": "4",
         "ss_output_name": "zqx", "ss_unet_lr": "0.0001", "ss_text_encoder_lr": "0.00005",
         "modelspec.architecture": "stable-diffusion-v1/lora", "modelspec.trigger_phrase": "zqx"}
+    assert json.loads(metadata["ss_tag_frequency"]) == {"data": {"a red ball": 3, "a blue ball": 1, "on grass": 1}}
     assert _file(root / "lora" / "zqx-2.safetensors")[1]["ss_output_name"] == "zqx-2"  # the word NAME-STEP, as A1111
 
 
