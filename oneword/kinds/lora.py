@@ -39,6 +39,10 @@ def fit_problems(lora: Lora, where: dict[str, Place]) -> list[str]:
     """The layers of `lora` that name no layer of the model or have other shapes than it needs."""
     problems = []
     for key, layer in lora.layers.items():
+        if type(layer) is not LoraLayer:  # a LyCORIS layer, or one a reader could not use (with its reason)
+            problems.append(f"{key}: {getattr(layer, 'reason', None) or f'a {type(layer).__name__}'}, not a "
+                            "LoRA/LoCon layer training can continue")
+            continue
         if key not in where:
             problems.append(f"{key} is no layer of the model")
             continue

@@ -266,3 +266,22 @@ def test_a_half_precision_model_trains_the_float32_layers(tmp_path, model):
     params = trainable.parameters()
     assert {p.dtype for p in params} == {torch.float32}
     assert all(p.grad is not None and p.grad.dtype == torch.float32 and bool(p.grad.abs().sum() > 0) for p in params)
+
+
+def test_a_lycoris_file_or_a_layer_of_another_kind_is_not_continued(tmp_path, model):
+    from safetensors.torch import save_file
+
+    from oneword.kinds.lora import fit_problems
+
+    key = next(iter(places(model, "attn")))
+    path = tmp_path / "loha.safetensors"
+    save_file({f"{key}.{part}": torch.ones(4, 4) for part in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")},
+              str(path))
+    with pytest.raises(OnewordError, match=f"^{path}: "):
+        LORA.read(path, model)
+
+    class Loha:
+        pass
+
+    lora = Lora("zqx", {key: Loha()})
+    assert fit_problems(lora, places(model)) == [f"{key}: a Loha, not a LoRA/LoCon layer training can continue"]
