@@ -68,7 +68,7 @@ def tag_frequency(folder: Path) -> dict[str, dict[str, int]]:
 
 
 class LoraKind:
-    """kohya's LoRA as users start from it: rank 16, alpha 8, UNet rate 1e-4, text encoder 5e-5, kohya's targets."""
+    """kohya's LoRA, with the settings users start from: `defaults` is the one place they are decided."""
 
     name = "lora"
     defaults: ClassVar[dict[str, Any]] = {
