@@ -41,6 +41,8 @@ class LoraSettings:
     train_text_encoder: bool
     save_dtype: torch.dtype = torch.float16
     cache_conditioning: bool = True
+    tag_frequency: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    """kohya's `ss_tag_frequency` of the training captions."""
 
 
 def new_layer(place: Place, rank: int, alpha: float, generator: torch.Generator) -> LoraLayer:
@@ -179,7 +181,8 @@ class LoraTrainable:
         convs = [layer for layer in lora.layers.values() if is_3x3(layer)]
         recorded: dict[str, object] = {"rank": most_common([layer.rank for layer in plain]),
                                        "alpha": most_common([layer.alpha for layer in plain]),
-                                       "unet_lr": self.settings.unet_lr}
+                                       "unet_lr": self.settings.unet_lr,
+                                       "tag_frequency": self.settings.tag_frequency}
         if convs:
             recorded |= {"conv_rank": most_common([layer.rank for layer in convs]),
                          "conv_alpha": most_common([layer.alpha for layer in convs])}

@@ -90,6 +90,7 @@ def test_a_run_through_the_cli_writes_the_log_tree_and_a_kohya_lora(tmp_path, mo
         "ss_network_module": "networks.lora", "ss_network_dim": "16", "ss_network_alpha": "8.0", "ss_steps": "4",
         "ss_output_name": "zqx", "ss_unet_lr": "0.0001", "ss_text_encoder_lr": "0.00005",
         "modelspec.architecture": "stable-diffusion-v1/lora", "modelspec.trigger_phrase": "zqx"}
+    assert json.loads(metadata["ss_tag_frequency"]) == {"data": {"a red ball": 3, "a blue ball": 1, "on grass": 1}}
     assert _file(root / "lora" / "zqx-2.safetensors")[1]["ss_output_name"] == "zqx-2"  # the word NAME-STEP, as A1111
 
 
@@ -265,3 +266,22 @@ def test_a_half_precision_model_trains_the_float32_layers(tmp_path, model):
     params = trainable.parameters()
     assert {p.dtype for p in params} == {torch.float32}
     assert all(p.grad is not None and p.grad.dtype == torch.float32 and bool(p.grad.abs().sum() > 0) for p in params)
+
+
+def test_a_lycoris_file_or_a_layer_of_another_kind_is_not_continued(tmp_path, model):
+    from safetensors.torch import save_file
+
+    from oneword.kinds.lora import fit_problems
+
+    key = next(iter(places(model, "attn")))
+    path = tmp_path / "loha.safetensors"
+    save_file({f"{key}.{part}": torch.ones(4, 4) for part in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")},
+              str(path))
+    with pytest.raises(OnewordError, match=f"^{path}: "):
+        LORA.read(path, model)
+
+    class Loha:
+        pass
+
+    lora = Lora("zqx", {key: Loha()})
+    assert fit_problems(lora, places(model)) == [f"{key}: a Loha, not a LoRA/LoCon layer training can continue"]
