@@ -29,8 +29,8 @@ def _precision_line(part: dict) -> str:
         return f"- {part['title']}: {part['status']}" + (f" ({part['error']})" if "error" in part else "")
     verdict = "passed" if part["passed"] else "FAILED"
     return (f"- {part['title']} ({part['steps']} steps, {part['trained_numbers']} trained numbers): {verdict}; "
-            f"finite {part['finite']}; largest loss difference {part['loss_difference']:.2%} of the float32 loss "
-            f"(tolerance {part['loss_tolerance']:.0%}); update difference {part['update_difference']:.3f} of the "
+            f"finite {part['finite']}; largest loss difference {part['loss_difference']:.2%} of the float32 run's "
+            f"mean loss (tolerance {part['loss_tolerance']:.0%}); update difference {part['update_difference']:.3f} of the "
             f"float32 update's norm (tolerance {part['update_tolerance']:g}), cosine {part['update_cosine']:.4f}")
 
 

@@ -86,6 +86,16 @@ def run_forked(part: gpu_parts.Part, folder: Path, budget: float, smoke: bool, d
     return record
 
 
+def preload() -> None:
+    """Import what every part imports, once, before the forks (nothing here touches CUDA, which a fork must not
+    inherit)."""
+    import diffusers.models.attention_processor  # noqa: F401
+
+    import oneword.models.build
+    import oneword.models.tiny
+    import oneword.train.loop  # noqa: F401
+
+
 def header(args: argparse.Namespace) -> dict:
     """What the run was: when, on what, with which versions and settings."""
     import diffusers
@@ -134,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     go_offline()
     quiet_libraries()
+    preload()
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     report = {**header(args), "parts": []}

@@ -22,8 +22,8 @@ if [[ -f $wheels/requirements.txt ]]; then
         echo "gpu_suite.sh: $wheels holds wheels for Python $want, this is $have: bash benchmarks/gpu_wheels.sh $have" >&2
         exit 2
     fi
-    run "$python" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --disable-pip-version-check \
-        --target "$site" --find-links "$wheels" -r "$wheels/requirements.txt"
+    PIP_ROOT_USER_ACTION=ignore run "$python" -m pip install --quiet --upgrade --no-index --no-deps --no-compile \
+        --no-cache-dir --disable-pip-version-check --target "$site" --find-links "$wheels" -r "$wheels/requirements.txt"
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1

@@ -282,7 +282,7 @@ def run_variant(model, data: Path, args, device: torch.device, log: Path, change
 
 
 def measure_flops(model, batch: int, device: torch.device) -> float:
-    """The plain UNet's FLOPs per forward and backward at `batch`, at the model's native size and oneword's precision."""
+    """The plain UNet's FLOPs per forward and backward at `batch`, at the model's native size and precision."""
     from oneword.train.speed import training_dtype
 
     plain_unet(model)
