@@ -29,6 +29,9 @@ import time
 import traceback
 from pathlib import Path
 
+# torch.cuda.is_available() through NVML: asked before a fork (by a library, say), it leaves CUDA uninitialised
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # train_speed.py, gpu_parts.py, gpu_report.py beside this file
@@ -59,12 +62,14 @@ def child(part: gpu_parts.Part, path: Path, smoke: bool, device: str, threads: i
     save()
 
 
-def run_forked(part: gpu_parts.Part, folder: Path, budget: float, smoke: bool, device: str, threads: int) -> dict:
-    """Run `part` in a forked child for at most `budget` seconds; its record, with how it ended."""
+def run_forked(part: gpu_parts.Part, folder: Path, budget: float, smoke: bool, device: str, threads: int,
+               start: str = "fork") -> dict:
+    """Run `part` in a child process (`start`: multiprocessing's fork or spawn) for at most `budget` seconds; its
+    record, with how it ended."""
     path = folder / f".{part.name}.json"
     path.unlink(missing_ok=True)
-    process = multiprocessing.get_context("fork").Process(target=child, args=(part, path, smoke, device, threads))
-    start = time.perf_counter()
+    process = multiprocessing.get_context(start).Process(target=child, args=(part, path, smoke, device, threads))
+    began = time.perf_counter()
     process.start()
     process.join(budget)
     timed_out = process.is_alive()
@@ -81,7 +86,7 @@ def run_forked(part: gpu_parts.Part, folder: Path, budget: float, smoke: bool, d
     elif process.exitcode != 0 and record["status"] != "error":
         record.update(status="crashed", error=f"the part's process ended with exit code {process.exitcode}")
     record.update(name=part.name, title=part.title, budget_s=round(budget, 1),
-                  wall_s=round(time.perf_counter() - start, 1))
+                  wall_s=round(time.perf_counter() - began, 1))
     record["targets"] = gpu_parts.targets(part, record)
     return record
 
@@ -131,6 +136,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"run only this part (repeatable): {', '.join(names)}")
     parser.add_argument("--part-budget", type=float, default=0.0,
                         help="seconds each part may take, instead of its own (0: its own; 60 with --smoke)")
+    parser.add_argument("--spawn", action="store_true",
+                        help="start each part in a fresh interpreter rather than a fork (slower: each imports again)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads per part (0: torch's default)")
     args = parser.parse_args(argv)
     args.device = args.device or ("cpu" if args.smoke else "cuda")
@@ -145,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     go_offline()
     quiet_libraries()
     preload()
+    # a fork must not inherit an initialised CUDA: if an import initialised it, every part starts afresh instead
+    method = "spawn" if args.spawn or torch.cuda.is_initialized() else "fork"
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    report = {**header(args), "parts": []}
+    report = {**header(args), "start_method": method, "parts": []}
     for part in gpu_parts.PARTS:
         if args.only and part.name not in args.only:
             continue
@@ -159,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             record["targets"] = gpu_parts.targets(part, record)
         else:
             print(f"{part.name}: {part.title} (budget {budget:.0f} s)", flush=True)
-            record = run_forked(part, args.out, budget, args.smoke, args.device, args.threads)
+            record = run_forked(part, args.out, budget, args.smoke, args.device, args.threads, method)
         print(f"{part.name}: {record['status']} in {record.get('wall_s', 0):.0f} s"
               + (f" ({record['error']})" if "error" in record else ""), flush=True)
         report["parts"].append(record)
