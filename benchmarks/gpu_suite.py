@@ -49,8 +49,10 @@ def child(part: gpu_parts.Part, path: Path, smoke: bool, device: str, threads: i
         torch.set_num_threads(threads)
     record = {"status": "running"}
 
-    def save() -> None:
-        path.write_text(json.dumps(record, indent=1))
+    def save() -> None:  # whole or not at all: the parent may stop this process at any moment
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(record, indent=1))
+        os.replace(partial, path)
 
     try:
         gpu_parts.run_part(part, record, save, smoke, torch.device(device))
@@ -68,7 +70,8 @@ def run_forked(part: gpu_parts.Part, folder: Path, budget: float, smoke: bool, d
     record, with how it ended."""
     path = folder / f".{part.name}.json"
     path.unlink(missing_ok=True)
-    process = multiprocessing.get_context(start).Process(target=child, args=(part, path, smoke, device, threads))
+    process = multiprocessing.get_context(start).Process(target=child, args=(part, path, smoke, device, threads),
+                                                         daemon=True)  # ended with this process, if it is stopped
     began = time.perf_counter()
     process.start()
     process.join(budget)
@@ -81,8 +84,9 @@ def run_forked(part: gpu_parts.Part, folder: Path, budget: float, smoke: bool, d
             process.join()
     record = json.loads(path.read_text()) if path.exists() else {"status": "running"}
     path.unlink(missing_ok=True)
+    path.with_suffix(".partial").unlink(missing_ok=True)
     if timed_out:
-        record.update(status="timeout", error=f"ran past its budget of {budget:.0f} s")
+        record.update(status="timeout", error=f"ran past its budget of {budget:.3g} s")
     elif process.exitcode != 0 and record["status"] != "error":
         record.update(status="crashed", error=f"the part's process ended with exit code {process.exitcode}")
     record.update(name=part.name, title=part.title, budget_s=round(budget, 1),

@@ -20,8 +20,8 @@ PARTS = ["sd15-ti-b1", "sd15-ti-b8", "sd15-lora-b1", "precision-ti", "precision-
 
 def run_suite(out: Path, *options: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(SUITE), "--out", str(out), "--threads", "1", *options], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, str(SUITE), "--out", str(out), "--threads", "1", *options],
+                          check=False, env=env, capture_output=True, text=True, timeout=300)
 
 
 def finite(value) -> bool:
@@ -64,7 +64,7 @@ def test_a_part_past_its_budget_is_recorded_and_the_next_runs(tmp_path):
     report = json.loads((tmp_path / "gpu_suite.json").read_text())
     assert [(p["name"], p["status"]) for p in report["parts"]] == [("precision-ti", "timeout"),
                                                                    ("sdxl-ti-b1", "timeout")]
-    assert report["parts"][0]["error"] == "ran past its budget of 0 s"  # 0.5 s, printed to the second
+    assert report["parts"][0]["error"] == "ran past its budget of 0.5 s"
     table = (tmp_path / "gpu_suite.md").read_text()
     assert "- precision-ti: timeout: ran past its budget" in table and "- sdxl-ti-b1: timeout:" in table
     assert not list(tmp_path.glob(".*"))  # no part's working file left behind
