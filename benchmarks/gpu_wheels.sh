@@ -54,13 +54,16 @@ fi
 
 mkdir -p "$folder"
 rm -f "$folder"/*.whl
-"$python" -m pip download --quiet --no-deps --only-binary=:all: --implementation cp --python-version "$version" \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform linux_x86_64 \
-    -d "$folder" "${wheels[@]}"
-printf '%s\n' "${wheels[@]}" > "$folder/requirements.txt"
+if (( ${#wheels[@]} )); then
+    "$python" -m pip download --quiet --no-deps --only-binary=:all: --implementation cp --python-version "$version" \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform linux_x86_64 \
+        -d "$folder" "${wheels[@]}"
+fi
+printf '%s\n' "${wheels[@]}" | sed '/^$/d' > "$folder/requirements.txt"
 echo "$version" > "$folder/PYTHON"
-mib=$(( ($(cat "$folder"/*.whl | wc -c) + 1048575) / 1048576 ))
+bytes=$(find "$folder" -maxdepth 1 -name '*.whl' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+mib=$(( (bytes + 1048575) / 1048576 ))
 echo "${#wheels[@]} wheels for Python $version in $folder: $mib MiB"
 if (( mib > limit_mib )); then
     echo "gpu_wheels.sh: $mib MiB is over $limit_mib MiB, what a 64 MiB transfer leaves beside the working tree;" \
