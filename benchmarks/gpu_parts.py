@@ -148,7 +148,10 @@ def train_steps(part: Part, model, data: Path, log: Path, device: torch.device, 
 
 def precision_check(part: Part, model, data: Path, tmp: Path, device: torch.device, record: dict,
                     smoke: bool) -> None:
-    """The same steps (same seed, same pictures, same noise) in float32 and then in bf16, compared."""
+    """The same steps (same seed, same pictures, same noise) in float32 and then in bf16, compared. This part's
+    process computes float32 as float32: no TF32 in cuDNN's convolutions (PyTorch's default) or in matrix products."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     steps = 5 if smoke else part.steps
     fp32 = train_steps(part, model, data, tmp / "fp32", device, steps, half=False)
     bf16 = train_steps(part, model, data, tmp / "bf16", device, steps, half=True)
