@@ -64,7 +64,7 @@ def reference_lora_loop(model, data: Path, args, device: torch.device, peak_memo
     from oneword.train.speed import training_dtype
     from oneword.train.step import unet_predict
 
-    size = {"toy": 64, "sd15": 512, "sdxl": 1024}[args.arch]
+    size = int(model.vae.config.sample_size)  # the native size, what oneword trains at
     dtype = training_dtype(device)
     pixels = torch.stack([im.pixels for im in read_dataset(data, (size, size)).images])  # (N, 3, H, W)
     model.unet.to(device, dtype).requires_grad_(False)

@@ -42,11 +42,16 @@ RESOLUTION = {"toy": 64, "sd15": 512, "sdxl": 1024}
 
 
 def make_model(arch: str):
-    """The toy model, or an SD 1.5 / SDXL architecture with random weights (seed 0)."""
+    """The toy model, a tiny random model (`tiny-sd1`, `tiny-sdxl`: the smoke checks' models), or an SD 1.5 / SDXL
+    architecture with random weights (seed 0)."""
     if arch == "toy":
         from oneword.toy.bundle import load_toy
 
         return load_toy("toy")[0]
+    if arch.startswith("tiny-"):
+        from oneword.models.tiny import TINY_NAMES, build_tiny
+
+        return build_tiny(TINY_NAMES[arch], seed=0, name=arch)
     from oneword.models.build import build_model
     from oneword.models.kinds import kind_config
 
@@ -173,7 +178,7 @@ def reference_loop(model, data: Path, args, device: torch.device) -> dict:
     from oneword.train.speed import training_dtype
     from oneword.train.step import unet_predict
 
-    size = RESOLUTION[args.arch]
+    size = int(model.vae.config.sample_size)  # the native size, what oneword trains at
     dtype = training_dtype(device)
     pixels = torch.stack([im.pixels for im in read_dataset(data, (size, size)).images])  # (N, 3, H, W)
     model.unet.to(device, dtype).requires_grad_(False)
@@ -238,15 +243,51 @@ def unet_flops(model, batch: int, size: int, device: torch.device) -> float:
     latents = torch.randn(batch, unet.config.in_channels, size // factor, size // factor, device=device,
                           dtype=unet.dtype, requires_grad=True)
     width = sum(e.model.config.hidden_size for e in model.encoders)
+    pooled_width = model.encoders[-1].model.config.projection_dim  # SDXL: 1280
 
     class Cond:
         context = torch.randn(batch, 77, width, device=device, dtype=unet.dtype)
-        pooled = torch.randn(batch, 1280, device=device, dtype=unet.dtype) if model.is_sdxl else None
+        pooled = torch.randn(batch, pooled_width, device=device, dtype=unet.dtype) if model.is_sdxl else None
 
     t = torch.full((batch,), 500, device=device)
     with FlopCounterMode(display=False) as counter:
         unet_predict(model, latents, t, Cond).float().pow(2).mean().backward()
     return float(counter.get_total_flops())
+
+
+def device_peak(device: torch.device) -> tuple[str, float | None]:
+    """The device's name, and its dense bf16 peak in TFLOP/s where PEAK_BF16_TFLOPS knows it."""
+    if device.type != "cuda":
+        return f"CPU, {torch.get_num_threads()} threads", None
+    name = torch.cuda.get_device_name()
+    return name, next((v for k, v in PEAK_BF16_TFLOPS.items() if all(w in name for w in k.split())), None)
+
+
+def run_variant(model, data: Path, args, device: torch.device, log: Path, changes: dict | None) -> dict:
+    """One variant on a model freed of the previous one: the reference loop (`changes` None; kohya's with
+    `args.kind` lora) or oneword's trainer with `changes` to its switches; its steps per second and peak memory."""
+    plain_unet(model)
+    if device.type == "cuda":
+        model.to("cpu")  # each variant's peak counts only what it puts on the GPU itself
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if changes is None and args.kind == "lora":
+        from lora_reference import reference_lora_loop  # beside this script
+
+        return reference_lora_loop(model, data, args, device, PeakMemory, _reference_condition)
+    if changes is None:
+        return reference_loop(model, data, args, device)
+    return oneword_loop(model, data, args, device, log, changes)
+
+
+def measure_flops(model, batch: int, device: torch.device) -> float:
+    """The plain UNet's FLOPs per forward and backward at `batch`, at the model's native size and precision."""
+    from oneword.train.speed import training_dtype
+
+    plain_unet(model)
+    model.unet.to(device, training_dtype(device))
+    return unet_flops(model, batch, int(model.vae.config.sample_size), device)
 
 
 def main() -> int:
@@ -277,11 +318,7 @@ def main() -> int:
     device = torch.device(args.device)
     model = make_model(args.arch)
     size = RESOLUTION[args.arch]
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if all(w in name for w in k.split())), None)
-    else:
-        name, peak = f"CPU, {torch.get_num_threads()} threads", None
+    name, peak = device_peak(device)
     print(f"{args.kind}: {args.arch} at {size} px, batch {args.batch}, on {name} (torch {torch.__version__}); "
           f"{args.rounds} rounds of {args.warmup} + {args.steps} steps", flush=True)
     main_run = {key: SWITCHES[key] for key in args.off}
@@ -298,28 +335,11 @@ def main() -> int:
         data = write_pictures(Path(tmp) / "data", max(8, args.batch), size)
         for r in range(args.rounds):
             for k, (label, changes) in enumerate(variants.items()):
-                plain_unet(model)
-                if device.type == "cuda":
-                    model.to("cpu")  # each variant's peak counts only what it puts on the GPU itself
-                gc.collect()
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                if changes is None and args.kind == "lora":
-                    from lora_reference import reference_lora_loop  # beside this script
-
-                    result = reference_lora_loop(model, data, args, device, PeakMemory, _reference_condition)
-                elif changes is None:
-                    result = reference_loop(model, data, args, device)
-                else:
-                    result = oneword_loop(model, data, args, device, Path(tmp) / f"log{r}-{k}", changes)
+                result = run_variant(model, data, args, device, Path(tmp) / f"log{r}-{k}", changes)
                 results[label].append(result)
                 print(f"round {r + 1}: {label}: {result['steps_per_second']:.3f} steps/s, "
                       f"peak {result['peak_mib']:.0f} MiB", flush=True)
-    from oneword.train.speed import training_dtype
-
-    plain_unet(model)
-    model.unet.to(device, training_dtype(device))
-    flops = unet_flops(model, args.batch, size, device)
+    flops = measure_flops(model, args.batch, device)
     memory = "peak accelerator memory" if device.type == "cuda" else "peak RAM above the start"
     for label, runs in results.items():
         rates = [r["steps_per_second"] for r in runs]
