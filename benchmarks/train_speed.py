@@ -19,6 +19,9 @@ line is `speedup vs reference: X.XXx` (the median of the rounds' ratios).
     python benchmarks/train_speed.py --arch toy --batch 1 --device cpu --each-switch
     python benchmarks/train_speed.py --arch sd15 --batch 8 --device cuda --each-switch
     python benchmarks/train_speed.py --arch sd15 --device cpu --steps 2 --warmup 1 --rounds 1   # a smoke check
+
+With `--kind lora` both train a LoRA (rank 16, alpha 8, kohya's default layers, the text encoder too): oneword's
+LoRA kind against kohya's loop (`lora_reference.py`).
 """
 
 from __future__ import annotations
@@ -118,7 +121,8 @@ def oneword_loop(model, data: Path, args, device: torch.device, log: Path, chang
 
     config = TrainConfig(name="bench", data=data, model=args.arch, init_text="ball", batch_size=args.batch,
                          max_steps=args.warmup + args.steps, save_every=0, preview_every=0, validate_every=0,
-                         csv_every=10_000, log_dir=log, embeddings_dir=log / "emb", seed=0, **changes)
+                         csv_every=10_000, log_dir=log, embeddings_dir=log / "emb", seed=0,
+                         **({"kind": "lora", "lora_dir": log / "lora"} if args.kind == "lora" else {}), **changes)
     marks: dict[int, float] = {}
 
     def mark(optimizer, *_) -> None:
@@ -248,6 +252,7 @@ def unet_flops(model, batch: int, size: int, device: torch.device) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=sorted(RESOLUTION), default="toy")
+    parser.add_argument("--kind", choices=("embedding", "lora"), default="embedding", help="what both loops train")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--steps", type=int, default=50, help="timed steps per variant and round")
@@ -277,7 +282,7 @@ def main() -> int:
         peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if all(w in name for w in k.split())), None)
     else:
         name, peak = f"CPU, {torch.get_num_threads()} threads", None
-    print(f"{args.arch} at {size} px, batch {args.batch}, on {name} (torch {torch.__version__}); "
+    print(f"{args.kind}: {args.arch} at {size} px, batch {args.batch}, on {name} (torch {torch.__version__}); "
           f"{args.rounds} rounds of {args.warmup} + {args.steps} steps", flush=True)
     main_run = {key: SWITCHES[key] for key in args.off}
     variants = {"reference": None, "oneword": main_run}
@@ -299,7 +304,11 @@ def main() -> int:
                 gc.collect()
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
-                if changes is None:
+                if changes is None and args.kind == "lora":
+                    from lora_reference import reference_lora_loop  # beside this script
+
+                    result = reference_lora_loop(model, data, args, device, PeakMemory, _reference_condition)
+                elif changes is None:
                     result = reference_loop(model, data, args, device)
                 else:
                     result = oneword_loop(model, data, args, device, Path(tmp) / f"log{r}-{k}", changes)

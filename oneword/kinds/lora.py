@@ -4,6 +4,7 @@ encoders' layers, trained through forward hooks and written as kohya writes them
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,6 +16,8 @@ from oneword.lora.network import Lora, LoraLayer
 from oneword.lora.read import read_lora
 from oneword.lora.trainable import PRECISIONS, LoraSettings, LoraTrainable, lora_hash, new_layer
 from oneword.models.base import BaseModel
+from oneword.prep.images import source_files
+from oneword.train.dataset import IMAGE_SUFFIXES, caption_of
 from oneword.train.schedule import parse_schedule
 from oneword.train.templates import read_template
 
@@ -36,6 +39,10 @@ def fit_problems(lora: Lora, where: dict[str, Place]) -> list[str]:
     """The layers of `lora` that name no layer of the model or have other shapes than it needs."""
     problems = []
     for key, layer in lora.layers.items():
+        if type(layer) is not LoraLayer:  # a LyCORIS layer, or one a reader could not use (with its reason)
+            problems.append(f"{key}: {getattr(layer, 'reason', None) or f'a {type(layer).__name__}'}, not a "
+                            "LoRA/LoCon layer training can continue")
+            continue
         if key not in where:
             problems.append(f"{key} is no layer of the model")
             continue
@@ -46,8 +53,22 @@ def fit_problems(lora: Lora, where: dict[str, Place]) -> list[str]:
     return problems
 
 
+def tag_frequency(folder: Path) -> dict[str, dict[str, int]]:
+    """kohya's `ss_tag_frequency`: how often each comma-separated tag occurs in the captions, by folder name (A1111's
+    LoRA page lists a file's training tags from it); {} when the folder has no images (refused elsewhere)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    counts: dict[str, int] = {}
+    for path in source_files(folder, IMAGE_SUFFIXES):
+        for tag in (t.strip() for t in caption_of(path).split(",")):
+            if tag:
+                counts[tag] = counts.get(tag, 0) + 1
+    return {folder.name: counts} if counts else {}
+
+
 class LoraKind:
-    """kohya's LoRA as users start from it: rank 16, alpha 8, UNet rate 1e-4, text encoder 5e-5, kohya's targets."""
+    """kohya's LoRA, with the settings users start from: `defaults` is the one place they are decided."""
 
     name = "lora"
     defaults: ClassVar[dict[str, Any]] = {
@@ -110,22 +131,31 @@ class LoraKind:
 
     def read(self, path: Path, model: BaseModel) -> Lora:
         """A kohya LoRA/LoCon file whose every layer is a layer of `model`, of the shapes it needs."""
-        lora = read_lora(path)
-        problems = fit_problems(lora, places(model))
-        if not lora.layers:
-            problems = ["it holds no LoRA layer"]
+        lora, where = read_lora(path), places(model)
+        problems = fit_problems(lora, where) if lora.layers else ["it holds no LoRA layer"]
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise OnewordError(f"{path}: does not fit {model.name}: {problems[0]}{more}")
-        return lora
+        # in the model's module order, as a new LoRA's: the optimizer state of a run pairs its tensors by position
+        return dataclasses.replace(lora, layers={key: lora.layers[key] for key in where if key in lora.layers})
 
     def trainable(self, snapshot: Lora, config: TrainConfig, device: torch.device) -> LoraTrainable:
         settings = LoraSettings(config.learn_rate, config.text_encoder_lr, bool(config.train_text_encoder),
-                                PRECISIONS[config.save_precision], config.cache_conditioning)
+                                PRECISIONS[config.save_precision], config.cache_conditioning,
+                                tag_frequency(config.data))
         return LoraTrainable(snapshot, device, settings)
 
     def state_hash(self, snapshot: Lora) -> str:
         return lora_hash(snapshot)
+
+    def with_exact_weights(self, snapshot: Lora, weights: dict[str, torch.Tensor]) -> Lora:
+        """The snapshot with the float32 down and up tensors of its run's optimizer state, where they fit."""
+        layers = {}
+        for key, layer in snapshot.layers.items():
+            down, up = weights.get(key + DOWN), weights.get(key + UP)
+            fits = down is not None and up is not None and down.shape == layer.down.shape and up.shape == layer.up.shape
+            layers[key] = LoraLayer(down.float(), up.float(), layer.alpha) if fits else layer
+        return dataclasses.replace(snapshot, layers=layers)
 
 
 LORA = LoraKind()

@@ -71,6 +71,11 @@ class Kind(Protocol):
         """A short digest of a snapshot's weights (an optimizer state resumes only the weights it was saved with)."""
         ...
 
+    # Optional, for a kind whose files round its weights (a LoRA's fp16): its Trainable's `exact_weights(snapshot)`
+    # gives them at full precision for the optimizer state, and the kind's
+    # `with_exact_weights(snapshot, weights) -> snapshot` puts them back into a snapshot read from such a file, so
+    # that `--resume` continues exactly. `state_hash` must then digest the weights as the file keeps them.
+
 
 _KINDS: dict[str, Kind] = {}
 

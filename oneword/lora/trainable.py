@@ -41,6 +41,8 @@ class LoraSettings:
     train_text_encoder: bool
     save_dtype: torch.dtype = torch.float16
     cache_conditioning: bool = True
+    tag_frequency: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    """kohya's `ss_tag_frequency` of the training captions."""
 
 
 def new_layer(place: Place, rank: int, alpha: float, generator: torch.Generator) -> LoraLayer:
@@ -111,15 +113,13 @@ class LoraTrainable:
         for key in self._keys("te") if not settings.train_text_encoder else ():
             self.layers[key].down.requires_grad_(False)
             self.layers[key].up.requires_grad_(False)
+        self.trains_text_encoder = settings.train_text_encoder and bool(self._keys("te"))
+        """Whether layers of the text encoder are trained (the prompts are then encoded with gradients)."""
         self._cache = ConditioningCache() if settings.cache_conditioning and not self.trains_text_encoder else None
+        self._trained = [p for group in self.groups(settings.unet_lr) for p in group.params]
 
     def _keys(self, part: str) -> list[str]:
         return [key for key in self.layers if part_of(key) == part]
-
-    @property
-    def trains_text_encoder(self) -> bool:
-        """Whether layers of the text encoder are trained (the prompts are then encoded with gradients)."""
-        return self.settings.train_text_encoder and bool(self._keys("te"))
 
     def groups(self, learn_rate: str) -> list[ParamGroup]:
         """`unet` at the run's rate; `text_encoder` at --text-encoder-lr when the text encoder is trained."""
@@ -134,7 +134,7 @@ class LoraTrainable:
 
     def parameters(self) -> list[torch.Tensor]:
         """Every trained layer's down and up, the UNet's first."""
-        return [p for group in self.groups(self.settings.unet_lr) for p in group.params]
+        return list(self._trained)
 
     def conditioning(self, model: BaseModel, prompts: list[str], rows: list[int] | None = None) -> Conditioning:
         """The prompts through the text encoders (with the LoRA's layers on them): with gradients when they are
@@ -181,7 +181,8 @@ class LoraTrainable:
         convs = [layer for layer in lora.layers.values() if is_3x3(layer)]
         recorded: dict[str, object] = {"rank": most_common([layer.rank for layer in plain]),
                                        "alpha": most_common([layer.alpha for layer in plain]),
-                                       "unet_lr": self.settings.unet_lr}
+                                       "unet_lr": self.settings.unet_lr,
+                                       "tag_frequency": self.settings.tag_frequency}
         if convs:
             recorded |= {"conv_rank": most_common([layer.rank for layer in convs]),
                          "conv_alpha": most_common([layer.alpha for layer in convs])}

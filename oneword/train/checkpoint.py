@@ -1,8 +1,9 @@
 """Checkpoints of a run: the trained file after N steps, and the optimizer state that lets `--resume` continue it.
 
 The optimizer state file `NAME-STEP.pt.optim` beside a checkpoint holds, besides AdamW's moments, the digest of
-the checkpoint's weights, its step, the base model and the run's history up to that step: with its checkpoint it
-is everything `--resume` needs, and it is written last, so a complete pair is always one of one step.
+the checkpoint's weights, its step, the base model and the run's history up to that step (and the weights at full
+precision where the checkpoint rounds them): with its checkpoint it is everything `--resume` needs, and it is
+written last, so a complete pair is always one of one step.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from oneword.train.trainable import Snapshot, Trainable
 
 OPTIM_SUFFIX = ".optim"
 """A1111 keeps the optimizer state beside the trained file: `NAME.pt.optim` (`NAME.safetensors.optim`)."""
+EXACT_WEIGHTS = "exact_weights"
+"""The `.optim` key of the float32 weights of a kind whose files round them (a LoRA's fp16): `--resume` continues
+from them, not from the rounded file."""
 
 
 def optimizer_state_bytes(trainable: Trainable, snapshot: Snapshot, optimizer: torch.optim.Optimizer,
@@ -32,6 +36,9 @@ def optimizer_state_bytes(trainable: Trainable, snapshot: Snapshot, optimizer: t
         "step": snapshot.step,
         **extra,
     }
+    exact = getattr(trainable, "exact_weights", None)  # a kind whose files keep its weights whole has none
+    if exact is not None and (weights := exact(snapshot)):
+        state[EXACT_WEIGHTS] = weights
     buffer = io.BytesIO()
     save_pt(state, buffer)
     return buffer.getvalue()

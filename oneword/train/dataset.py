@@ -84,9 +84,13 @@ def _read_image(path: Path, size: tuple[int, int] | None, alpha_weight: bool) ->
     array = np.asarray(image, dtype=np.float32) / 255.0  # (H, W, 3 or 4)
     pixels = torch.from_numpy(array[..., :3].copy()).permute(2, 0, 1) * 2.0 - 1.0
     alpha = torch.from_numpy(array[..., 3:].copy()).permute(2, 0, 1) if array.shape[2] == 4 else None
+    return TrainingImage(path=path, caption=caption_of(path), pixels=pixels.contiguous(), alpha=alpha)
+
+
+def caption_of(path: Path) -> str:
+    """An image's caption: its `.txt` file beside it, else the words of its file name (A1111's rule)."""
     sidecar = path.with_suffix(".txt")
-    caption = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else caption_from_name(path)
-    return TrainingImage(path=path, caption=caption, pixels=pixels.contiguous(), alpha=alpha)
+    return sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else caption_from_name(path)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import torch
 from oneword import kinds
 from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
+from oneword.train.checkpoint import EXACT_WEIGHTS, optim_path, read_optimizer_file
 from oneword.train.config import TrainConfig
 from oneword.train.resume import SavedRun, check_same_model, latest_saved_run
 from oneword.train.trainable import Snapshot, Trainable
@@ -35,12 +36,24 @@ def _starting_snapshot(config: TrainConfig, model: BaseModel, name: str) -> tupl
         return kind.create(config, model, name), path
     snapshot = kind.read(path, model)
     snapshot.name = name
+    if config.resume:  # NAME.safetensors.optim keeps the weights a rounded file lost
+        data = read_optimizer_file(optim_path(path))
+        if data is not None and data.get("step") == snapshot.step and data.get("hash") == kind.state_hash(snapshot):
+            snapshot = exact_snapshot(kind, snapshot, data)
     if (snapshot.step or 0) > 0 and not config.resume:
         raise OnewordError(
             f"{path} has been trained for {snapshot.step} steps already: pass --resume to continue it, "
             "or choose another name"
         )
     return snapshot, path
+
+
+def exact_snapshot(kind: kinds.Kind, snapshot: Any, data: dict) -> Any:
+    """The snapshot with the full-precision weights its optimizer state `data` keeps, for a kind whose files round
+    them (`Kind.with_exact_weights`); else the snapshot as read."""
+    weights = data.get(EXACT_WEIGHTS)
+    restore = getattr(kind, "with_exact_weights", None)
+    return restore(snapshot, weights) if weights and restore is not None else snapshot
 
 
 @dataclass
@@ -60,7 +73,7 @@ def starting_point(config: TrainConfig, model: BaseModel, name: str, device: tor
     saved = _saved_run(config, model, name) if config.resume else None
     if saved is not None:
         check_same_model(saved, model)
-        snapshot, suffix = saved.snapshot, saved.folder.suffix
+        snapshot, suffix = exact_snapshot(kind, saved.snapshot, saved.data), saved.folder.suffix
         snapshot.name = name
         path = path if path.suffix == suffix else path.with_suffix(suffix)
         return Start(kind.trainable(snapshot, config, device), path, saved.step, saved)

@@ -8,6 +8,7 @@ from train_helpers import settings, write_images
 
 from oneword.embeddings.formats import load_embedding_file
 from oneword.hypernetworks.formats import load_hypernetwork
+from oneword.lora.read import read_lora
 from oneword.models.tiny import build_tiny
 from oneword.train.loop import setup, train
 
@@ -67,3 +68,23 @@ def test_cached_conditioning_runs_the_text_encoder_once_per_prompt(tmp_path):
         train(config, model)
     # The `none` template's one prompt ("picture"): encoded once, against once per step.
     assert (calls[True], calls[False]) == (1, 6)
+
+
+def test_a_lora_trains_the_same_layers_with_every_switch_on_and_off(tmp_path):
+    write_images(tmp_path / "data")
+    weights = []
+    for name, switches in (("on", _all(True)), ("off", _all(False)), ("start", {})):
+        config = settings(tmp_path / name, data=tmp_path / "data", kind="lora", learn_rate="0.01",
+                          text_encoder_lr="0.005", lora_dir=tmp_path / name / "lora", max_steps=6, save_every=0,
+                          validate_every=3, save_precision="fp32", **switches)
+        if name == "start":  # the new layers (up zeros), before any step
+            layers = setup(config, build_tiny("sd1", seed=0)).trainable.layers
+        else:
+            layers = read_lora(train(config, build_tiny("sd1", seed=0)).embedding_path).layers
+        weights.append({f"{key}.{part}": getattr(layer, part).detach() for key, layer in layers.items()
+                        for part in ("down", "up")})
+    on, off, start = weights
+    assert on.keys() == off.keys() == start.keys()
+    moved = max(float((on[k] - start[k]).abs().max()) for k in on)
+    apart = max(float((on[k] - off[k]).abs().max()) for k in on)
+    assert moved > 1e-3 and apart < 0.05 * moved, (apart, moved)  # as the hypernetwork's, by Adam's scaling

@@ -54,7 +54,7 @@ def test_the_page_values_make_the_cli_dataclass(tmp_path):
     config = train.train_config(space, specs, values)
     expected = TrainConfig(name="zq", data=space.root / "datasets" / "star", max_steps=30,
                            log_dir=space.root / "textual_inversion", embeddings_dir=space.root / "embeddings",
-                           hypernetwork_dir=space.root / "hypernetworks")
+                           hypernetwork_dir=space.root / "hypernetworks", lora_dir=space.root / "lora")
     assert config == expected
 
 
@@ -72,3 +72,21 @@ def test_a_hypernetwork_from_the_page_gets_the_kinds_defaults_as_the_command_lin
     config = train.train_config(space, specs, [v.as_posix() if isinstance(v, Path) else v for v in values])
     assert (config.learn_rate, config.template, config.prediction_type) == ("0.00001", "hypernetwork", None)
     assert train.kind_defaults("hypernetwork") == (config.learn_rate, config.template)
+
+
+def test_a_lora_from_the_page_gets_its_settings_and_another_kind_ignores_them(tmp_path):
+    space = Workspace.at(tmp_path)
+    specs = train.train_specs()
+    lora = dict(zip(train.kind_options(), train.kind_values("lora"), strict=True))
+    assert lora == {"rank": 16, "alpha": 8.0, "targets": "attn-mlp", "conv_rank": "", "conv_alpha": "",
+                    "train_text_encoder": True, "text_encoder_lr": "0.00005", "save_precision": "fp16"}
+    assert train.kind_values("embedding") == ["", "", "", "", "", False, "", ""]
+    given = {"name": "zq", "kind": "lora", "data": "datasets/star", "learn_rate": "", "template": "", "width": "",
+             "clip": None, **lora, "rank": 4, "train_text_encoder": False}
+    values = [given.get(s.name, s.default) for s in specs]
+    config = train.train_config(space, specs, [v.as_posix() if isinstance(v, Path) else v for v in values])
+    assert (config.rank, config.alpha, config.train_text_encoder, config.conv_rank) == (4, 8.0, False, None)
+    assert config.lora_dir == space.root / "lora"
+    values = [{**given, "kind": "embedding"}.get(s.name, s.default) for s in specs]
+    config = train.train_config(space, specs, [v.as_posix() if isinstance(v, Path) else v for v in values])
+    assert (config.kind, config.rank, config.train_text_encoder) == ("embedding", None, None)

@@ -12,6 +12,8 @@ import gradio as gr
 from oneword import kinds
 from oneword.errors import OnewordError
 from oneword.generate.samplers import SAMPLERS
+from oneword.lora.names import TARGETS
+from oneword.lora.trainable import PRECISIONS
 from oneword.models.load import PREDICTION_TYPES
 from oneword.train.config import CLIP_MODES, LATENT_SAMPLING, STOPS, TrainConfig
 from oneword.train.templates import TEMPLATE_NAMES
@@ -21,14 +23,16 @@ from oneword.ui.jobs import Jobs, JobState
 from oneword.ui.paths import BUNDLED_MODELS, Workspace
 from oneword.ui.widgets import message, settings_from, widgets
 
-PATH_FIELDS = ("data", "log_dir", "embeddings_dir", "hypernetwork_dir", "clip")
+PATH_FIELDS = ("data", "log_dir", "embeddings_dir", "hypernetwork_dir", "lora_dir", "clip")
 GROUPS = {
     "What to train": ("name", "kind", "data", "model", "prediction_type", "init_text", "vectors", "resume"),
     "Optimizer": ("learn_rate", "clip_grad", "clip_grad_value", "batch_size", "grad_accum", "seed"),
     "Images and captions": ("width", "height", "keep_size", "template", "shuffle_tags", "tag_dropout",
                             "caption_dropout", "latent_sampling", "alpha_weight"),
+    "LoRA": ("rank", "alpha", "targets", "conv_rank", "conv_alpha", "train_text_encoder", "text_encoder_lr",
+             "save_precision"),
     "Steps and files": ("max_steps", "save_every", "preview_every", "csv_every", "log_dir", "embeddings_dir",
-                        "hypernetwork_dir"),
+                        "hypernetwork_dir", "lora_dir"),
     "Previews": ("preview_prompt", "preview_negative", "preview_seed", "preview_steps", "preview_cfg",
                  "preview_sampler"),
     "Validation, scores and stopping": ("validate_every", "validation_size", "stop", "stop_signal", "stop_patience",
@@ -46,7 +50,7 @@ def train_specs() -> list[FieldSpec]:
     """TrainConfig's fields as form fields, starting from a bare TrainConfig (an embedding's defaults)."""
     choices = {"kind": kinds.names(), "clip_grad": CLIP_MODES, "latent_sampling": LATENT_SAMPLING, "stop": STOPS,
                "preview_sampler": tuple(SAMPLERS), "template": TEMPLATE_NAMES, "model": BUNDLED_MODELS,
-               "prediction_type": ("", *PREDICTION_TYPES)}
+               "prediction_type": ("", *PREDICTION_TYPES), "targets": ("", *TARGETS), "save_precision": ("", *PRECISIONS)}
     return form_specs(TrainConfig, choices=choices, paths=PATH_FIELDS, exclude=("extra",), defaults=TrainConfig())
 
 
@@ -56,6 +60,9 @@ def train_config(workspace: Workspace, specs: list[FieldSpec], values: list[Any]
         return workspace.template(label, text) if str(text or "").strip() else None
 
     settings = settings_from(specs, values, workspace, special={"model": workspace.model, "template": template})
+    kind = settings.get("kind")
+    own = kinds.get(kind).options if kind in kinds.names() else ()
+    settings.update({name: None for name in kind_options() if name not in own})  # the form shows every kind's
     if not str(settings.get("name", "")).strip():
         raise OnewordError("--name is empty: give the embedding's or hypernetwork's name")
     config = TrainConfig(**settings)
@@ -83,6 +90,22 @@ def kind_defaults(kind: str) -> tuple[str, str]:
     """Learning rate and template for a kind (a hypernetwork needs A1111's much lower rate)."""
     config = TrainConfig(kind=kind)
     return config.learn_rate, config.template
+
+
+def kind_options() -> tuple[str, ...]:
+    """The fields only some kind reads (each kind's `options`: a LoRA's rank...), in the form's order."""
+    return tuple(dict.fromkeys(n for k in kinds.names() for n in getattr(kinds.get(k), "options", ())))
+
+
+def kind_values(kind: str) -> list[Any]:
+    """What the kind-only fields show for `kind`: its defaults for its own, empty (unchecked) for the others'."""
+    config, own = TrainConfig(kind=kind), getattr(kinds.get(kind), "options", ())
+    hints = {s.name: s for s in train_specs()}
+    values = []
+    for name in kind_options():
+        value = getattr(config, name) if name in own else None
+        values.append(bool(value) if hints[name].kind == "bool" else ("" if value is None else value))
+    return values
 
 
 def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
@@ -115,6 +138,7 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
     timer = gr.Timer(REFRESH_SECONDS)
 
     inputs["kind"].change(kind_defaults, inputs["kind"], [inputs["learn_rate"], inputs["template"]])
+    inputs["kind"].change(lambda kind: tuple(kind_values(kind)), inputs["kind"], [inputs[n] for n in kind_options()])
     start_button.click(lambda d, *v: start(workspace, jobs, specs, d, list(v)), [device, *ordered], note)
     stop_button.click(lambda: stop(jobs), None, note)
     outputs = [seen, status, loss_plot, val_plot, score_plot, gallery, summary]
