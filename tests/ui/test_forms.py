@@ -90,3 +90,19 @@ def test_a_lora_from_the_page_gets_its_settings_and_another_kind_ignores_them(tm
     values = [{**given, "kind": "embedding"}.get(s.name, s.default) for s in specs]
     config = train.train_config(space, specs, [v.as_posix() if isinstance(v, Path) else v for v in values])
     assert (config.kind, config.rank, config.train_text_encoder) == ("embedding", None, None)
+
+
+def test_a_name_that_is_no_plain_word_is_refused_on_the_page_as_on_the_command_line(tmp_path):
+    from oneword.ui.tabs import create
+
+    space = Workspace.at(tmp_path)
+    specs = train.train_specs()
+    values = [{"name": "a/b", "data": "datasets/star", "width": "", "clip": None}.get(s.name, s.default)
+              for s in specs]
+    note = train.start(space, None, specs, "cpu", [v.as_posix() if isinstance(v, Path) else v for v in values])
+    assert "NAME 'a/b': has '/' (a name holds only letters, digits, _ and -" in note
+    e_specs = create.embedding_specs()
+    e_values = [{"name": "my word"}.get(s.name, s.default) for s in e_specs]
+    note = create.create_embedding(space, None, e_specs, [v.as_posix() if isinstance(v, Path) else v for v in e_values])
+    assert "NAME 'my word': has space (a name holds only letters, digits, _ and -" in note
+    assert not (tmp_path / "embeddings").exists()
