@@ -152,3 +152,25 @@ def test_a_name_trained_before_is_refused_by_start_not_after_it(tmp_path):
                        _form({"name": "zq", "data": "datasets/star", "model": "tiny-sd1", "max_steps": 2}))
     assert note == (f"**error:** {tmp_path / 'embeddings' / 'zq.pt'} has been trained for 7 steps already: pass "
                     "--resume to continue it, or choose another name")
+
+
+def test_prepare_starts_at_the_toy_size_keeps_captions_and_lists_every_skipped_picture(tmp_path):
+    from PIL import Image
+
+    space = Workspace.at(tmp_path)
+    src = tmp_path / "pictures"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (64, 64), (80 * i, 90, 200)).save(src / f"ball{i}.png")
+    (src / "ball0.txt").write_text("a blue ball on grass", encoding="utf-8")
+    (src / "broken.png").write_bytes(b"not a picture")
+    specs = prepare.prepare_specs()
+    values = [prepare.FORM_DEFAULTS.get(s.name, s.default) for s in specs]
+    note, _, _ = prepare.run(space, specs, [v.as_posix() if isinstance(v, Path) else v for v in values], "")
+    lines = note.splitlines()
+    assert lines[0].startswith("3 pictures processed, 1 skipped, ")
+    assert len(lines) == 2 and lines[1].startswith("- skipped pictures/broken.png: ")
+    captions = [p.read_text(encoding="utf-8").strip() for p in (tmp_path / "datasets").glob("*.txt")]
+    assert sorted(captions) == ["a blue ball on grass", "ball1", "ball2"]
+    assert {Image.open(p).size for p in (tmp_path / "datasets").glob("*.png")} == {(64, 64)}
+    assert [prepare.model_size(m) for m in ("toy", "tiny-sd1", "tiny-sd2", "tiny-sdxl")] == [64, 512, 768, 1024]

@@ -20,6 +20,17 @@ from oneword.ui.paths import Workspace
 from oneword.ui.widgets import message, settings_from, widgets
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MODEL_SIZES = {"toy": 64, "tiny-sd1": 512, "tiny-sd2": 768, "tiny-sd2-v": 768, "tiny-sdxl": 1024}
+"""The picture width each bundled model trains on: the toy's 64 px, else its family's (SD 1 512, SD 2 768,
+SDXL 1024)."""
+FORM_DEFAULTS = {"src": "pictures/", "dst": "datasets/", "width": MODEL_SIZES["toy"], "caption_action": "copy"}
+"""What the form starts with where it differs from the command line's: the toy model's size (the Train tab's model),
+and `copy`, which keeps the captions a source's `.txt` holds (`ignore` would drop them)."""
+
+
+def model_size(model: str) -> int:
+    """The width (and height) Prepare proposes for a model: a bundled model's size, else SD 1's 512."""
+    return MODEL_SIZES.get(model, 512)
 
 
 def prepare_specs() -> list[FieldSpec]:
@@ -89,13 +100,17 @@ def run(workspace: Workspace, specs: list[FieldSpec], values: list[Any], name: s
     line, table, thumbs = check(workspace, str(config.dst), name, config.width, config.height)
     done = (f"{result.processed} pictures processed, {len(result.skipped)} skipped, {len(result.written)} written "
             f"to {workspace.relative(Path(config.dst))}. Check: {line}")
-    return done, table, thumbs
+    skipped = [f"- skipped {workspace.relative(Path(path))}: {reason}" for path, reason in result.skipped]
+    return "\n".join([done, *skipped]), table, thumbs
 
 
 def build(workspace: Workspace) -> None:
     """The tab's layout and events."""
     specs = prepare_specs()
-    fields = widgets(specs, "prepare", {"src": "pictures/", "dst": "datasets/"})
+    model = gr.Dropdown(list(MODEL_SIZES), value="toy", label="model (sets the size)", elem_id="prepare-model",
+                        info="The model the pictures are for: the toy 64 px, SD 1 512, SD 2 768, SDXL 1024.")
+    fields = widgets(specs, "prepare", FORM_DEFAULTS)
+    model.change(lambda m: (model_size(m), None), model, [fields["width"], fields["height"]])
     name = gr.Textbox(label="--name", info="The embedding's name, for check: captions should not contain it.",
                       elem_id="prepare-name")
     with gr.Row():
