@@ -174,3 +174,11 @@ def test_prepare_starts_at_the_toy_size_keeps_captions_and_lists_every_skipped_p
     assert sorted(captions) == ["a blue ball on grass", "ball1", "ball2"]
     assert {Image.open(p).size for p in (tmp_path / "datasets").glob("*.png")} == {(64, 64)}
     assert [prepare.model_size(m) for m in ("toy", "tiny-sd1", "tiny-sd2", "tiny-sdxl")] == [64, 512, 768, 1024]
+
+
+def test_choosing_a_kind_keeps_a_learning_rate_the_user_typed():
+    assert train.kind_switch("hypernetwork", "0.005", "subject_filewords") == ("0.00001", "hypernetwork")
+    assert train.kind_switch("embedding", "0.00001", "hypernetwork") == ("0.005", "subject_filewords")
+    assert train.kind_switch("hypernetwork", "0.002:100, 0.0005", "my_lines.txt") == ("0.002:100, 0.0005",
+                                                                                        "my_lines.txt")
+    assert train.kind_switch("lora", "", "")[0] == train.kind_defaults("lora")[0]

@@ -102,6 +102,15 @@ def kind_defaults(kind: str) -> tuple[str, str]:
     return config.learn_rate, config.template
 
 
+def kind_switch(kind: str, learn_rate: str, template: str) -> tuple[str, str]:
+    """Learning rate and template after choosing `kind`: its defaults where the field still holds a kind's default
+    (or nothing), what the user typed otherwise."""
+    known = [kind_defaults(k) for k in kinds.names()]
+    new_rate, new_template = kind_defaults(kind)
+    rate = new_rate if str(learn_rate or "").strip() in ("", *(r for r, _ in known)) else learn_rate
+    return rate, new_template if str(template or "").strip() in ("", *(t for _, t in known)) else template
+
+
 def kind_options() -> tuple[str, ...]:
     """The fields only some kind reads (each kind's `options`: a LoRA's rank...), in the form's order."""
     return tuple(dict.fromkeys(n for k in kinds.names() for n in getattr(kinds.get(k), "options", ())))
@@ -147,7 +156,8 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
     seen = gr.State({})
     timer = gr.Timer(REFRESH_SECONDS)
 
-    inputs["kind"].change(kind_defaults, inputs["kind"], [inputs["learn_rate"], inputs["template"]])
+    rate_and_template = [inputs["learn_rate"], inputs["template"]]
+    inputs["kind"].change(kind_switch, [inputs["kind"], *rate_and_template], rate_and_template)
     inputs["kind"].change(lambda kind: tuple(kind_values(kind)), inputs["kind"], [inputs[n] for n in kind_options()])
     start_button.click(lambda d, *v: start(workspace, jobs, specs, d, list(v)), [device, *ordered], note)
     stop_button.click(lambda: stop(jobs), None, note)
