@@ -182,3 +182,25 @@ def test_choosing_a_kind_keeps_a_learning_rate_the_user_typed():
     assert train.kind_switch("hypernetwork", "0.002:100, 0.0005", "my_lines.txt") == ("0.002:100, 0.0005",
                                                                                         "my_lines.txt")
     assert train.kind_switch("lora", "", "")[0] == train.kind_defaults("lora")[0]
+
+
+def test_showing_generate_or_runs_lists_what_was_made_since_the_page_was_drawn(tmp_path):
+    import torch
+
+    from oneword.embeddings.embedding import Embedding
+    from oneword.embeddings.formats import save_embedding
+    from oneword.ui.app import build_app
+    from oneword.ui.jobs import Jobs
+
+    app = build_app(Workspace.at(tmp_path), Jobs(lambda *a, **k: None))
+    shown = {tuple(getattr(o, "elem_id", None) for o in fn.outputs): fn.fn for fn in app.fns.values()
+             if any(event == "select" for _, event in fn.targets)}
+    assert set(shown) == {("generate-available", "compare-run"), ("runs-run",)}
+    run = tmp_path / "textual_inversion" / "2026-01-02" / "zq"
+    save_embedding(Embedding(name="zq", vectors={"*": torch.zeros(1, 64)}, step=5), run / "embeddings" / "zq-5.pt")
+    (run / "settings-2026-01-02-10-00-00.json").write_text("{}", encoding="utf-8")
+    save_embedding(Embedding(name="zq", vectors={"*": torch.zeros(1, 64)}, step=5), tmp_path / "embeddings" / "zq.pt")
+    found, runs = shown[("generate-available", "compare-run")]("embeddings", "hypernetworks", "lora")
+    assert found.startswith("embeddings: `zq` — ")
+    assert runs["choices"] == ["textual_inversion/2026-01-02/zq"]
+    assert shown[("runs-run",)]()["choices"] == ["textual_inversion/2026-01-02/zq"]
