@@ -185,4 +185,4 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
     refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)
     if shown is not None:  # what a training or a Create left since the page was drawn
         shown.select(lambda e, h, lo: (available(workspace, e, h, lo), gr.update(choices=run_folders(workspace))),
-                     folders, [found, run])
+                     folders, [found, run], show_progress="hidden")

@@ -78,4 +78,4 @@ def build(workspace: Workspace, shown: gr.Tab | None = None) -> None:
     run.change(lambda r: open_run(workspace, r) if r else ("", None, None, []), run, [about, table, plot, previews])
     refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)
     if shown is not None:
-        shown.select(lambda: gr.update(choices=run_folders(workspace)), None, run)
+        shown.select(lambda: gr.update(choices=run_folders(workspace)), None, run, show_progress="hidden")
