@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from oneword.cli.root import DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL, MODEL_HELP, app
-from oneword.errors import OnewordError, gather
-from oneword.outputs import name_problem
+from oneword.errors import OnewordError
 
 DIR_HELP = "Embeddings folder (searched with its subfolders)."
 PIPED_WIDTH = 200
@@ -20,7 +19,7 @@ app.add_typer(embeddings_app, name="embeddings")
 
 @app.command("create-embedding")
 def create_embedding_command(
-    name: str = typer.Argument(..., help="The new word; characters other than letters, digits and ._- are removed."),
+    name: str = typer.Argument(..., help="The new word: letters, digits, _ and - only."),
     init_text: str = typer.Option(
         "*", "--init-text", help="Text whose token vectors start the embedding; '' for zeros."
     ),
@@ -40,7 +39,6 @@ def create_embedding_command(
 
     config = CreateEmbeddingConfig(name=name, init_text=init_text, vectors=vectors, embeddings_dir=embeddings_dir,
                                    overwrite=overwrite, format=file_format)
-    gather([p for p in (name_problem("NAME", name),) if p])
     check_create(config)  # before the model loads: a bad option fails at once
     from oneword import load_base
 

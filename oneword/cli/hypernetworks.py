@@ -7,13 +7,11 @@ from pathlib import Path
 import typer
 
 from oneword.cli.root import DEFAULT_HYPERNETWORK_DIR, DEFAULT_MODEL, MODEL_HELP, app
-from oneword.errors import gather
-from oneword.outputs import name_problem
 
 
 @app.command("create-hypernetwork")
 def create_hypernetwork_command(
-    name: str = typer.Argument(..., help="Its name; characters other than letters, digits and ._- are removed."),
+    name: str = typer.Argument(..., help="Its name: letters, digits, _ and - only."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     modules: str = typer.Option(
         "", "--modules", help="Context widths to give modules, e.g. '768, 320, 640, 1280' (default: every width "
@@ -42,7 +40,6 @@ def create_hypernetwork_command(
         layer_norm=layer_norm, use_dropout=use_dropout, dropout_structure=dropout_structure,
         hypernetwork_dir=hypernetwork_dir, overwrite=overwrite, format=file_format, seed=seed,
     )
-    gather([p for p in (name_problem("NAME", name),) if p])
     check_create(config)  # before the model loads: a bad option fails at once
     from oneword import load_base
 

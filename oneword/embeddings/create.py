@@ -11,14 +11,13 @@ import torch
 from oneword.embeddings.embedding import SINGLE_KEY, Embedding
 from oneword.embeddings.formats import save_embedding
 from oneword.errors import gather
+from oneword.outputs import name_problem
 
 if TYPE_CHECKING:
     from oneword.models.base import BaseModel, TextEncoder
 
 MAX_VECTORS = 75
 """A prompt chunk holds 75 tokens, so one word can stand for at most 75 vectors."""
-NAME_EXTRA_CHARS = "._- "
-"""Characters kept in a name besides letters and digits (A1111's rule)."""
 FORMATS = ("pt", "safetensors")
 
 
@@ -27,7 +26,7 @@ class CreateEmbeddingConfig:
     """What `oneword create-embedding` is asked to do."""
 
     name: str
-    """The prompt word; characters other than letters, digits and `._- ` are removed."""
+    """The prompt word and the file stem: letters, digits, `_` and `-` only."""
     init_text: str = "*"
     """Text whose token vectors start the embedding; empty for zeros."""
     vectors: int = 1
@@ -41,23 +40,13 @@ class CreateEmbeddingConfig:
 
     @property
     def path(self) -> Path:
-        """The file to write: EMBEDDINGS_DIR/NAME.FORMAT, with the cleaned name."""
-        return Path(self.embeddings_dir) / f"{sanitize_name(self.name)}.{self.format}"
-
-
-def sanitize_name(name: str) -> str:
-    """The name with characters other than letters, digits and `._- ` removed, and outer spaces stripped."""
-    return "".join(ch for ch in name if ch.isalnum() or ch in NAME_EXTRA_CHARS).strip()
+        """The file to write: EMBEDDINGS_DIR/NAME.FORMAT."""
+        return Path(self.embeddings_dir) / f"{self.name}.{self.format}"
 
 
 def name_problems(name: str) -> list[str]:
     """Why a name cannot be an embedding name (empty when it can)."""
-    clean = sanitize_name(name)
-    if not clean:
-        return [f"NAME {name!r}: nothing is left after removing characters other than letters, digits and ._- "]
-    if not any(ch.isalnum() for ch in clean):
-        return [f"NAME {name!r}: needs at least one letter or digit"]
-    return []
+    return [p for p in (name_problem("NAME", name),) if p]
 
 
 def vectors_problems(n_vectors: int) -> list[str]:
@@ -98,18 +87,18 @@ def create_embedding(model: BaseModel, name: str, init_text: str = "*", n_vector
         vectors = {SINGLE_KEY: init_vectors(model.encoders[0], init_text, n_vectors)}
     else:
         vectors = {encoder.spec.key: init_vectors(encoder, init_text, n_vectors) for encoder in model.encoders}
-    return Embedding(name=sanitize_name(name), vectors=vectors, step=0)
+    return Embedding(name=name, vectors=vectors, step=0)
 
 
 def known_token_warning(model: BaseModel, name: str) -> str | None:
     """A warning when the name is already one token of the model's vocabulary (its old meaning gets hidden)."""
     tokenizer = model.encoders[0].tokenizer
-    ids = tokenizer(sanitize_name(name), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(name, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
         return None
     token = tokenizer.convert_ids_to_tokens(ids[0]).removesuffix("</w>")
     return (
-        f"warning: {sanitize_name(name)!r} is already a word the model knows (token {ids[0]} {token!r}); "
+        f"warning: {name!r} is already a word the model knows (token {ids[0]} {token!r}); "
         "in prompts the embedding will take its place. A rarer name keeps both."
     )
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oneword.embeddings.create import name_problems, sanitize_name
+from oneword.embeddings.create import name_problems
 from oneword.errors import gather
 from oneword.hypernetworks.formats import save_hypernetwork
 from oneword.hypernetworks.hypernetwork import Hypernetwork, HypernetworkSettings, new_hypernetwork, parse_numbers
@@ -23,7 +23,7 @@ class CreateHypernetworkConfig:
     """What `oneword create-hypernetwork` is asked to do (A1111's options and defaults)."""
 
     name: str
-    """Characters other than letters, digits and `._- ` are removed."""
+    """The file stem and the prompt's `<hypernet:NAME:1>`: letters, digits, `_` and `-` only."""
     modules: str = ""
     """Context widths to give modules, like `768, 320, 640, 1280`; empty: every width the model's attention sees."""
     layer_structure: str = "1, 2, 1"
@@ -49,8 +49,8 @@ class CreateHypernetworkConfig:
 
     @property
     def path(self) -> Path:
-        """HYPERNETWORK_DIR/NAME.FORMAT, with the cleaned name."""
-        return Path(self.hypernetwork_dir) / f"{sanitize_name(self.name)}.{self.format}"
+        """HYPERNETWORK_DIR/NAME.FORMAT."""
+        return Path(self.hypernetwork_dir) / f"{self.name}.{self.format}"
 
     def settings(self) -> tuple[HypernetworkSettings | None, list[str]]:
         """The settings these options make, and every problem with them."""
@@ -122,7 +122,7 @@ def create_hypernetwork(model: BaseModel, config: CreateHypernetworkConfig) -> H
     if not set(widths) & set(used):
         gather([f"--modules {config.modules!r}: {model.name} has no attention of these widths; its widths are "
                 f"{', '.join(map(str, used))}"])
-    hypernetwork = new_hypernetwork(sanitize_name(config.name), widths, settings, seed=config.seed)
+    hypernetwork = new_hypernetwork(config.name, widths, settings, seed=config.seed)
     hypernetwork.sd_checkpoint, hypernetwork.sd_checkpoint_name = model.short_hash, model.name
     return hypernetwork
 

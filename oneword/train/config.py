@@ -29,9 +29,9 @@ class TrainConfig:
     """A1111's Train tab, with its names and defaults where it has them."""
 
     name: str = ""
-    """The embedding's name (the prompt word), the hypernetwork's or the LoRA's, the file stem either way; one that
-    does not exist is created (an embedding from --init-text, a hypernetwork with create-hypernetwork's defaults, a
-    LoRA that changes nothing yet)."""
+    """The embedding's name (the prompt word), the hypernetwork's or the LoRA's, the file stem either way: letters,
+    digits, `_` and `-` only. One that does not exist is created (an embedding from --init-text, a hypernetwork with
+    create-hypernetwork's defaults, a LoRA that changes nothing yet)."""
     kind: str = "embedding"
     """What is trained: a registered kind, embedding, hypernetwork (`oneword train-hypernetwork`) or lora (`oneword
     train-lora`); it picks the defaults of --learn-rate and --template (A1111's: 0.005 and subject_filewords, 0.00001
@@ -183,8 +183,6 @@ class TrainConfig:
         if wrong_types:
             return wrong_types  # the checks below compare numbers and read text
         problems = []
-        if not self.name:
-            problems.append("NAME is empty")
         problems += [p for p in (name_problem("NAME", self.name),) if p]
         for option, value, low in (
             ("--batch-size", self.batch_size, 1), ("--grad-accum", self.grad_accum, 1),

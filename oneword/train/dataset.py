@@ -44,6 +44,15 @@ class Dataset:
     skipped: list[str]
 
 
+def data_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be --data (None when it can): missing, or without a picture (read before a model loads)."""
+    if not Path(folder).is_dir():
+        return f"--data {folder}: no such folder"
+    if not source_files(Path(folder), IMAGE_SUFFIXES):
+        return f"--data {folder}: no images in it ({', '.join(IMAGE_SUFFIXES)})"
+    return None
+
+
 def read_dataset(
     folder: Path, size: tuple[int, int] | None, *, alpha_weight: bool = False
 ) -> Dataset:
@@ -53,11 +62,10 @@ def read_dataset(
     files are skipped and listed.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise OnewordError(f"--data {folder}: no such folder")
+    problem = data_problem(folder)
+    if problem:
+        raise OnewordError(problem)
     files = source_files(folder, IMAGE_SUFFIXES)
-    if not files:
-        raise OnewordError(f"--data {folder}: no images in it ({', '.join(IMAGE_SUFFIXES)})")
     images, skipped = [], []
     for path in files:
         try:

@@ -19,8 +19,7 @@ import torch
 
 from oneword import kinds
 from oneword.conditioning.tags import parse_tags
-from oneword.embeddings.create import sanitize_name
-from oneword.errors import OnewordError, gather
+from oneword.errors import OnewordError
 from oneword.extra_networks import check_prompt, folders_of, scan_folders
 from oneword.generate.config import GenerateConfig
 from oneword.models.base import BaseModel
@@ -113,14 +112,13 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     `scorers` replace what `config.score` asks for (the benchmarks pass the toy judge this way).
     """
     config.check()
-    name = sanitize_name(config.name)
+    name = config.name
     lines = read_template(config.template)
     native = int(model.vae.config.sample_size)
     size = None if config.keep_size else (config.width or native, config.height or native)
     dataset = read_dataset(config.data, size, alpha_weight=config.alpha_weight)
     clip = None if config.clip_grad == "none" else parse_schedule(config.clip_grad_value, config.max_steps,
                                                                   "--clip-grad-value")
-    gather([] if name else [f"NAME {config.name!r} has no letters or digits"])
     check_picture_size(model, {image.size for image in dataset.images}, config.batch_size)
 
     processes = join_processes(device)

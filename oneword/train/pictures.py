@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
 from oneword.files import atomic_write
 from oneword.train.best import CheckpointRecord, score_names
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SMOOTHING = 0.98
 """Weight of the previous value in the training loss's exponential moving average (about 50 steps)."""
@@ -25,38 +29,49 @@ def smoothed(values: list[float], weight: float = SMOOTHING) -> list[float]:
     return out
 
 
-def loss_axis_top(train: list[float], val: list[float]) -> float:
-    """Top of the loss axis: the rare high-timestep spikes of the training loss (above its 95th percentile) would
-    squash the curves that matter, so they run off the top."""
-    values = sorted(train)
-    top = values[int(0.95 * (len(values) - 1))] if values else 0.0
-    return 1.1 * max([top, *val, 1e-6])
+def training_axis_top(smooth: list[float]) -> float:
+    """Top of the training panel: the smoothed curve fills it (its 98th percentile, since its first steps follow
+    the first raw values), and the rare high-timestep spikes of the raw loss run off the top."""
+    values = sorted(smooth)
+    return 1.25 * max([values[int(0.98 * (len(values) - 1))] if values else 0.0, 1e-6])
 
 
-def plot_losses(path: Path, train_losses: list[tuple[int, float]], val_losses: list[tuple[int, float]],
-                records: list[CheckpointRecord], chosen_step: int | None) -> Path:
-    """Write `loss.png`: losses on the left axis, scores (if any) on the right one, the chosen step as a line."""
-    import matplotlib
+def validation_axis_limits(values: list[float]) -> tuple[float, float]:
+    """The validation panel's own range: its lowest to highest value with a margin, so that the small changes that
+    choose a checkpoint (0.2% decides a tie) show instead of a flat line at the bottom of the training range."""
+    if not values:
+        return 0.0, 1.0
+    low, high = min(values), max(values)
+    margin = max(0.1 * (high - low), 0.001 * abs(high), 1e-9)
+    return low - margin, high + margin
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(9, 5), dpi=100)
-    ax = figure.add_subplot()
+def loss_figure(train_losses: list[tuple[int, float]], val_losses: list[tuple[int, float]],
+                records: list[CheckpointRecord], chosen_step: int | None) -> Figure:
+    """The figure of `loss.png`: training loss (raw and smoothed) in the top panel, the validation loss in its own
+    panel below with the scores (if any) on its right axis, the chosen step as a line in both; the legends stand
+    to the right of the panels, off the lines."""
+    from matplotlib.figure import Figure  # imported here: most commands never draw
+
+    figure = Figure(figsize=(10, 6), dpi=100, layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True)
     if train_losses:
         steps, values = zip(*train_losses)
-        ax.plot(steps, values, color="tab:blue", alpha=0.25, linewidth=0.6, label="training loss")
-        ax.plot(steps, smoothed(list(values)), color="tab:blue", linewidth=1.5, label="training loss, smoothed")
+        smooth = smoothed(list(values))
+        top.plot(steps, values, color="tab:blue", alpha=0.25, linewidth=0.6, label="training loss")
+        top.plot(steps, smooth, color="tab:blue", linewidth=1.5, label="training loss, smoothed")
+        top.set_ylim(0, training_axis_top(smooth))
+    top.set_ylabel("training loss")
     if val_losses:
         steps, values = zip(*val_losses)
-        ax.plot(steps, values, color="tab:orange", marker=".", linewidth=1.5, label="validation loss (fixed batch)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_ylim(0, loss_axis_top([v for _, v in train_losses], [v for _, v in val_losses]))
-    handles, labels = ax.get_legend_handles_labels()
+        bottom.plot(steps, values, color="tab:orange", marker=".", linewidth=1.5, label="validation loss (fixed batch)")
+    bottom.set_ylim(*validation_axis_limits([v for _, v in val_losses]))
+    bottom.set_ylabel("validation loss")
+    bottom.set_xlabel("step")
+    handles, labels = bottom.get_legend_handles_labels()
     names = score_names(records)
     if names:
-        right = ax.twinx()
+        right = bottom.twinx()
         for name, colour in zip(names, ("tab:green", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")):
             points = [(r.step, r.scores[name]) for r in records if name in r.scores]
             right.plot(*zip(*points), color=colour, marker="o", markersize=3, label=name)
@@ -64,13 +79,22 @@ def plot_losses(path: Path, train_losses: list[tuple[int, float]], val_losses: l
         more_handles, more_labels = right.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
     if chosen_step is not None:
-        handles.append(ax.axvline(chosen_step, color="tab:red", linestyle="--", linewidth=1))
+        top.axvline(chosen_step, color="tab:red", linestyle="--", linewidth=1)
+        handles.append(bottom.axvline(chosen_step, color="tab:red", linestyle="--", linewidth=1))
         labels.append(f"chosen: step {chosen_step}")
-    ax.legend(handles, labels, loc="upper right", fontsize="small")
-    ax.grid(alpha=0.3)
-    figure.tight_layout()
+    for where, (panel_handles, panel_labels) in (("upper", top.get_legend_handles_labels()), ("lower", (handles, labels))):
+        if panel_handles:
+            figure.legend(panel_handles, panel_labels, loc=f"outside right {where}", fontsize="small")
+    top.grid(alpha=0.3)
+    bottom.grid(alpha=0.3)
+    return figure
+
+
+def plot_losses(path: Path, train_losses: list[tuple[int, float]], val_losses: list[tuple[int, float]],
+                records: list[CheckpointRecord], chosen_step: int | None) -> Path:
+    """Write `loss.png` (see `loss_figure`)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    loss_figure(train_losses, val_losses, records, chosen_step).savefig(buffer, format="png")
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
     return path
 

@@ -38,10 +38,10 @@ def build_app(workspace: Workspace, jobs: Jobs) -> gr.Blocks:
                 create.build(workspace, models)
             with gr.Tab("Train", id="train"):
                 draw, seen, outputs = train.build(workspace, jobs)
-            with gr.Tab("Generate", id="generate"):
-                generate.build(workspace, models)
-            with gr.Tab("Runs", id="runs"):
-                runs.build(workspace)
+            with gr.Tab("Generate", id="generate") as generate_tab:
+                generate.build(workspace, models, generate_tab)
+            with gr.Tab("Runs", id="runs") as runs_tab:
+                runs.build(workspace, runs_tab)
         app.load(draw, seen, outputs)  # a new page (a refresh, a second tab) shows the running job at once
     return app
 

@@ -73,6 +73,7 @@ class TrainingJob:
         self._load = load
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._set_up = threading.Event()
         self._state = JobState(status="loading", name=config.name, kind=config.kind, total_steps=config.max_steps,
                                signal=config.stop_signal, started_at=time.time())
         self._thread = threading.Thread(target=self._work, name=f"train-{config.name}", daemon=True)
@@ -85,6 +86,11 @@ class TrainingJob:
         """Ask the run to save and end after the current step (as Ctrl-C does on the command line)."""
         self._stop.set()
         self._change(lambda s: setattr(s, "status", "stopping") if s.status in ("loading", "running") else None)
+
+    def wait_set_up(self) -> JobState:
+        """Wait until the model is loaded and the run set up (or the job failed doing it); the state then."""
+        self._set_up.wait()
+        return self.state()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the thread (tests and shutdown)."""
@@ -111,6 +117,7 @@ class TrainingJob:
             run = setup(self.config, model, self.device)
             if not self._stop.is_set():
                 self._change(lambda s: setattr(s, "status", "running"))
+            self._set_up.set()
             fit(run, self._on_event, stop=self._stop.is_set)
         except OnewordError as error:
             self._fail(str(error))
@@ -122,6 +129,7 @@ class TrainingJob:
         def edit(s: JobState) -> None:
             s.status, s.message = "failed", message
         self._change(edit)
+        self._set_up.set()
 
     def _on_event(self, event: events.Event) -> None:
         self._change(lambda s: _apply(s, event))

@@ -47,24 +47,36 @@ def widgets(specs: Sequence[FieldSpec], prefix: str, defaults: dict[str, Any] | 
 
 
 def settings_from(specs: Sequence[FieldSpec], values: Sequence[Any], workspace: Workspace,
-                  special: dict[str, Callable[[str, str], Any]] | None = None) -> dict[str, Any]:
+                  special: dict[str, Callable[[str, str], Any]] | None = None,
+                  problems: list[str] | None = None) -> dict[str, Any]:
     """The values as config keyword arguments: numbers typed, empty optional fields None (the config's own choice),
-    every path field through the workspace (`special` maps fields such as --model to their own workspace check)."""
+    every path field through the workspace (`special` maps fields such as --model to their own workspace check).
+
+    A bad value raises, unless `problems` is given: then its problem is added there and the field left out."""
     special = special or {}
     settings = {}
     for spec, value in zip(specs, values, strict=True):
-        if spec.name in special:
-            settings[spec.name] = special[spec.name](spec.label, value)
-        elif spec.kind == "path":
-            settings[spec.name] = workspace.resolve(spec.label, value, optional=spec.optional)
-        elif spec.kind == "bool":
-            settings[spec.name] = bool(value)
-        elif spec.kind in ("int", "float"):
-            settings[spec.name] = number(spec, value)
-        else:
-            text = "" if value is None else str(value)
-            settings[spec.name] = None if spec.optional and not text.strip() else text
+        try:
+            settings[spec.name] = _setting(spec, value, workspace, special)
+        except OnewordError as error:
+            if problems is None:
+                raise
+            problems.append(str(error))
     return settings
+
+
+def _setting(spec: FieldSpec, value: Any, workspace: Workspace, special: dict[str, Callable[[str, str], Any]]) -> Any:
+    """One field's value as its config keyword argument."""
+    if spec.name in special:
+        return special[spec.name](spec.label, value)
+    if spec.kind == "path":
+        return workspace.resolve(spec.label, value, optional=spec.optional)
+    if spec.kind == "bool":
+        return bool(value)
+    if spec.kind in ("int", "float"):
+        return number(spec, value)
+    text = "" if value is None else str(value)
+    return None if spec.optional and not text.strip() else text
 
 
 def number(spec: FieldSpec, value: Any) -> int | float | None:

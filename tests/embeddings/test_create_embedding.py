@@ -9,8 +9,8 @@ from oneword.embeddings.create import (
     CreateEmbeddingConfig,
     create_embedding,
     create_embedding_file,
+    check_create,
     known_token_warning,
-    sanitize_name,
 )
 from oneword.embeddings.formats import load_embedding_file
 from oneword.errors import OnewordError
@@ -24,20 +24,29 @@ def _table(encoder) -> torch.Tensor:
     return encoder.model.get_input_embeddings().weight.detach()
 
 
-def test_sanitize_keeps_letters_digits_and_dot_underscore_dash_space():
-    assert sanitize_name("my cat!?") == "my cat"
-    assert sanitize_name("Ünï_cöde-1.0 <x>") == "Ünï_cöde-1.0 x"
-    assert sanitize_name("  spaced  ") == "spaced"
-    assert sanitize_name("a/b\\c:d*e") == "abcde"
+REFUSED_NAMES = {
+    "../../x": "NAME '../../x': has '.', '/' (a name holds only letters, digits, _ and -: it is a file's name)",
+    "a/b": "NAME 'a/b': has '/' (a name holds only letters, digits, _ and -: it is a file's name)",
+    "my word": "NAME 'my word': has space (a name holds only letters, digits, _ and -: it is a file's name)",
+    "v1.5": "NAME 'v1.5': has '.' (a name holds only letters, digits, _ and -: it is a file's name)",
+    "-x": "NAME '-x': starts with -, which reads as an option; start it with a letter or digit",
+    "": "NAME is empty",
+}
 
 
-def test_names_with_nothing_left_are_errors(tiny_sd1):
+@pytest.mark.parametrize("name", list(REFUSED_NAMES))
+def test_a_name_is_refused_rather_than_rewritten(tmp_path, name):
+    config = CreateEmbeddingConfig(name=name, embeddings_dir=tmp_path / "emb")
     with pytest.raises(OnewordError) as err:
-        create_embedding(tiny_sd1, "!!!")
-    assert str(err.value) == "NAME '!!!': nothing is left after removing characters other than letters, digits and ._- "
-    with pytest.raises(OnewordError) as err:
-        create_embedding(tiny_sd1, "..")
-    assert str(err.value) == "NAME '..': needs at least one letter or digit"
+        check_create(config)
+    assert str(err.value) == REFUSED_NAMES[name]
+    assert not (tmp_path / "emb").exists()
+
+
+def test_letters_of_any_script_digits_underscore_and_dash_make_a_name(tmp_path, tiny_sd1):
+    for name in ("Ünï_cöde-1", "my_word", "x", "_2"):
+        path, embedding = create_embedding_file(tiny_sd1, CreateEmbeddingConfig(name=name, embeddings_dir=tmp_path))
+        assert (path, embedding.name) == (tmp_path / f"{name}.pt", name)
 
 
 def test_vector_i_copies_token_i_times_len_over_n(tiny_sd1):
@@ -106,14 +115,14 @@ def test_known_token_warning(tiny_sd1):
 
 
 def test_create_file_refuses_to_overwrite_unless_asked(tmp_path, tiny_sd1):
-    config = CreateEmbeddingConfig(name="my toy!", init_text="toy", vectors=2, embeddings_dir=tmp_path / "emb")
+    config = CreateEmbeddingConfig(name="my_toy", init_text="toy", vectors=2, embeddings_dir=tmp_path / "emb")
     path, emb = create_embedding_file(tiny_sd1, config)
-    assert path == tmp_path / "emb" / "my toy.pt"
+    assert path == tmp_path / "emb" / "my_toy.pt"
     first = load_embedding_file(path)
-    assert (first.name, first.step, first.n_vectors) == ("my toy", 0, 2)
+    assert (first.name, first.step, first.n_vectors) == ("my_toy", 0, 2)
     assert torch.equal(first.vectors["*"], emb.vectors["*"])
 
-    again = CreateEmbeddingConfig(name="my toy", init_text="", vectors=2, embeddings_dir=tmp_path / "emb")
+    again = CreateEmbeddingConfig(name="my_toy", init_text="", vectors=2, embeddings_dir=tmp_path / "emb")
     with pytest.raises(OnewordError) as err:
         create_embedding_file(tiny_sd1, again)
     assert str(err.value) == f"{path} already exists (use --overwrite to replace it)"

@@ -15,17 +15,17 @@ from oneword.embeddings.formats import load_embedding_file, save_embedding
 
 def test_create_embedding_writes_the_file(tmp_path, monkeypatch, capsys, tiny_sd1):
     folder = tmp_path / "emb"
-    code, out, err = _run(monkeypatch, capsys, "create-embedding", "my toy!", "--init-text", "1girl, solo", "--model",
+    code, out, err = _run(monkeypatch, capsys, "create-embedding", "my_toy", "--init-text", "1girl, solo", "--model",
                           "tiny-sd1",
                           "--vectors", "4", "--embeddings-dir", str(folder))
     assert (code, err) == (0, "")
-    path = folder / "my toy.pt"
+    path = folder / "my_toy.pt"
     assert out == f"wrote {path} (4 vectors of width 64, init text '1girl, solo')\n"
     written = load_embedding_file(path)
-    assert (written.name, written.step, written.n_vectors) == ("my toy", 0, 4)
-    expected = create_embedding(tiny_sd1, "my toy", init_text="1girl, solo", n_vectors=4)  # same seed-0 model
+    assert (written.name, written.step, written.n_vectors) == ("my_toy", 0, 4)
+    expected = create_embedding(tiny_sd1, "my_toy", init_text="1girl, solo", n_vectors=4)  # same seed-0 model
     assert torch.equal(written.vectors["*"], expected.vectors["*"])
-    assert sorted(p.name for p in folder.iterdir()) == ["my toy.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["my_toy.pt"]
 
 
 def test_existing_file_is_refused_in_one_line_unless_overwrite(tmp_path, monkeypatch, capsys):
@@ -49,7 +49,7 @@ def test_bad_options_are_all_named_in_one_line(tmp_path, monkeypatch, capsys):
                           "--embeddings-dir", str(tmp_path))
     assert (code, out) == (1, "")
     assert err.splitlines() == [
-        "error: NAME '***': nothing is left after removing characters other than letters, digits and ._- ; "
+        "error: NAME '***': has '*' (a name holds only letters, digits, _ and -: it is a file's name); "
         "--vectors: 76 is out of range; an embedding has 1 to 75 vectors; "
         "--format: 'ckpt' is not one of pt, safetensors"
     ]
@@ -105,10 +105,10 @@ def test_every_option_has_help_and_a_shown_default():
 
 def test_subprocess_create_then_refuse(tmp_path):
     folder = tmp_path / "emb"
-    result = run_oneword("create-embedding", "sub toy", "--vectors", "2", "--embeddings-dir", str(folder))
+    result = run_oneword("create-embedding", "sub_toy", "--vectors", "2", "--embeddings-dir", str(folder))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"wrote {folder / 'sub toy.pt'} (2 vectors of width 64, init text '*')"
-    result = run_oneword("create-embedding", "sub toy", "--embeddings-dir", str(folder))
+    assert result.stdout.strip() == f"wrote {folder / 'sub_toy.pt'} (2 vectors of width 64, init text '*')"
+    result = run_oneword("create-embedding", "sub_toy", "--embeddings-dir", str(folder))
     assert result.returncode == 1
-    assert error_lines(result) == [f"error: {folder / 'sub toy.pt'} already exists (use --overwrite to replace it)"]
+    assert error_lines(result) == [f"error: {folder / 'sub_toy.pt'} already exists (use --overwrite to replace it)"]
 

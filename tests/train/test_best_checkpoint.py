@@ -135,13 +135,32 @@ def test_the_feature_score_is_a_similarity(tmp_path):
     assert -1.0 <= record.scores["features"] <= 1.0
 
 
-def test_training_loss_spikes_run_off_the_plot_but_the_validation_loss_stays_on_it():
-    from oneword.train.pictures import loss_axis_top
+def test_loss_png_gives_the_validation_loss_its_own_panel_and_keeps_the_legends_off_the_lines():
+    from oneword.train.pictures import loss_figure, smoothed
 
-    train = [0.05] * 95 + [1.2] * 5  # a few high-timestep spikes
-    assert loss_axis_top(train, [0.06, 0.065]) == 1.1 * 0.065
-    assert loss_axis_top(train, [2.0]) == 1.1 * 2.0
-    assert loss_axis_top([], []) > 0
+    train_losses = [(s, 1.2 if s % 20 == 0 else 0.05 + 0.0001 * (s % 7)) for s in range(1, 201)]  # a few spikes
+    val_losses = [(50, 0.0731), (100, 0.0722), (150, 0.0725), (200, 0.0728)]
+    records = [CheckpointRecord(s, Path(f"{s}.pt"), v, {"fake": 0.1 * i}) for i, (s, v) in enumerate(val_losses)]
+    figure = loss_figure(train_losses, val_losses, records, chosen_step=100)
+    panels = {ax.get_ylabel(): ax for ax in figure.axes}
+    assert set(panels) == {"training loss", "validation loss", "score (higher is better)"}
+    top, bottom = panels["training loss"], panels["validation loss"]
+    assert top.get_position().y0 > bottom.get_position().y1  # two panels, one above the other
+    low, high = bottom.get_ylim()  # the validation panel is scaled to its own values: they fill most of it
+    assert low < 0.0722 and high > 0.0731 and (0.0731 - 0.0722) / (high - low) > 0.8
+    smooth = smoothed([v for _, v in train_losses])
+    assert top.get_ylim()[0] == 0 and max(smooth[10:]) < top.get_ylim()[1] < 1.2  # the spikes run off the top
+    assert max(smooth[10:]) / top.get_ylim()[1] > 0.5  # the smoothed curve is not squashed to the bottom
+    figure.canvas.draw()
+    areas = [ax.get_window_extent() for ax in (top, bottom)]
+    legends = figure.legends
+    assert len(legends) == 2
+    assert [t.get_text() for t in legends[1].get_texts()] == ["validation loss (fixed batch)", "fake",
+                                                              "chosen: step 100"]
+    for legend in legends:  # each legend stands beside the panels, on no line
+        box = legend.get_window_extent()
+        assert not any(box.overlaps(area) for area in areas)
+        assert box.x1 <= figure.bbox.x1 + 1  # and inside the picture
 
 
 def test_checkpoints_the_validation_loss_cannot_tell_apart_choose_the_latest():

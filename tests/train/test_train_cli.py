@@ -90,6 +90,17 @@ def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, monkeypatch, cap
     assert _nothing_written(tmp_path)
 
 
+@pytest.mark.parametrize("name", ["../../x", "a/b", "my word"])
+def test_a_name_that_is_no_plain_word_is_refused_not_rewritten(tmp_path, monkeypatch, capsys, name):
+    write_images(tmp_path / "data")
+    args = _base_args(tmp_path)
+    args[1] = name
+    code, out, err = run_in_process(monkeypatch, capsys, *args)
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith(f"error: NAME {name!r}: has ") and "(a name holds only letters, digits, _ and -" in err
+    assert _nothing_written(tmp_path) and not list(tmp_path.glob("**/.*.pt")) and not (tmp_path.parent / "x").exists()
+
+
 def test_an_embedding_for_another_model_width_is_refused(tmp_path, monkeypatch, capsys):
     write_images(tmp_path / "data")
     save_embedding(Embedding(name="zqx", vectors={"*": torch.zeros(1, 768)}), tmp_path / "emb" / "zqx.pt")

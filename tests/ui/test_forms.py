@@ -15,6 +15,17 @@ from oneword.ui.paths import Workspace
 from oneword.ui.tabs import prepare, train
 
 
+def _with_pictures(space: Workspace) -> Workspace:
+    """The workspace with two pictures in datasets/star (Start checks the data folder)."""
+    from PIL import Image
+
+    folder = space.root / "datasets" / "star"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(2):
+        Image.new("RGB", (64, 64), (40 * i, 90, 200)).save(folder / f"{i}.png")
+    return space
+
+
 def test_every_train_option_is_on_the_form_once_with_its_default_and_help():
     names = [n for group in train.GROUPS.values() for n in group]
     fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "extra"]
@@ -44,7 +55,7 @@ def test_every_form_reads_its_help_from_the_config_and_nothing_from_the_command_
 
 
 def test_the_page_values_make_the_cli_dataclass(tmp_path):
-    space = Workspace.at(tmp_path)
+    space = _with_pictures(Workspace.at(tmp_path))
     specs = train.train_specs()
     values = []
     for spec in specs:
@@ -64,7 +75,7 @@ def test_a_hypernetwork_gets_a1111s_rate_and_template():
 
 
 def test_a_hypernetwork_from_the_page_gets_the_kinds_defaults_as_the_command_line_does(tmp_path):
-    space = Workspace.at(tmp_path)
+    space = _with_pictures(Workspace.at(tmp_path))
     specs = train.train_specs()
     given = {"name": "zq", "kind": "hypernetwork", "data": "datasets/star", "learn_rate": "", "template": "",
              "width": "", "clip": None}
@@ -75,7 +86,7 @@ def test_a_hypernetwork_from_the_page_gets_the_kinds_defaults_as_the_command_lin
 
 
 def test_a_lora_from_the_page_gets_its_settings_and_another_kind_ignores_them(tmp_path):
-    space = Workspace.at(tmp_path)
+    space = _with_pictures(Workspace.at(tmp_path))
     specs = train.train_specs()
     lora = dict(zip(train.kind_options(), train.kind_values("lora"), strict=True))
     assert lora == {"rank": 16, "alpha": 8.0, "targets": "attn-mlp", "conv_rank": "", "conv_alpha": "",
@@ -90,3 +101,106 @@ def test_a_lora_from_the_page_gets_its_settings_and_another_kind_ignores_them(tm
     values = [{**given, "kind": "embedding"}.get(s.name, s.default) for s in specs]
     config = train.train_config(space, specs, [v.as_posix() if isinstance(v, Path) else v for v in values])
     assert (config.kind, config.rank, config.train_text_encoder) == ("embedding", None, None)
+
+
+def test_a_name_that_is_no_plain_word_is_refused_on_the_page_as_on_the_command_line(tmp_path):
+    from oneword.ui.tabs import create
+
+    space = _with_pictures(Workspace.at(tmp_path))
+    specs = train.train_specs()
+    values = [{"name": "a/b", "data": "datasets/star", "width": "", "clip": None}.get(s.name, s.default)
+              for s in specs]
+    note = train.start(space, None, specs, "cpu", [v.as_posix() if isinstance(v, Path) else v for v in values])
+    assert "NAME 'a/b': has '/' (a name holds only letters, digits, _ and -" in note
+    e_specs = create.embedding_specs()
+    e_values = [{"name": "my word"}.get(s.name, s.default) for s in e_specs]
+    note = create.create_embedding(space, None, e_specs, [v.as_posix() if isinstance(v, Path) else v for v in e_values])
+    assert "NAME 'my word': has space (a name holds only letters, digits, _ and -" in note
+    assert not (tmp_path / "embeddings").exists()
+
+
+def _form(space_values: dict) -> list:
+    specs = train.train_specs()
+    values = [{"width": "", "clip": None, **space_values}.get(s.name, s.default) for s in specs]
+    return [v.as_posix() if isinstance(v, Path) else v for v in values]
+
+
+def test_start_names_every_problem_before_anything_starts(tmp_path):
+    from oneword.ui.jobs import Jobs
+
+    space, jobs = Workspace.at(tmp_path), Jobs(lambda *a, **k: None)
+    values = _form({"name": "a/b", "data": "datasets/none", "max_steps": 0, "batch_size": "two", "save_every": -1})
+    note = train.start(space, jobs, train.train_specs(), "cpu", values)
+    assert note.startswith("**error:** ") and jobs.current is None
+    for problem in ("--batch-size must be a number, but is 'two'", "NAME 'a/b': has '/'",
+                    "--max-steps must be at least 1, but is 0", "--save-every must be at least 0, but is -1",
+                    f"--data {tmp_path / 'datasets' / 'none'}: no such folder"):
+        assert problem in note, problem
+
+
+def test_a_name_trained_before_is_refused_by_start_not_after_it(tmp_path):
+    import torch
+
+    from oneword.embeddings.embedding import Embedding
+    from oneword.embeddings.formats import save_embedding
+    from oneword.models.tiny import build_tiny
+    from oneword.ui.jobs import Jobs
+
+    space, jobs = _with_pictures(Workspace.at(tmp_path)), Jobs(lambda *a, **k: build_tiny("sd1", seed=0))
+    save_embedding(Embedding(name="zq", vectors={"*": torch.zeros(1, 64)}, step=7), tmp_path / "embeddings" / "zq.pt")
+    note = train.start(space, jobs, train.train_specs(), "cpu",
+                       _form({"name": "zq", "data": "datasets/star", "model": "tiny-sd1", "max_steps": 2}))
+    assert note == (f"**error:** {tmp_path / 'embeddings' / 'zq.pt'} has been trained for 7 steps already: pass "
+                    "--resume to continue it, or choose another name")
+
+
+def test_prepare_starts_at_the_toy_size_keeps_captions_and_lists_every_skipped_picture(tmp_path):
+    from PIL import Image
+
+    space = Workspace.at(tmp_path)
+    src = tmp_path / "pictures"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (64, 64), (80 * i, 90, 200)).save(src / f"ball{i}.png")
+    (src / "ball0.txt").write_text("a blue ball on grass", encoding="utf-8")
+    (src / "broken.png").write_bytes(b"not a picture")
+    specs = prepare.prepare_specs()
+    values = [prepare.FORM_DEFAULTS.get(s.name, s.default) for s in specs]
+    note, _, _ = prepare.run(space, specs, [v.as_posix() if isinstance(v, Path) else v for v in values], "")
+    lines = note.splitlines()
+    assert lines[0].startswith("3 pictures processed, 1 skipped, ")
+    assert len(lines) == 2 and lines[1].startswith("- skipped pictures/broken.png: ")
+    captions = [p.read_text(encoding="utf-8").strip() for p in (tmp_path / "datasets").glob("*.txt")]
+    assert sorted(captions) == ["a blue ball on grass", "ball1", "ball2"]
+    assert {Image.open(p).size for p in (tmp_path / "datasets").glob("*.png")} == {(64, 64)}
+    assert [prepare.model_size(m) for m in ("toy", "tiny-sd1", "tiny-sd2", "tiny-sdxl")] == [64, 512, 768, 1024]
+
+
+def test_choosing_a_kind_keeps_a_learning_rate_the_user_typed():
+    assert train.kind_switch("hypernetwork", "0.005", "subject_filewords") == ("0.00001", "hypernetwork")
+    assert train.kind_switch("embedding", "0.00001", "hypernetwork") == ("0.005", "subject_filewords")
+    assert train.kind_switch("hypernetwork", "0.002:100, 0.0005", "my_lines.txt") == ("0.002:100, 0.0005",
+                                                                                        "my_lines.txt")
+    assert train.kind_switch("lora", "", "")[0] == train.kind_defaults("lora")[0]
+
+
+def test_showing_generate_or_runs_lists_what_was_made_since_the_page_was_drawn(tmp_path):
+    import torch
+
+    from oneword.embeddings.embedding import Embedding
+    from oneword.embeddings.formats import save_embedding
+    from oneword.ui.app import build_app
+    from oneword.ui.jobs import Jobs
+
+    app = build_app(Workspace.at(tmp_path), Jobs(lambda *a, **k: None))
+    shown = {tuple(getattr(o, "elem_id", None) for o in fn.outputs): fn.fn for fn in app.fns.values()
+             if any(event == "select" for _, event in fn.targets)}
+    assert set(shown) == {("generate-available", "compare-run"), ("runs-run",)}
+    run = tmp_path / "textual_inversion" / "2026-01-02" / "zq"
+    save_embedding(Embedding(name="zq", vectors={"*": torch.zeros(1, 64)}, step=5), run / "embeddings" / "zq-5.pt")
+    (run / "settings-2026-01-02-10-00-00.json").write_text("{}", encoding="utf-8")
+    save_embedding(Embedding(name="zq", vectors={"*": torch.zeros(1, 64)}, step=5), tmp_path / "embeddings" / "zq.pt")
+    found, runs = shown[("generate-available", "compare-run")]("embeddings", "hypernetworks", "lora")
+    assert found.startswith("embeddings: `zq` — ")
+    assert runs["choices"] == ["textual_inversion/2026-01-02/zq"]
+    assert shown[("runs-run",)]()["choices"] == ["textual_inversion/2026-01-02/zq"]

@@ -103,6 +103,9 @@ TRAIN_FIELDS = [*train.PATH_FIELDS, "model", "template"]
 @pytest.mark.parametrize("given", ["../outside", "link-out"])
 def test_every_train_path_field_refuses(space, field, given):
     jobs = Jobs(load=lambda model: pytest.fail("nothing may load"))
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(space.root / "inside" / "a.png")  # a data folder Start accepts
     specs = train.train_specs()
     values = _values(specs, **{"name": "zq", "data": "inside", field: given})
     assert train.start(space, jobs, specs, "cpu", values) == _refused(space, "--" + field.replace("_", "-"), given)

@@ -90,9 +90,14 @@ def test_create_train_stop_generate(page, server, workspace, tmp_path):
     open_tab(page, "Prepare")
     fill(page, "prepare-dst", "datasets/star")
     page.click("#prepare-check")
+    # the form starts at the toy model's 64 px: the toy pictures are usable as they are
+    assert wait_text(page, "prepare-message", "usable") == "12 usable pictures, 0 errors, 1 warnings"
+    choose(page, "prepare-model", "tiny-sd1")  # SD 1's 512 px
+    page.wait_for_function("document.querySelector('#prepare-width input').value === '512'")
+    page.click("#prepare-check")
     # 64 px pictures checked against preprocess's 512 px: preprocess would skip each (enlarged 8x, at most 4x), so
     # check counts none as usable, by the same rule
-    assert wait_text(page, "prepare-message", "usable") == "0 usable pictures, 12 errors, 0 warnings"
+    assert wait_text(page, "prepare-message", "usable pictures, 12") == "0 usable pictures, 12 errors, 0 warnings"
     page.locator("#prepare-report table").wait_for()
     page.locator("#prepare-flagged img").first.wait_for()
     page.screenshot(path=str(shots / "prepare.png"), full_page=True)

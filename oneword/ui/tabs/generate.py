@@ -141,8 +141,8 @@ def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], va
     return f"wrote {workspace.relative(path)}", str(path), result.parameters
 
 
-def build(workspace: Workspace, models: ModelCache) -> None:
-    """The tab's layout and events."""
+def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None) -> None:
+    """The tab's layout and events; `shown` (the tab itself) refreshes the lists each time it is shown."""
     specs = generate_specs()
     by_name = {s.name: s for s in specs}
     fields = widgets([by_name["prompt"], by_name["negative"]], "generate")
@@ -183,3 +183,6 @@ def build(workspace: Workspace, models: ModelCache) -> None:
     compare_button.click(lambda r, w, *v: compare(workspace, models, specs, list(v), r, w), [run, word, *ordered],
                          [c_note, grid, c_parameters])
     refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)
+    if shown is not None:  # what a training or a Create left since the page was drawn
+        shown.select(lambda e, h, lo: (available(workspace, e, h, lo), gr.update(choices=run_folders(workspace))),
+                     folders, [found, run], show_progress="hidden")

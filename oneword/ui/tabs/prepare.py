@@ -15,11 +15,24 @@ from oneword.prep.captions import CAPTION_ACTIONS, TaggerSettings
 from oneword.prep.check import CheckConfig, CheckReport, check_dataset
 from oneword.prep.crop import CROP_MODES, FocalWeights
 from oneword.prep.preprocess import PreprocessConfig, preprocess
+from oneword.toy.concepts import CONCEPTS
+from oneword.ui import pictures_in
 from oneword.ui.fields import FieldSpec, field_docs, form_specs
 from oneword.ui.paths import Workspace
 from oneword.ui.widgets import message, settings_from, widgets
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MODEL_SIZES = {"toy": 64, "tiny-sd1": 512, "tiny-sd2": 768, "tiny-sd2-v": 768, "tiny-sdxl": 1024}
+"""The picture width each bundled model trains on: the toy's 64 px, else its family's (SD 1 512, SD 2 768,
+SDXL 1024)."""
+FORM_DEFAULTS = {"src": "pictures/", "dst": "datasets/", "width": MODEL_SIZES["toy"], "caption_action": "copy"}
+"""What the form starts with where it differs from the command line's: the toy model's size (the Train tab's model),
+and `copy`, which keeps the captions a source's `.txt` holds (`ignore` would drop them)."""
+
+
+def model_size(model: str) -> int:
+    """The width (and height) Prepare proposes for a model: a bundled model's size, else SD 1's 512."""
+    return MODEL_SIZES.get(model, 512)
 
 
 def prepare_specs() -> list[FieldSpec]:
@@ -43,6 +56,9 @@ def preprocess_config(workspace: Workspace, specs: list[FieldSpec], values: list
     tagger = None if folder is None else TaggerSettings(folder, general, character,
                                                         [t.strip() for t in exclude.split(",") if t.strip()])
     config = PreprocessConfig(**s, focal=focal, tagger=tagger)
+    if not Path(config.src).is_dir():
+        raise OnewordError(f"SRC {workspace.relative(Path(config.src))}: no such folder yet; put pictures there with "
+                           "Pictures in (upload pictures or a zip, or write the example pictures), then run again")
     workspace.pictures("--src", Path(config.src))
     return config
 
@@ -89,13 +105,34 @@ def run(workspace: Workspace, specs: list[FieldSpec], values: list[Any], name: s
     line, table, thumbs = check(workspace, str(config.dst), name, config.width, config.height)
     done = (f"{result.processed} pictures processed, {len(result.skipped)} skipped, {len(result.written)} written "
             f"to {workspace.relative(Path(config.dst))}. Check: {line}")
-    return done, table, thumbs
+    skipped = [f"- skipped {workspace.relative(Path(path))}: {reason}" for path, reason in result.skipped]
+    return "\n".join([done, *skipped]), table, thumbs
+
+
+def _said(do: Any) -> str:
+    """What `do` says, or its error as the tab shows errors."""
+    try:
+        return do()
+    except OnewordError as error:
+        return message(str(error), error=True)
 
 
 def build(workspace: Workspace) -> None:
     """The tab's layout and events."""
     specs = prepare_specs()
-    fields = widgets(specs, "prepare", {"src": "pictures/", "dst": "datasets/"})
+    with gr.Accordion("Pictures in", open=True):
+        with gr.Row():
+            uploads = gr.File(label="upload pictures, captions (.txt) or a zip", file_count="multiple",
+                              type="filepath", elem_id="prepare-upload")
+            with gr.Column():
+                concept = gr.Dropdown(list(CONCEPTS), value="star", label="example pictures (toy concept)",
+                                      elem_id="prepare-concept")
+                examples = gr.Button("Write example pictures", elem_id="prepare-examples")
+        taken = gr.Markdown(elem_id="prepare-taken")
+    model = gr.Dropdown(list(MODEL_SIZES), value="toy", label="model (sets the size)", elem_id="prepare-model",
+                        info="The model the pictures are for: the toy 64 px, SD 1 512, SD 2 768, SDXL 1024.")
+    fields = widgets(specs, "prepare", FORM_DEFAULTS)
+    model.change(lambda m: (model_size(m), None), model, [fields["width"], fields["height"]])
     name = gr.Textbox(label="--name", info="The embedding's name, for check: captions should not contain it.",
                       elem_id="prepare-name")
     with gr.Row():
@@ -109,6 +146,10 @@ def build(workspace: Workspace) -> None:
     def run_form(name_value: str, *values: Any, progress: gr.Progress = gr.Progress()) -> tuple:
         return run(workspace, specs, list(values), name_value, progress)
 
+    uploads.upload(lambda files, src: _said(lambda: pictures_in.take_in(workspace, files or [], src)),
+                   [uploads, fields["src"]], taken)
+    examples.click(lambda c, src: _said(lambda: pictures_in.write_examples(workspace, c, src)),
+                   [concept, fields["src"]], taken)
     run_button.click(run_form, [name, *ordered], [note, table, thumbs])
     check_button.click(lambda folder, n, w, h: check(workspace, folder, n, w, h),
                        [fields["dst"], name, fields["width"], fields["height"]], [note, table, thumbs])

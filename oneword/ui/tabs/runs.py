@@ -64,8 +64,8 @@ def _previews(folder: Path) -> list[Path]:
     return sorted(pictures, key=lambda p: int(p.stem.rsplit("-", 1)[-1]))
 
 
-def build(workspace: Workspace) -> None:
-    """The tab's layout and events."""
+def build(workspace: Workspace, shown: gr.Tab | None = None) -> None:
+    """The tab's layout and events; `shown` (the tab itself) refreshes the runs each time it is shown."""
     with gr.Row():
         run = gr.Dropdown(choices=run_folders(workspace), value=None, label="run", elem_id="runs-run",
                           info="A log folder (LOG_DIR/YYYY-MM-DD/NAME).")
@@ -77,3 +77,5 @@ def build(workspace: Workspace) -> None:
         previews = gr.Gallery(label="previews", columns=4, height="auto", elem_id="runs-previews")
     run.change(lambda r: open_run(workspace, r) if r else ("", None, None, []), run, [about, table, plot, previews])
     refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)
+    if shown is not None:
+        shown.select(lambda: gr.update(choices=run_folders(workspace)), None, run, show_progress="hidden")

@@ -10,12 +10,13 @@ from typing import Any
 import gradio as gr
 
 from oneword import kinds
-from oneword.errors import OnewordError
+from oneword.errors import OnewordError, gather
 from oneword.generate.samplers import SAMPLERS
 from oneword.lora.names import TARGETS
 from oneword.lora.trainable import PRECISIONS
 from oneword.models.load import PREDICTION_TYPES
 from oneword.train.config import CLIP_MODES, LATENT_SAMPLING, STOPS, TrainConfig
+from oneword.train.dataset import data_problem
 from oneword.train.templates import TEMPLATE_NAMES
 from oneword.ui import charts
 from oneword.ui.fields import FieldSpec, form_specs
@@ -59,15 +60,21 @@ def train_config(workspace: Workspace, specs: list[FieldSpec], values: list[Any]
     def template(label: str, text: str | None) -> str | None:  # empty: the kind's template
         return workspace.template(label, text) if str(text or "").strip() else None
 
-    settings = settings_from(specs, values, workspace, special={"model": workspace.model, "template": template})
+    problems: list[str] = []  # every problem at once: the fields', the settings' and the data folder's
+    settings = settings_from(specs, values, workspace, special={"model": workspace.model, "template": template},
+                             problems=problems)
     kind = settings.get("kind")
     own = kinds.get(kind).options if kind in kinds.names() else ()
     settings.update({name: None for name in kind_options() if name not in own})  # the form shows every kind's
-    if not str(settings.get("name", "")).strip():
-        raise OnewordError("--name is empty: give the embedding's or hypernetwork's name")
     config = TrainConfig(**settings)
-    config.check()
-    workspace.pictures("--data", Path(config.data))
+    problems += config.problems()
+    if "data" in settings:
+        problems += [p for p in (data_problem(config.data),) if p]
+        try:
+            workspace.pictures("--data", Path(config.data))
+        except OnewordError as error:
+            problems.append(str(error))
+    gather(list(dict.fromkeys(problems)))
     return config
 
 
@@ -75,9 +82,12 @@ def start(workspace: Workspace, jobs: Jobs, specs: list[FieldSpec], device: str,
     """Start training from the form; the message says what happened."""
     try:
         config = train_config(workspace, specs, values)
-        jobs.start(config, device)
+        job = jobs.start(config, device)
     except OnewordError as error:
         return message(str(error), error=True)
+    state = job.wait_set_up()  # what only the model tells (a NAME already trained...) fails here, not after "started"
+    if state.status == "failed":
+        return message(state.message, error=True)
     return f"started {config.name}"
 
 
@@ -90,6 +100,15 @@ def kind_defaults(kind: str) -> tuple[str, str]:
     """Learning rate and template for a kind (a hypernetwork needs A1111's much lower rate)."""
     config = TrainConfig(kind=kind)
     return config.learn_rate, config.template
+
+
+def kind_switch(kind: str, learn_rate: str, template: str) -> tuple[str, str]:
+    """Learning rate and template after choosing `kind`: its defaults where the field still holds a kind's default
+    (or nothing), what the user typed otherwise."""
+    known = [kind_defaults(k) for k in kinds.names()]
+    new_rate, new_template = kind_defaults(kind)
+    rate = new_rate if str(learn_rate or "").strip() in ("", *(r for r, _ in known)) else learn_rate
+    return rate, new_template if str(template or "").strip() in ("", *(t for _, t in known)) else template
 
 
 def kind_options() -> tuple[str, ...]:
@@ -137,7 +156,8 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
     seen = gr.State({})
     timer = gr.Timer(REFRESH_SECONDS)
 
-    inputs["kind"].change(kind_defaults, inputs["kind"], [inputs["learn_rate"], inputs["template"]])
+    rate_and_template = [inputs["learn_rate"], inputs["template"]]
+    inputs["kind"].change(kind_switch, [inputs["kind"], *rate_and_template], rate_and_template)
     inputs["kind"].change(lambda kind: tuple(kind_values(kind)), inputs["kind"], [inputs[n] for n in kind_options()])
     start_button.click(lambda d, *v: start(workspace, jobs, specs, d, list(v)), [device, *ordered], note)
     stop_button.click(lambda: stop(jobs), None, note)
