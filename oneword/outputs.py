@@ -30,7 +30,7 @@ def folder_problem(option: str, folder: Path) -> str | None:
     return None
 
 
-NAME_PUNCTUATION = "_-"
+NAME_PUNCTUATION = "_-."
 """The characters a NAME may hold besides letters and digits: a NAME is a file stem and the word prompts call it
 by (A1111 finds an embedding by its file stem, `<lora:NAME:1>` and `<hypernet:NAME:1>` by theirs), so `/`, `.`,
 spaces and the like are refused rather than removed."""
@@ -38,15 +38,19 @@ spaces and the like are refused rather than removed."""
 
 def name_problem(option: str, name: str) -> str | None:
     """Why `name` cannot be a NAME (None when it can): empty, a character other than letters (any script), digits,
-    `_` and `-`, a leading `-` (it reads as an option), or longer than MAX_NAME_BYTES."""
+    `_`, `-` and `.` (A1111 users write versions as `style-v1.5`), a leading `-` (it reads as an option), a leading
+    or trailing `.` (a hidden file; Windows drops a trailing dot), or longer than MAX_NAME_BYTES."""
     if not name:
         return f"{option} is empty"
     bad = "".join(dict.fromkeys(ch for ch in name if not (ch.isalnum() or ch in NAME_PUNCTUATION)))
     if bad:
         shown = ", ".join("space" if ch == " " else repr(ch) for ch in bad)
-        return f"{option} {name!r}: has {shown} (a name holds only letters, digits, _ and -: it is a file's name)"
+        return f"{option} {name!r}: has {shown} (a name holds only letters, digits, _, - and .: it is a file's name)"
     if name.startswith("-"):
         return f"{option} {name!r}: starts with -, which reads as an option; start it with a letter or digit"
+    if name.startswith(".") or name.endswith("."):
+        return (f"{option} {name!r}: starts or ends with '.', which hides the file or is dropped; begin and end it "
+                "with a letter or digit")
     size = len(name.encode("utf-8"))
     if size > MAX_NAME_BYTES:
         return (f"{option} is {len(name)} characters long ({size} bytes); the files named after it allow at most "

@@ -19,7 +19,7 @@ app.add_typer(embeddings_app, name="embeddings")
 
 @app.command("create-embedding")
 def create_embedding_command(
-    name: str = typer.Argument(..., help="The new word: letters, digits, _ and - only."),
+    name: str = typer.Argument(..., help="The new word: letters, digits, _, - and . only."),
     init_text: str = typer.Option(
         "*", "--init-text", help="Text whose token vectors start the embedding; '' for zeros."
     ),

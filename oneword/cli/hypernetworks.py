@@ -11,7 +11,7 @@ from oneword.cli.root import DEFAULT_HYPERNETWORK_DIR, DEFAULT_MODEL, MODEL_HELP
 
 @app.command("create-hypernetwork")
 def create_hypernetwork_command(
-    name: str = typer.Argument(..., help="Its name: letters, digits, _ and - only."),
+    name: str = typer.Argument(..., help="Its name: letters, digits, _, - and . only."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     modules: str = typer.Option(
         "", "--modules", help="Context widths to give modules, e.g. '768, 320, 640, 1280' (default: every width "

@@ -24,11 +24,13 @@ def _table(encoder) -> torch.Tensor:
     return encoder.model.get_input_embeddings().weight.detach()
 
 
+DOTS = "starts or ends with '.', which hides the file or is dropped; begin and end it with a letter or digit"
 REFUSED_NAMES = {
-    "../../x": "NAME '../../x': has '.', '/' (a name holds only letters, digits, _ and -: it is a file's name)",
-    "a/b": "NAME 'a/b': has '/' (a name holds only letters, digits, _ and -: it is a file's name)",
-    "my word": "NAME 'my word': has space (a name holds only letters, digits, _ and -: it is a file's name)",
-    "v1.5": "NAME 'v1.5': has '.' (a name holds only letters, digits, _ and -: it is a file's name)",
+    "../../x": "NAME '../../x': has '/' (a name holds only letters, digits, _, - and .: it is a file's name)",
+    "a/b": "NAME 'a/b': has '/' (a name holds only letters, digits, _, - and .: it is a file's name)",
+    "my word": "NAME 'my word': has space (a name holds only letters, digits, _, - and .: it is a file's name)",
+    ".x": f"NAME '.x': {DOTS}",
+    "x.": f"NAME 'x.': {DOTS}",
     "-x": "NAME '-x': starts with -, which reads as an option; start it with a letter or digit",
     "": "NAME is empty",
 }
@@ -44,7 +46,7 @@ def test_a_name_is_refused_rather_than_rewritten(tmp_path, name):
 
 
 def test_letters_of_any_script_digits_underscore_and_dash_make_a_name(tmp_path, tiny_sd1):
-    for name in ("Ünï_cöde-1", "my_word", "x", "_2"):
+    for name in ("Ünï_cöde-1", "my_word", "x", "_2", "style-v1.5"):
         path, embedding = create_embedding_file(tiny_sd1, CreateEmbeddingConfig(name=name, embeddings_dir=tmp_path))
         assert (path, embedding.name) == (tmp_path / f"{name}.pt", name)
 

@@ -49,7 +49,7 @@ def test_bad_options_are_all_named_in_one_line(tmp_path, monkeypatch, capsys):
                           "--embeddings-dir", str(tmp_path))
     assert (code, out) == (1, "")
     assert err.splitlines() == [
-        "error: NAME '***': has '*' (a name holds only letters, digits, _ and -: it is a file's name); "
+        "error: NAME '***': has '*' (a name holds only letters, digits, _, - and .: it is a file's name); "
         "--vectors: 76 is out of range; an embedding has 1 to 75 vectors; "
         "--format: 'ckpt' is not one of pt, safetensors"
     ]

@@ -97,7 +97,7 @@ def test_a_name_that_is_no_plain_word_is_refused_not_rewritten(tmp_path, monkeyp
     args[1] = name
     code, out, err = run_in_process(monkeypatch, capsys, *args)
     assert code == 1 and len(err.splitlines()) == 1
-    assert err.startswith(f"error: NAME {name!r}: has ") and "(a name holds only letters, digits, _ and -" in err
+    assert err.startswith(f"error: NAME {name!r}: has ") and "(a name holds only letters, digits, _, - and ." in err
     assert _nothing_written(tmp_path) and not list(tmp_path.glob("**/.*.pt")) and not (tmp_path.parent / "x").exists()
 
 

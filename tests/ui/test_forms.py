@@ -111,11 +111,11 @@ def test_a_name_that_is_no_plain_word_is_refused_on_the_page_as_on_the_command_l
     values = [{"name": "a/b", "data": "datasets/star", "width": "", "clip": None}.get(s.name, s.default)
               for s in specs]
     note = train.start(space, None, specs, "cpu", [v.as_posix() if isinstance(v, Path) else v for v in values])
-    assert "NAME 'a/b': has '/' (a name holds only letters, digits, _ and -" in note
+    assert "NAME 'a/b': has '/' (a name holds only letters, digits, _, - and ." in note
     e_specs = create.embedding_specs()
     e_values = [{"name": "my word"}.get(s.name, s.default) for s in e_specs]
     note = create.create_embedding(space, None, e_specs, [v.as_posix() if isinstance(v, Path) else v for v in e_values])
-    assert "NAME 'my word': has space (a name holds only letters, digits, _ and -" in note
+    assert "NAME 'my word': has space (a name holds only letters, digits, _, - and ." in note
     assert not (tmp_path / "embeddings").exists()
 
 
