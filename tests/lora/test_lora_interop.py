@@ -64,7 +64,8 @@ def test_a_bundle_converted_for_diffusers_loads_there_as_oneword_applies_it(tiny
         ours = encode_prompts(model, [prompt], read_lora(tmp_path / "pivot.safetensors").embeddings).context
         ours_out = model.unet(torch.ones(1, 4, 8, 8), torch.tensor([500]), encoder_hidden_states=ours).sample
     theirs_model = _copy(model)  # with a tokenizer of its own: diffusers adds the word's tokens to it
-    theirs_model.encoders[0] = dataclasses.replace(theirs_model.encoders[0], tokenizer=_fresh_tokenizer(model.encoders[0].spec.pad_token))
+    encoder = theirs_model.encoders[0]
+    theirs_model.encoders[0] = dataclasses.replace(encoder, tokenizer=_fresh_tokenizer(encoder.spec.pad_token))
     pipe = make_pipeline(theirs_model)
     pipe.load_lora_weights(str(tmp_path / "out"), weight_name="pivot.safetensors")
     pipe.load_textual_inversion(str(tmp_path / "out" / "zqx.safetensors"))
