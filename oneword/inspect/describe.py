@@ -170,7 +170,7 @@ def _embedding(path: Path, embedding: Embedding) -> Inspection:
 
 
 def _hypernetwork(path: Path, hypernetwork: Any) -> Inspection:
-    widths = hypernetwork.widths()
+    widths = hypernetwork.widths
     # A1111 makes modules for the context width and the UNet's attention widths (SD 1.x: 768, 320, 640, 1280)
     architecture = next((CONTEXT_ARCHITECTURES[w] for w in (2048, 1024, 768) if w in widths), "unknown")
     facts = [("widths", ", ".join(map(str, widths))), ("layer structure",
