@@ -10,7 +10,7 @@ checkpoint, the first step at 90% or more, the last checkpoint's accuracy, colou
 
     OMP_NUM_THREADS=1 python benchmarks/pivotal.py --json pivotal.json
     OMP_NUM_THREADS=1 python benchmarks/pivotal.py --methods pivotal --pivotal '{"ti_frac": 1.0}'   # a trial
-    OMP_NUM_THREADS=1 python benchmarks/pivotal.py --sample-seed 5000    # judged on fresh sampling seeds
+    OMP_NUM_THREADS=1 python benchmarks/pivotal.py --fresh-seed 5000    # the last checkpoints on fresh seeds too
 """
 
 from __future__ import annotations
@@ -69,17 +69,22 @@ def run_one(model_name: str, method: str, concept, seed: int, folder: Path, args
     finished = train(config, model)
     seconds = time.time() - start
     rc = ReportConfig(samples=args.samples, seed=args.sample_seed)
-    per_step = {}
+    per_step, files = {}, {}
     for path in finished.log_folder.joinpath(kind.folder).glob(f"{name}-*{kind.suffix(model)}"):
         step = int(path.stem.rsplit("-", 1)[1])
-        last = step == args.steps
-        per_step[step] = judged(model, judge, concept, kind.read(path, model), name, rc, colour=last)
+        files[step] = path
+        per_step[step] = judged(model, judge, concept, kind.read(path, model), name, rc, colour=step == args.steps)
     per_step = dict(sorted(per_step.items()))
     accuracy = {step: r["accuracy"] for step, r in per_step.items()}
     first = next((step for step, a in accuracy.items() if a >= TARGET), None)
-    return {"method": method, "concept": concept.name, "seed": seed, "per_step": accuracy, "first_90": first,
-            "final": accuracy[max(accuracy)], "colour": per_step[max(per_step)].get("colour"),
-            "train_seconds": round(seconds, 1)}
+    result = {"method": method, "concept": concept.name, "seed": seed, "per_step": accuracy, "first_90": first,
+              "final": accuracy[max(accuracy)], "colour": per_step[max(per_step)].get("colour"),
+              "train_seconds": round(seconds, 1)}
+    if args.fresh_seed is not None and method in args.fresh_methods.split(","):
+        fresh = ReportConfig(samples=args.samples, seed=args.fresh_seed)
+        again = judged(model, judge, concept, kind.read(files[max(files)], model), name, fresh, colour=True)
+        result |= {"fresh_final": again["accuracy"], "fresh_colour": again["colour"]}
+    return result
 
 
 def table(results: list[dict], steps: int) -> str:
@@ -111,6 +116,8 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=50, help="a checkpoint every N steps")
     parser.add_argument("--samples", type=int, default=32, help="judged samples per checkpoint")
     parser.add_argument("--sample-seed", type=int, default=0, help="the judged samples' first seed")
+    parser.add_argument("--fresh-seed", type=int, help="also judge the last checkpoint on samples from this seed")
+    parser.add_argument("--fresh-methods", default="pivotal", help="the methods judged on fresh seeds too")
     parser.add_argument("--pivotal", default="{}", help="TrainConfig changes for pivotal runs (JSON): a trial")
     parser.add_argument("--lora", default="{}", help="TrainConfig changes for LoRA runs (JSON)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
