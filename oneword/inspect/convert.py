@@ -58,7 +58,7 @@ def convert(found: Inspection, tool: str, out: Path) -> list[tuple[Path, str]]:
     if found.layout == "diffusers" and not any(k in found.what for k in ("LoHa", "LoKr")):
         return [_kohya_lora(found, out)]
     raise OnewordError(f"{found.path}: a {found.what} cannot be converted for {tool}: "
-                       f"{dict((n, why) for n, _, why in support(found))[tool]}")
+                       f"{ {n: why for n, _, why in support(found)}[tool]}")
 
 
 def _bundle(found: Inspection, tool: str, out: Path) -> list[tuple[Path, str]]:

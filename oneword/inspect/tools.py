@@ -81,7 +81,7 @@ def _lora(found: Inspection) -> list[tuple[str, bool, str]]:
 
 def _bundle(found: Inspection) -> list[tuple[str, bool, str]]:
     words = ", ".join(found.words)
-    plain = dict((tool, (ok, why)) for tool, ok, why in _lora(found))
+    plain = {tool: (ok, why) for tool, ok, why in _lora(found)}
     rows = [("oneword", True, f"in --lora-dir; <lora:NAME:WEIGHT> brings the words {words}"),
             ("A1111", plain["A1111"][0], f"in models/Lora; <lora:NAME:WEIGHT> brings the words {words} (unless "
              "models/embeddings has them)" if plain["A1111"][0] else plain["A1111"][1])]

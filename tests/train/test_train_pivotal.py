@@ -4,6 +4,7 @@ and the options refused for other kinds."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -108,11 +109,11 @@ def test_the_vectors_stop_after_ti_frac_and_the_lora_goes_on(tmp_path):
     ups = [next(iter(f.layers.values())).up for f in files]
     assert not torch.equal(vectors[1], vectors[2])  # trained through step 3
     assert all(torch.equal(vectors[2], v) for v in vectors[3:])  # then held still
-    assert all(not torch.equal(a, b) for a, b in zip(ups[2:], ups[3:]))  # while the LoRA goes on
+    assert all(not torch.equal(a, b) for a, b in itertools.pairwise(ups[2:]))  # while the LoRA goes on
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
-    changes = dict(save_every=4, vectors_lr="0.05:3", ti_frac=1.0)  # the vectors' end does not move with max steps
+    changes = {"save_every": 4, "vectors_lr": "0.05:3", "ti_frac": 1.0}  # the vectors' end stays where it is
     whole = train(pivotal_settings(tmp_path / "a", max_steps=8, **changes), build_tiny("sd1", seed=0))
     train(pivotal_settings(tmp_path / "b", max_steps=4, **changes), build_tiny("sd1", seed=0))
     resumed = train(pivotal_settings(tmp_path / "b", max_steps=8, resume=True, **changes), build_tiny("sd1", seed=0))
