@@ -59,12 +59,11 @@ def test_a_pivotal_run_through_the_cli_writes_one_lora_file_with_the_word_bundle
         "lora/zqx-4.safetensors", "lora/zqx-4.safetensors.optim", "loss.png", "pivotal_loss.csv", "previews.png"]
     rows = (root / "pivotal_loss.csv").read_text().splitlines()
     assert rows[0] == "step,epoch,epoch_step,loss,learn_rate,learn_rate_text_encoder,learn_rate_vectors,val_loss"
-    assert rows[1].split(",")[4:7] == ["0.0001", "5e-05", "0.005"]  # the LoRA kind's rates, the embedding kind's
-    assert rows[2].split(",")[4:7] == ["0.0001", "5e-05", "0.0"]  # --ti-frac 0.5: the vectors held from step 3
+    assert rows[1].split(",")[4:7] == rows[2].split(",")[4:7] == ["0.0001", "5e-05", "0.01"]  # the LoRA kind's rates
     saved = json.loads(next(root.glob("settings-*.json")).read_text())
     lora_defaults = kinds.get("lora").defaults
     assert {k: saved[k] for k in lora_defaults} == dict(lora_defaults)
-    assert (saved["vectors_lr"], saved["ti_frac"]) == ("0.005", 0.5)
+    assert (saved["vectors_lr"], saved["ti_frac"]) == ("0.01", 1.0)
     assert sorted(p.name for p in (tmp_path / "lora").iterdir()) == ["zqx.safetensors", "zqx.safetensors.optim"]
     tensors, metadata = _file(tmp_path / "lora" / "zqx.safetensors")
     assert tensors["bundle_emb.zqx.string_to_param.*"].shape == (2, 64)  # A1111's key: [vectors, width]

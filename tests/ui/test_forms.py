@@ -83,7 +83,7 @@ def test_a_lora_from_the_page_gets_its_settings_and_another_kind_ignores_them(tm
                     "vectors_lr": "", "ti_frac": ""}
     assert train.kind_values("embedding") == ["", "", "", "", "", False, "", "", "", ""]
     pivotal = dict(zip(train.kind_options(), train.kind_values("pivotal"), strict=True))
-    assert pivotal == {**lora, "vectors_lr": "0.005", "ti_frac": 0.5}
+    assert pivotal == {**lora, "vectors_lr": "0.01", "ti_frac": 1.0}
     given = {"name": "zq", "kind": "lora", "data": "datasets/star", "learn_rate": "", "template": "", "width": "",
              "clip": None, **lora, "rank": 4, "train_text_encoder": False}
     values = [given.get(s.name, s.default) for s in specs]
