@@ -239,12 +239,12 @@ class TrainConfig:
     def _options_of_other_kinds(self) -> list[str]:
         """A setting only another kind reads, given for this one (a kind's `options`)."""
         own = set(getattr(kinds.get(self.kind), "options", ()))
-        problems = []
+        first: dict[str, str] = {}  # an option several kinds read (pivotal shares the LoRA's) names the first
         for other in kinds.names():
             for name in getattr(kinds.get(other), "options", ()):
-                if name not in own and getattr(self, name) is not None:
-                    problems.append(f"{option_name(name)} is for --kind {other}")
-        return problems
+                first.setdefault(name, other)
+        return [f"{option_name(name)} is for --kind {other}" for name, other in first.items()
+                if name not in own and getattr(self, name) is not None]
 
     def _prediction_problems(self) -> list[str]:
         from oneword.models.load import PREDICTION_TYPES
