@@ -69,7 +69,7 @@ class TrainConfig:
     """Pivotal: the word's vectors' learning rate or schedule, like --learn-rate's (which the LoRA's UNet layers
     take). Unset: the kind's."""
     ti_frac: float | None = None
-    """Pivotal: the share of --max-steps the vectors train for (diffusers' --train_text_encoder_ti_frac); after it
+    """Pivotal: the share of --max-steps the vectors train for (diffusers' train_text_encoder_ti_frac); after it
     they are held still and the LoRA goes on. Unset: the kind's."""
     learn_rate: str | None = None
     """Learning rate or schedule, e.g. "0.005:100, 1e-3:1000, 1e-5"; training ends when it runs out. Unset:
