@@ -17,6 +17,7 @@ from oneword.hypernetworks.tag import HypernetTag
 from oneword.lora.tag import LoraTag
 
 if TYPE_CHECKING:
+    from oneword.embeddings.embedding import Embedding
     from oneword.models.base import BaseModel
 
 TAG_TYPES: dict[str, TagType] = {}
@@ -85,6 +86,20 @@ def resolve(prompt: str, libraries: Sequence[TagLibrary] = ()) -> tuple[str, lis
     effects = [TAG_TYPES[name].activate(group, files.get(name)) for name, group in by_type.items()
                if name in TAG_TYPES]
     return text, effects
+
+
+def with_tag_embeddings(embeddings: Mapping[str, Embedding] | None,
+                        effects: Sequence[Effect]) -> dict[str, Embedding]:
+    """`embeddings` and the words the effects bring (a LoRA's bundle); a word the embeddings already have, in any
+    case, keeps theirs, as A1111 skips a bundled word its embeddings folder has loaded."""
+    merged = dict(embeddings or {})
+    known = {word.lower() for word in merged}
+    for effect in effects:
+        for word, embedding in effect.embeddings().items():
+            if word.lower() not in known:
+                merged[word] = embedding
+                known.add(word.lower())
+    return merged
 
 
 def text_encoders_applied(effects: Sequence[Effect], model: BaseModel) -> contextlib.AbstractContextManager[None]:

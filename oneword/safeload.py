@@ -21,6 +21,10 @@ is added to what weights_only allows."""
 _GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
 
 
+class UnsafePickle(OnewordError):
+    """A pickle that would run code (or build an object) to load: refused, nothing from it executed."""
+
+
 def load_pickle(path: Path, *, mmap: bool = False, parameter_dict: bool = False) -> Any:
     """Load a torch pickle with `weights_only=True`: tensors, dicts, lists, numbers and strings only.
 
@@ -35,7 +39,7 @@ def load_pickle(path: Path, *, mmap: bool = False, parameter_dict: bool = False)
     except pickle.UnpicklingError as e:
         culprit = _culprit(str(e))
         if culprit:
-            raise OnewordError(
+            raise UnsafePickle(
                 f"{path}: refused: loading it would run code from the file ({culprit}); only plain tensors are accepted"
             ) from None
         raise OnewordError(f"{path}: not a readable PyTorch file (not a pickle of plain tensors)") from None

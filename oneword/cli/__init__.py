@@ -19,7 +19,7 @@ except ImportError:  # older Typer runs on click itself
 
 
 def _register() -> None:
-    from oneword.cli import demo, embeddings, generate, hypernetworks, lora, prep, toy, train, ui  # noqa: F401  (each module adds its commands to `app`)
+    from oneword.cli import demo, embeddings, generate, hypernetworks, inspect, lora, prep, toy, train, ui  # noqa: F401  (each module adds its commands to `app`)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from oneword.errors import OnewordError
 
 if TYPE_CHECKING:
+    from oneword.embeddings.embedding import Embedding
     from oneword.models.base import BaseModel
 
 TAG = re.compile(r"<(\w+):([^>]*)>")
@@ -95,6 +96,11 @@ class Effect:
         """Fields this effect adds to an image's A1111 parameters text (`Lora hashes`), in order; none unless
         overridden."""
         return ()
+
+    def embeddings(self) -> dict[str, Embedding]:
+        """Words the prompt may use while the tags are in it (a LoRA's bundled embeddings), by word; none unless
+        overridden."""
+        return {}
 
 
 class TagLibrary(Protocol):

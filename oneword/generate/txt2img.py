@@ -14,7 +14,7 @@ from PIL import Image
 from oneword.conditioning.encode import encode_pair
 from oneword.conditioning.tags import TagLibrary
 from oneword.embeddings.embedding import Embedding
-from oneword.extra_networks import resolve, text_encoders_applied, unets_applied
+from oneword.extra_networks import resolve, text_encoders_applied, unets_applied, with_tag_embeddings
 from oneword.generate.config import GenerateConfig
 from oneword.generate.pnginfo import ImageParameters, format_parameters, save_png
 from oneword.generate.samplers import get_sampler, make_scheduler
@@ -88,7 +88,7 @@ def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, E
 
     prompt, effects = resolve(config.prompt, libraries)
     with text_encoders_applied(effects, model):
-        cond, uncond = encode_pair(model, prompt, config.negative, embeddings or {})
+        cond, uncond = encode_pair(model, prompt, config.negative, with_tag_embeddings(embeddings, effects))
     pipe = make_pipeline(model, make_scheduler(sampler, model.scheduler_config))
     dtype = model.unet.dtype
     latents = initial_noise(model, seeds, width, height).to(model.device, dtype)

@@ -3,6 +3,7 @@
 from oneword.kinds.embedding import EMBEDDING
 from oneword.kinds.hypernetwork import HYPERNETWORK
 from oneword.kinds.lora import LORA
+from oneword.kinds.pivotal import PIVOTAL
 from oneword.kinds.registry import Kind, get, names, register, unregister
 
 __all__ = ["Kind", "get", "names", "register", "unregister"]
@@ -10,3 +11,4 @@ __all__ = ["Kind", "get", "names", "register", "unregister"]
 register(EMBEDDING)
 register(HYPERNETWORK)
 register(LORA)
+register(PIVOTAL)

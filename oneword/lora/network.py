@@ -72,6 +72,9 @@ class Lora:
     step: int | None = None
     trigger: str | None = None
     """The word its training prompts held (`modelspec.trigger_phrase`), or None."""
+    embeddings: dict[str, Any] = field(default_factory=dict)
+    """Word -> the Embedding bundled in the file (`bundle_emb.WORD.*`, oneword/lora/bundle.py), which a prompt
+    with its tag may use."""
 
     @property
     def trigger_word(self) -> str | None:
@@ -79,8 +82,8 @@ class Lora:
         return self.trigger
 
     def token_vectors(self) -> dict:
-        """None: a LoRA changes the layers, not the prompt's tokens."""
-        return {}
+        """Its bundled embeddings by word ({} for a plain LoRA, which changes the layers, not the prompt's tokens)."""
+        return dict(self.embeddings)
 
     def network_modules(self) -> list[tuple[Any, float]]:
         """Itself, at strength 1."""

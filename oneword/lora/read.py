@@ -16,6 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from oneword.errors import OnewordError
+from oneword.lora.bundle import read_bundle
 from oneword.lora.lycoris import (
     HADA_PARTS,
     LOKR_PARTS,
@@ -111,20 +112,19 @@ def read_layout(path: Path) -> tuple[Lora, str]:
     """The LoRA of a file and its layout: `kohya` (kohya and LyCORIS keys) or `diffusers` (PEFT or older)."""
     path = Path(path)
     tensors, metadata = read_tensors(path)
-    layers, layout = kohya_layers(tensors), "kohya"
+    layers, layout = kohya_layers(tensors), "kohya"  # bundle_emb.* keys do not start with lora_
     if not layers and is_diffusers(tensors):
         layout = "diffusers"
         layers = {k: Unusable(v) if isinstance(v, str) else v for k, v in diffusers_layers(tensors, metadata).items()}
     if not layers:
         raise OnewordError(f"{path}: not a LoRA (no lora_down/lora_up, hada_, lokr_ or lora_A/lora_B weights)")
-    bundled = {key.split(".")[1] for key in tensors if key.startswith("bundle_emb.") and key.count(".") > 1}
-    for word in sorted(bundled):
-        # A1111 loads a bundle's words as embeddings; here they are named, not read
-        layers[f"bundle_emb.{word}"] = Unusable("an embedding bundled with the LoRA, not read (save it as an embedding)")
     _check_finite(tensors, path)
+    embeddings, problems = read_bundle(tensors, metadata)
+    for word, reason in problems.items():
+        layers[f"bundle_emb.{word}"] = Unusable(reason)
     steps = metadata.get("ss_steps", "")
     lora = Lora(path.stem, layers, metadata, step=int(steps) if steps.isdigit() else None,
-                trigger=metadata.get("modelspec.trigger_phrase") or None)
+                trigger=metadata.get("modelspec.trigger_phrase") or None, embeddings=embeddings)
     return lora, layout
 
 

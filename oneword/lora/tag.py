@@ -57,6 +57,15 @@ class LoraEffect(Effect):
                 self.library.note(note)
             yield
 
+    def embeddings(self) -> dict:
+        """The embeddings bundled in the active LoRAs' files, by word (the first LoRA of the prompt that has a
+        word gives it)."""
+        words: dict = {}
+        for _, entry, _, _ in self.active:
+            for word, embedding in entry.lora.embeddings.items():
+                words.setdefault(word, embedding)
+        return words
+
     def infotext(self) -> tuple[tuple[str, str], ...]:
         """A1111's `Lora hashes: "NAME: HASH12, ..."`: each LoRA by the name the prompt gave (without `:` and `,`)
         and the first 12 hex digits of its hash."""

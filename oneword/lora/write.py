@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import save
 
 from oneword.files import atomic_write
+from oneword.lora.bundle import bundle_tensors
 from oneword.lora.network import Lora, LoraLayer
 from oneword.models.base import BaseModel
 from oneword.models.export import ARCHITECTURE
@@ -22,8 +23,9 @@ BASE_MODEL_VERSION = {"sd1": "sd_v1", "sd2": "sd_v2", "sd2-v": "sd_v2", "sdxl": 
 
 
 def lora_tensors(lora: Lora, dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
-    """The file's tensors: every layer's down, up and alpha (a 0-d tensor), in `dtype`."""
-    tensors = {}
+    """The file's tensors: every layer's down, up and alpha (a 0-d tensor), in `dtype`, and its bundled
+    embeddings' vectors (`bundle_emb.WORD.*`, float32)."""
+    tensors = bundle_tensors(lora.embeddings)
     for key, layer in lora.layers.items():
         if not isinstance(layer, LoraLayer):
             raise TypeError(f"{key}: only LoRA/LoCon layers are written, not {type(layer).__name__}")

@@ -33,8 +33,8 @@ class TrainConfig:
     digits, `_` and `-` only. One that does not exist is created (an embedding from --init-text, a hypernetwork with
     create-hypernetwork's defaults, a LoRA that changes nothing yet)."""
     kind: str = "embedding"
-    """What is trained: a registered kind, embedding, hypernetwork (`oneword train-hypernetwork`) or lora (`oneword
-    train-lora`); it picks the defaults of --learn-rate and --template (A1111's: 0.005 and subject_filewords, 0.00001
+    """What is trained: a registered kind, embedding, hypernetwork (`oneword train-hypernetwork`), lora (`oneword
+    train-lora`) or pivotal (the word's vectors and a LoRA together, in one LoRA file); it picks the defaults of --learn-rate and --template (A1111's: 0.005 and subject_filewords, 0.00001
     and hypernetwork; a LoRA's as kohya users start: 0.0001 and subject_filewords) and a LoRA's settings."""
     data: Path = Path()
     """Folder of training images, each with an optional `.txt` caption beside it."""
@@ -65,6 +65,12 @@ class TrainConfig:
     """LoRA: the text encoder's learning rate or schedule, like --learn-rate's. Unset: the kind's."""
     save_precision: str | None = None
     """LoRA: the precision of the written files, fp16 (kohya's default) or fp32. Unset: the kind's."""
+    vectors_lr: str | None = None
+    """Pivotal: the word's vectors' learning rate or schedule, like --learn-rate's (which the LoRA's UNet layers
+    take). Unset: the kind's."""
+    ti_frac: float | None = None
+    """Pivotal: the share of --max-steps the vectors train for (diffusers' train_text_encoder_ti_frac); after it
+    they are held still and the LoRA goes on. Unset: the kind's."""
     learn_rate: str | None = None
     """Learning rate or schedule, e.g. "0.005:100, 1e-3:1000, 1e-5"; training ends when it runs out. Unset:
     the kind's rate."""
@@ -231,12 +237,12 @@ class TrainConfig:
     def _options_of_other_kinds(self) -> list[str]:
         """A setting only another kind reads, given for this one (a kind's `options`)."""
         own = set(getattr(kinds.get(self.kind), "options", ()))
-        problems = []
+        first: dict[str, str] = {}  # an option several kinds read (pivotal shares the LoRA's) names the first
         for other in kinds.names():
             for name in getattr(kinds.get(other), "options", ()):
-                if name not in own and getattr(self, name) is not None:
-                    problems.append(f"{option_name(name)} is for --kind {other}")
-        return problems
+                first.setdefault(name, other)
+        return [f"{option_name(name)} is for --kind {other}" for name, other in first.items()
+                if name not in own and getattr(self, name) is not None]
 
     def _prediction_problems(self) -> list[str]:
         from oneword.models.load import PREDICTION_TYPES

@@ -104,10 +104,20 @@ def test_a_plain_pt_lora_is_read_as_tensors(tiny_sd1, tmp_path):
     assert torch.equal(back.layers[Q].down, lora.layers[Q].down) and back.layers[Q].alpha == lora.layers[Q].alpha
 
 
-def test_an_a1111_bundle_s_embedding_is_named_as_not_read(tiny_sd1, tmp_path):
+def test_a_bundle_s_embeddings_are_read_as_a1111_reads_them_and_other_parts_named(tiny_sd1, tmp_path):
+    vectors = torch.arange(128.0).reshape(2, 64)
     save_file({f"{Q}.lora_down.weight": torch.ones(4, 32), f"{Q}.lora_up.weight": torch.ones(32, 4),
-               "bundle_emb.mychar.string_to_param.*": torch.ones(2, 64)}, str(tmp_path / "bundle.safetensors"))
-    fitted = fit(read_lora(tmp_path / "bundle.safetensors"), tiny_sd1)
+               "bundle_emb.mychar.string_to_param.*": vectors.half(), "bundle_emb.xl.clip_l": torch.ones(1, 768),
+               "bundle_emb.xl.clip_g": torch.ones(1, 1280), "bundle_emb.out.clip_l_out": torch.ones(1, 768)},
+              str(tmp_path / "bundle.safetensors"), {"ss_steps": "12"})
+    lora = read_lora(tmp_path / "bundle.safetensors")
+    assert sorted(lora.embeddings) == ["mychar", "xl"]
+    assert torch.equal(lora.embeddings["mychar"].vectors["*"], vectors) and lora.embeddings["mychar"].step == 12
+    assert lora.embeddings["mychar"].vectors["*"].dtype == torch.float32
+    assert {k: v.shape for k, v in lora.embeddings["xl"].vectors.items()} == {"clip_l": (1, 768), "clip_g": (1, 1280)}
+    assert lora.token_vectors() == lora.embeddings
+    fitted = fit(lora, tiny_sd1)
     assert [place.key for place, _ in fitted.layers] == [Q]
-    assert fitted.notes("bundle") == ["lora bundle: 1 layer skipped: an embedding bundled with the LoRA, not read "
-                                      "(save it as an embedding) (e.g. bundle_emb.mychar)"]
+    assert fitted.notes("bundle") == [
+        "lora bundle: 1 layer skipped: a bundled embedding of parts clip_l_out, which oneword does not read (it "
+        "reads string_to_param.*, or clip_l and clip_g) (e.g. bundle_emb.out)"]

@@ -247,12 +247,12 @@ def test_a_registered_kind_stops_on_a_plateau_and_keeps_its_best_checkpoint(tmp_
 def test_an_unregistered_kind_is_refused_naming_the_registered_ones(tmp_path, monkeypatch, capsys):
     code, _, err = run_in_process(monkeypatch, capsys, *_args(tmp_path / "none", "--max-steps", "2"))
     assert code != 0
-    assert "kind must be one of embedding, hypernetwork, lora, not 'gain'" in err
+    assert "kind must be one of embedding, hypernetwork, lora, pivotal, not 'gain'" in err
 
 
 def test_the_train_tab_offers_a_kind_registered_before_it_is_built(gain_kind):
     from oneword.ui.tabs.train import kind_defaults, train_specs
 
     (kind,) = [spec for spec in train_specs() if spec.name == "kind"]
-    assert kind.choices == ("embedding", "hypernetwork", "lora", "gain")
+    assert kind.choices == ("embedding", "hypernetwork", "lora", "pivotal", "gain")
     assert kind_defaults("gain") == ("0.01", "subject")

@@ -159,7 +159,7 @@ def test_train_help_lists_exactly_the_fields_options(monkeypatch, capsys):
         expected |= {o for o in (*params[name].opts, *params[name].secondary_opts) if o.startswith("--")}
         assert option_name(name) in listed, name
     assert listed == expected
-    assert "[default: 0.005; 0.00001 for a hypernetwork; 0.0001 for a lora]" in out and "[default: 7.0]" in out
+    assert "[default: 0.005; 0.00001 for a hypernetwork; 0.0001 for a lora; 0.0001 for a pivotal]" in out and "[default: 7.0]" in out
 
 
 def test_an_unknown_option_gets_clicks_usage_error_in_one_line(monkeypatch, capsys):

@@ -90,8 +90,11 @@ def test_a_lora_from_the_page_gets_its_settings_and_another_kind_ignores_them(tm
     specs = train.train_specs()
     lora = dict(zip(train.kind_options(), train.kind_values("lora"), strict=True))
     assert lora == {"rank": 16, "alpha": 8.0, "targets": "attn-mlp", "conv_rank": "", "conv_alpha": "",
-                    "train_text_encoder": True, "text_encoder_lr": "0.00005", "save_precision": "fp16"}
-    assert train.kind_values("embedding") == ["", "", "", "", "", False, "", ""]
+                    "train_text_encoder": True, "text_encoder_lr": "0.00005", "save_precision": "fp16",
+                    "vectors_lr": "", "ti_frac": ""}
+    assert train.kind_values("embedding") == ["", "", "", "", "", False, "", "", "", ""]
+    pivotal = dict(zip(train.kind_options(), train.kind_values("pivotal"), strict=True))
+    assert pivotal == {**lora, "vectors_lr": "0.01", "ti_frac": 1.0}
     given = {"name": "zq", "kind": "lora", "data": "datasets/star", "learn_rate": "", "template": "", "width": "",
              "clip": None, **lora, "rank": 4, "train_text_encoder": False}
     values = [given.get(s.name, s.default) for s in specs]

@@ -12,6 +12,7 @@ from oneword.errors import OnewordError
 from oneword.generate.config import GenerateConfig
 from oneword.generate.samplers import SAMPLERS
 from oneword.ui.fields import FieldSpec, form_specs
+from oneword.ui.inspection import inspection, listed_files
 from oneword.ui.models import ModelCache
 from oneword.ui.paths import Workspace
 from oneword.ui.tabs.create import MODEL
@@ -156,6 +157,12 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
                               "generate"))
     found = gr.Markdown(lambda: available(workspace, "embeddings", "hypernetworks", "lora"),
                         elem_id="generate-available")
+    with gr.Accordion("Inspect a file", open=False):
+        listed = gr.Dropdown(choices=listed_files(workspace, "embeddings", "hypernetworks", "lora"), value=None,
+                             label="file", info="What it is and which tools load it (oneword inspect).",
+                             elem_id="generate-inspect-file")
+        inspected = gr.Markdown(elem_id="generate-inspection")
+    listed.change(lambda f: inspection(workspace, f), listed, inspected)
     ordered = [fields[s.name] for s in specs]
     with gr.Tabs():
         with gr.Tab("txt2img"):
@@ -178,6 +185,7 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
     folders = [fields["embeddings_dir"], fields["hypernetwork_dir"], fields["lora_dir"]]
     for source in folders:
         source.change(lambda e, h, lo: available(workspace, e, h, lo), folders, found)
+        source.change(lambda e, h, lo: gr.update(choices=listed_files(workspace, e, h, lo)), folders, listed)
     button.click(lambda *v: generate(workspace, models, specs, list(v)), ordered, [note, gallery, parameters]).then(
         lambda e, h, lo: available(workspace, e, h, lo), folders, found)
     compare_button.click(lambda r, w, *v: compare(workspace, models, specs, list(v), r, w), [run, word, *ordered],

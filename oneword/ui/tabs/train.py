@@ -32,6 +32,7 @@ GROUPS = {
                             "caption_dropout", "latent_sampling", "alpha_weight"),
     "LoRA": ("rank", "alpha", "targets", "conv_rank", "conv_alpha", "train_text_encoder", "text_encoder_lr",
              "save_precision"),
+    "Pivotal (vectors and LoRA)": ("vectors_lr", "ti_frac"),
     "Steps and files": ("max_steps", "save_every", "preview_every", "csv_every", "log_dir", "embeddings_dir",
                         "hypernetwork_dir", "lora_dir"),
     "Previews": ("preview_prompt", "preview_negative", "preview_seed", "preview_steps", "preview_cfg",

@@ -1,0 +1,1 @@
+"""`oneword inspect`: what a file is, whether it is safe to load, which tools load it, and conversions for them."""

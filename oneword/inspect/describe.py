@@ -1,0 +1,181 @@
+"""What a file is, read without running anything from it: an embedding, a hypernetwork, a LoRA (LoCon, LoHa, LoKr,
+PEFT), a LoRA with bundled embeddings, or a base model; its architecture, sizes, trigger words and training
+metadata. A pickle that would run code is reported as unsafe and not loaded (oneword/safeload.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError, safe_open
+
+from oneword.embeddings.embedding import Embedding
+from oneword.errors import OnewordError
+from oneword.models.detect import UNET, detect_kind
+
+CONTEXT_ARCHITECTURES = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL"}
+"""A UNet's cross-attention width (a text encoder's for SD 1.x/2.x) -> the base architecture."""
+MODEL_ARCHITECTURES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
+METADATA_FACTS = (("ss_steps", "steps"), ("ss_sd_model_name", "base model"), ("ss_sd_model_hash", "base model hash"),
+                  ("ss_base_model_version", "base model version"), ("ss_network_module", "network module"),
+                  ("ss_unet_lr", "UNet rate"), ("ss_text_encoder_lr", "text-encoder rate"),
+                  ("ss_output_name", "output name"), ("sshs_model_hash", "hash"))
+
+
+@dataclass
+class Inspection:
+    """What `inspect_file` found in one file."""
+
+    path: Path
+    what: str
+    """embedding, hypernetwork, LoRA, LoCon, LoHa, LoKr, PEFT LoRA, bundle (LoRA + embeddings), base model, or
+    unknown."""
+    safe: bool = True
+    safety: str = "safe: read as tensors only"
+    architecture: str = "unknown"
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    """(label, value) in the order shown."""
+    words: list[str] = field(default_factory=list)
+    """Trigger words: an embedding's word, a bundle's words, a LoRA's trigger phrase."""
+    content: Any = None
+    """What was read: the Embedding, Hypernetwork or Lora."""
+    layout: str = ""
+    """A LoRA's key layout: kohya or diffusers."""
+    problem: str = ""
+    """Why the file is not one of the known kinds, when `what` is unknown."""
+
+
+def embedding_architecture(embedding: Embedding) -> str:
+    """SD 1.x (768), SD 2.x (1024), SDXL (clip_l 768 + clip_g 1280), or unknown with the width."""
+    widths = embedding.widths
+    if embedding.is_sdxl:
+        return f"SDXL (clip_l {widths['clip_l']} + clip_g {widths['clip_g']})"
+    width = widths["*"]
+    return f"{CONTEXT_ARCHITECTURES.get(width, 'unknown')} (width {width})"
+
+
+def _lora_architecture(lora: Any) -> str:
+    keys = list(lora.layers)
+    if any(k.startswith(("lora_te1_", "lora_te2_")) for k in keys):
+        return "SDXL"
+    for key, layer in lora.layers.items():
+        down = getattr(layer, "down", None)
+        if key.endswith("attn2_to_k") and down is not None:
+            width = down.shape[1]
+            return f"{CONTEXT_ARCHITECTURES.get(width, 'unknown')} (context width {width})"
+    return "unknown"
+
+
+def _header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]] | None:
+    """A safetensors file's tensor shapes and metadata, read from its header alone; None for other files."""
+    if path.suffix.lower() != ".safetensors":
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
+    except (SafetensorError, OSError) as error:
+        raise OnewordError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+def inspect_file(path: Path) -> Inspection:
+    """What `path` is, read safely: a pickle that would run code is reported, never loaded."""
+    from oneword.safeload import UnsafePickle, load_pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise OnewordError(f"{path}: no such file")
+    header = _header(path)
+    shapes = header[0] if header else None
+    if header is None and path.suffix.lower() in (".pt", ".ckpt", ".bin", ".pth"):
+        try:
+            data = load_pickle(path, mmap=True, parameter_dict=True)
+        except UnsafePickle as error:
+            reason = str(error).removeprefix(f"{path}: ").removeprefix("refused: ")
+            return Inspection(path, "unknown", safe=False, safety=f"unsafe: {reason}; not loaded",
+                              problem="not loaded: it would run code")
+        except OnewordError as error:
+            return Inspection(path, "unknown", problem=str(error))
+        state = data.get("state_dict", data) if isinstance(data, dict) else {}
+        shapes = {str(k): tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+        what = "safe: a pickle of plain tensors (loaded with weights_only)"
+    else:
+        what = "safe: safetensors (tensors only)"
+    if shapes is not None and any(k.startswith(UNET) for k in shapes):
+        return _base_model(path, shapes, what)
+    found = _read(path)
+    found.safety = what
+    return found
+
+
+def _base_model(path: Path, shapes: dict[str, tuple[int, ...]], safety: str) -> Inspection:
+    try:
+        kind = MODEL_ARCHITECTURES[detect_kind(shapes)]
+    except OnewordError as error:
+        kind = f"unknown ({error})"
+    return Inspection(path, "base model", safety=safety, architecture=kind, facts=[("tensors", str(len(shapes)))])
+
+
+def _read(path: Path) -> Inspection:
+    """The first reader that takes the file: LoRA, embedding, hypernetwork."""
+    from oneword.embeddings.formats import load_embedding_file
+    from oneword.hypernetworks.formats import load_hypernetwork
+    from oneword.lora.read import read_layout
+
+    problems = []
+    for reader, describe in ((read_layout, _lora), (load_embedding_file, _embedding),
+                             (load_hypernetwork, _hypernetwork)):
+        try:
+            return describe(path, reader(path))
+        except OnewordError as error:
+            problems.append(str(error).removeprefix(f"{path}: "))
+    return Inspection(path, "unknown", problem="; ".join(problems))
+
+
+def _lora(path: Path, read: tuple) -> Inspection:
+    from oneword.lora.read import Unusable, lora_kind
+
+    lora, layout = read
+    kind = lora_kind(lora, layout)
+    what = {"PEFT": "PEFT LoRA"}.get(kind, kind)
+    layers = {k: v for k, v in lora.layers.items() if not isinstance(v, Unusable)}
+    ranks = sorted({getattr(layer, "rank", 0) for layer in layers.values()} - {0})
+    alphas = sorted({getattr(layer, "alpha", None) for layer in layers.values()} - {None})
+    parts = [p for p, prefix in (("UNet", "lora_unet_"), ("text encoder", "lora_te")) if any(
+        k.startswith(prefix) for k in layers)]
+    facts = [("layers", f"{len(layers)} ({', '.join(parts)})"), ("rank", ", ".join(map(str, ranks)) or "-"),
+             ("alpha", ", ".join(f"{a:g}" for a in alphas) or "-")]
+    facts += [(label, lora.metadata[key]) for key, label in METADATA_FACTS if lora.metadata.get(key)]
+    words = list(lora.embeddings)
+    if words:
+        what = f"bundle ({what} + {len(words)} embedding{'s' if len(words) > 1 else ''})"
+        facts += [(f"bundled word {w}", f"{e.n_vectors} vectors, {embedding_architecture(e)}")
+                  for w, e in lora.embeddings.items()]
+    unread = [k for k, v in lora.layers.items() if isinstance(v, Unusable)]
+    if unread:
+        facts.append(("not read", f"{len(unread)} layers (e.g. {unread[0]})"))
+    trigger = [lora.trigger] if lora.trigger and lora.trigger not in words else []
+    return Inspection(path, what, architecture=_lora_architecture(lora), facts=facts, words=words + trigger,
+                      content=lora, layout=layout)
+
+
+def _embedding(path: Path, embedding: Embedding) -> Inspection:
+    facts = [("vectors", str(embedding.n_vectors))]
+    for label, value in (("steps", embedding.step), ("base model", embedding.sd_checkpoint_name),
+                         ("base model hash", embedding.sd_checkpoint)):
+        if value is not None:
+            facts.append((label, str(value)))
+    return Inspection(path, "embedding", architecture=embedding_architecture(embedding), facts=facts,
+                      words=[embedding.name], content=embedding)
+
+
+def _hypernetwork(path: Path, hypernetwork: Any) -> Inspection:
+    widths = hypernetwork.widths
+    # A1111 makes modules for the context width and the UNet's attention widths (SD 1.x: 768, 320, 640, 1280)
+    architecture = next((CONTEXT_ARCHITECTURES[w] for w in (2048, 1024, 768) if w in widths), "unknown")
+    facts = [("widths", ", ".join(map(str, widths))), ("layer structure",
+             ", ".join(f"{x:g}" for x in hypernetwork.settings.layer_structure)), ("steps", str(hypernetwork.step))]
+    if hypernetwork.sd_checkpoint_name:
+        facts.append(("base model", hypernetwork.sd_checkpoint_name))
+    return Inspection(path, "hypernetwork", architecture=f"{architecture} (widths {', '.join(map(str, widths))})",
+                      facts=facts, content=hypernetwork)
