@@ -160,7 +160,7 @@ def objects(args) -> list[dict]:
 
 def print_objects(results: list[dict], args) -> None:
     steps = list(results[0]["per_step"])
-    print(f"\n| concept | seed | no LoRA (best prompt / \"a photo of NAME\") | "
+    print("\n| concept | seed | no LoRA (best prompt / \"a photo of NAME\") | "
           + " | ".join(f"step {s}" for s in steps) + " |")
     print("|---|---:|---:|" + "---:|" * len(steps))
     for r in results:
@@ -229,10 +229,11 @@ def style(args) -> list[dict]:
 
 def stop_run(concept, seed: int, folder: Path, args) -> dict:
     """One LoRA run to --max-steps, every checkpoint judged; where `--stop auto` stops and what it chooses."""
+    from stopping import default_rule, replay
+
     from oneword.lora.read import read_lora
     from oneword.toy.bundle import load_toy
     from oneword.toy.report import ReportConfig
-    from stopping import default_rule, replay
 
     finished, word, seconds = train_lora(concept, seed, folder, args, args.max_steps, args.every,
                                          stop_signal="val_loss")
