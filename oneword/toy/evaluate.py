@@ -51,4 +51,4 @@ def evaluate_concept(
     final = load_embedding_file(finished.embedding_path)
     final.name = name
     return {"baseline": baseline, "per_step": per_step, "final": per_step[max(per_step)],
-            "colour": colour_rate(model, judge, name, final, rc)}
+            "colour": colour_rate(model, judge, name, {name: final}, rc)}

@@ -16,13 +16,14 @@ from oneword.toy.report import ReportConfig, agreement, concept_rate, draw, embe
 from oneword.toy.world import COLOURS, NAMED_SHAPES
 
 
-def colour_rate(model: BaseModel, judge: Judge, name: str, embedding: Embedding, rc: ReportConfig) -> float:
-    """How often "a photo of a COLOUR NAME" is drawn in that colour, over every colour word (`rc.samples` in all)."""
+def colour_rate(model: BaseModel, judge: Judge, name: str, embeddings: dict[str, Embedding], rc: ReportConfig) -> float:
+    """How often "a photo of a COLOUR NAME" is drawn in that colour, over every colour word (`rc.samples` in all),
+    with `embeddings` available to the prompt (none for a checkpoint that acts through the model's layers)."""
     per_colour = -(-rc.samples // len(COLOURS))
     hits = total = 0
     for i, colour in enumerate(COLOURS):
         images = draw(model, f"a photo of a {colour} {name}", per_colour, rc, rc.seed + 7000 + 100 * i,
-                      {name: embedding})
+                      embeddings)
         hits += round(agreement(judge, images, "colour", colour) * len(images))
         total += len(images)
     return hits / total
@@ -67,7 +68,7 @@ class JudgeScorer:
             scores = {self.key: concept_rate(model, self.judge, self.concept, prompt, rc, rc.seed,
                                              context.embeddings)[0]}
             if self.editability and self.concept.kind == "object":
-                scores["judge_editability"] = colour_rate(model, self.judge, name, context.embeddings[name], rc)
+                scores["judge_editability"] = colour_rate(model, self.judge, name, context.embeddings, rc)
         return scores
 
 

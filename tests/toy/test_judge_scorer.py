@@ -28,3 +28,10 @@ def test_the_judge_scores_a_hypernetwork_by_the_style_of_prompts_without_a_word(
     scores = _scores(tmp_path, "outline", kind="hypernetwork", learn_rate="0.001", template="hypernetwork",
                      hypernetwork_dir=tmp_path / "hn")
     assert scores == {"judge_accuracy": 0.0, "judge_shape": 1.0, "judge_colour": 1.0}
+
+
+def test_the_judge_scores_a_lora_by_its_trigger_word_and_the_colours_it_keeps(tmp_path):
+    # a LoRA adds no token vectors: its word is plain text to the prompt, its change is in the model's layers
+    scores = _scores(tmp_path, "star", kind="lora", lora_dir=tmp_path / "lora")
+    assert set(scores) == {"judge_accuracy", "judge_editability"}
+    assert all(0.0 <= value <= 1.0 for value in scores.values())
