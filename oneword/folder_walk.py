@@ -22,6 +22,23 @@ def walk_files(folder: Path, within: Path | None = None) -> Iterator[Path]:
     return (path for path, is_dir in _walk(folder, within) if not is_dir)
 
 
+def files_by_stem(folder: Path, suffixes: tuple[str, ...], within: Path | None = None
+                  ) -> tuple[dict[str, Path], dict[str, tuple[Path, str]]]:
+    """The files under `folder` (recursively, sorted; none if it is no folder) whose suffix is one of `suffixes`, by
+    lowercased stem, the first of a stem kept: those that can be read, and those that cannot, with why (dangling
+    links, link loops, FIFOs, devices). With `within`, files whose links lead outside it are left out, unread."""
+    paths: dict[str, Path] = {}
+    skipped: dict[str, tuple[Path, str]] = {}
+    if Path(folder).is_dir():
+        for path in sorted(p for p in walk_files(Path(folder), within) if p.suffix.lower() in suffixes):
+            problem = unreadable(path, within)
+            if problem is None:
+                paths.setdefault(path.stem.lower(), path)
+            else:
+                skipped.setdefault(path.stem.lower(), (path, problem))
+    return paths, skipped
+
+
 def links_out(folder: Path, root: Path) -> list[Path]:
     """The links under `folder`, to files or folders, that lead outside `root` (folders outside are not entered;
     a dangling or looping link leads nowhere and reads nothing, so it is not one of them)."""

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from oneword.conditioning.tags import Tag, parse_tags
 from oneword.errors import OnewordError
-from oneword.folder_walk import unreadable, walk_files
+from oneword.folder_walk import files_by_stem
 from oneword.hypernetworks.formats import SUFFIXES, load_hypernetwork
 from oneword.hypernetworks.hypernetwork import Hypernetwork
 
@@ -49,13 +49,7 @@ class HypernetworkLibrary:
         """Every `.pt` and `.safetensors` file under `folder` (none if it does not exist); with `within` (a web
         UI's workspace), files whose links lead outside it are skipped, unread."""
         library = cls(Path(folder))
-        if library.folder.is_dir():
-            for path in sorted(p for p in walk_files(library.folder, within) if p.suffix.lower() in SUFFIXES):
-                problem = unreadable(path, within)
-                if problem is None:
-                    library.paths.setdefault(path.stem.lower(), path)
-                else:
-                    library.skipped.setdefault(path.stem.lower(), (path, problem))
+        library.paths, library.skipped = files_by_stem(library.folder, SUFFIXES, within)
         return library
 
     def get(self, name: str) -> Hypernetwork:

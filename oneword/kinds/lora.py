@@ -18,7 +18,7 @@ from oneword.lora.trainable import PRECISIONS, LoraSettings, LoraTrainable, lora
 from oneword.models.base import BaseModel
 from oneword.prep.images import source_files
 from oneword.train.dataset import IMAGE_SUFFIXES, caption_of
-from oneword.train.schedule import parse_schedule
+from oneword.train.schedule import schedule_problem
 from oneword.train.templates import read_template
 
 if TYPE_CHECKING:
@@ -102,10 +102,8 @@ class LoraKind:
         if config.save_precision not in PRECISIONS:
             problems.append(f"--save-precision must be one of {', '.join(PRECISIONS)}, not {config.save_precision!r}")
         if config.train_text_encoder and isinstance(config.text_encoder_lr, str):
-            try:
-                parse_schedule(config.text_encoder_lr, max(config.max_steps, 1), "--text-encoder-lr")
-            except OnewordError as error:
-                problems.append(str(error))
+            problems += [p for p in (schedule_problem(config.text_encoder_lr, config.max_steps, "--text-encoder-lr"),)
+                         if p]
         return problems
 
     def trained_dir(self, config: TrainConfig) -> tuple[str, Path]:

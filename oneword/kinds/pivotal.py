@@ -23,7 +23,7 @@ from oneword.lora.network import Lora
 from oneword.lora.trainable import PRECISIONS, LoraSettings
 from oneword.models.base import BaseModel
 from oneword.pivotal.trainable import PivotalTrainable, pivotal_hash, vectors_schedule
-from oneword.train.schedule import parse_schedule
+from oneword.train.schedule import schedule_problem
 
 if TYPE_CHECKING:
     from oneword.train.config import TrainConfig
@@ -61,10 +61,7 @@ class PivotalKind:
         """The LoRA's and the embedding's checks, --vectors-lr's schedule, --ti-frac in (0, 1]."""
         problems = LORA.problems(config) + EMBEDDING.problems(config)
         if isinstance(config.vectors_lr, str):
-            try:
-                parse_schedule(config.vectors_lr, max(config.max_steps, 1), "--vectors-lr")
-            except OnewordError as error:
-                problems.append(str(error))
+            problems += [p for p in (schedule_problem(config.vectors_lr, config.max_steps, "--vectors-lr"),) if p]
         if isinstance(config.ti_frac, (int, float)) and not 0.0 < config.ti_frac <= 1.0:
             problems.append(f"--ti-frac must be above 0 and at most 1, but is {config.ti_frac}")
         return problems

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from oneword.errors import OnewordError
-from oneword.folder_walk import unreadable, walk_files
+from oneword.folder_walk import files_by_stem
 from oneword.lora.network import Lora
 from oneword.lora.read import SUFFIXES, read_layout
 from oneword.lora.write import addnet_hash
@@ -60,13 +60,7 @@ class LoraLibrary:
         """Every LoRA file under `folder` (none if it does not exist); with `within` (a web UI's workspace), files
         whose links lead outside it are left out, unread."""
         library = cls(Path(folder))
-        if library.folder.is_dir():
-            for path in sorted(p for p in walk_files(library.folder, within) if p.suffix.lower() in SUFFIXES):
-                problem = unreadable(path, within)
-                if problem is None:
-                    library.paths.setdefault(path.stem.lower(), path)
-                else:
-                    library.skipped.setdefault(path.stem.lower(), (path, problem))
+        library.paths, library.skipped = files_by_stem(library.folder, SUFFIXES, within)
         return library
 
     def note(self, line: str) -> None:

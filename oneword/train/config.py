@@ -13,7 +13,7 @@ from typing import Any
 from oneword import kinds
 from oneword.errors import OnewordError, gather
 from oneword.outputs import folder_problem, name_problem
-from oneword.train.schedule import parse_schedule
+from oneword.train.schedule import schedule_problem
 
 LATENT_SAMPLING = ("once", "deterministic", "random")
 STOPS = ("max", "auto")
@@ -228,10 +228,7 @@ class TrainConfig:
         for option, text in (("--learn-rate", self.learn_rate), ("--clip-grad-value", self.clip_grad_value)):
             if option == "--clip-grad-value" and self.clip_grad == "none":
                 continue
-            try:
-                parse_schedule(text, max(self.max_steps, 1), option)
-            except OnewordError as error:
-                problems.append(str(error))
+            problems += [p for p in (schedule_problem(text, self.max_steps, option),) if p]
         return problems
 
     def _options_of_other_kinds(self) -> list[str]:

@@ -36,6 +36,15 @@ class Schedule:
         return None
 
 
+def schedule_problem(text: str, max_steps: int, option: str) -> str | None:
+    """What is wrong with a schedule string for a run of at most `max_steps` steps (at least 1), or None."""
+    try:
+        parse_schedule(text, max(max_steps, 1), option)
+    except OnewordError as error:
+        return str(error)
+    return None
+
+
 def parse_schedule(text: str, max_steps: int, option: str = "--learn-rate") -> Schedule:
     """Parse a schedule string for a run of at most `max_steps` steps; ScheduleError says which entry is wrong."""
     problems = []
