@@ -75,3 +75,19 @@ def test_labels_wrap_and_widen_their_column_instead_of_being_cut():
     assert pad > 0 and np.array_equal(pixels[label_height:, left[3] + pad:left[3] + pad + 64],
                                       np.concatenate([np.asarray(cell)] * 2))
     assert (pixels[label_height:, left[3] + pad - 1] == 255).all()
+
+
+def test_the_compare_command_outlines_the_runs_best_checkpoint(tmp_path, monkeypatch, capsys):
+    from cli_helpers import run_in_process
+
+    files = _checkpoints(tmp_path / "run", (25, 250), best=25)
+    out = tmp_path / "grid.png"
+    code, _, err = run_in_process(monkeypatch, capsys, "compare", *map(str, files), "--word", "starword", "--prompt",
+                                  "a photo of starword", "--model", "tiny-sd1", "--seed", "3", "--steps", "1",
+                                  "--embeddings-dir", str(tmp_path / "none"), "--out", str(out))
+    assert code == 0, err
+    pixels = np.asarray(Image.open(out).convert("RGB"))
+    assert pixels.shape[1] == 3 * 64  # "no embedding", "step 25 (best)", "step 250": each fits its column
+    body = pixels[pixels.shape[0] - 64:]
+    assert [bool(np.all(body[:, c * 64:(c + 1) * 64] == OUTLINE, axis=2).any()) for c in range(3)] == [
+        False, True, False]
