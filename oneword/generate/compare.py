@@ -18,6 +18,7 @@ from oneword.generate.pnginfo import ImageParameters, format_parameters
 from oneword.generate.samplers import get_sampler
 from oneword.generate.txt2img import generate, native_size
 from oneword.models.base import BaseModel
+from oneword.train.best import summary_best_step
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Comparison:
     config: GenerateConfig
     parameters: str
     """A1111 parameters text for the grid, with the compared files in a `Compared` field."""
+    best_step: int | None = None
+    """The step its run's `checkpoints.csv` marks best, when the files are one run's checkpoints and one is it."""
 
 
 def compare_embeddings(
@@ -54,10 +57,10 @@ def compare_embeddings(
     base = {k: v for k, v in (others or {}).items() if k.lower() != word.lower()}
     plain = generate(model, config, base, *libraries)
     columns = [("no embedding", [g.image for g in plain])]
-    for path in files:
-        emb = load_embedding_file(path)
+    loaded = [load_embedding_file(path) for path in files]
+    labels, best = column_labels(files, [emb.step for emb in loaded])
+    for label, emb in zip(labels, loaded):
         bound = {**base, word: replace(emb, name=word)}
-        label = path.stem if emb.step is None else f"{path.stem} ({emb.step} steps)"
         columns.append((label, [g.image for g in generate(model, config, bound, *libraries)]))
     parameters = ImageParameters(
         prompt=config.prompt, negative=config.negative, steps=config.steps,
@@ -65,4 +68,24 @@ def compare_embeddings(
         height=config.height, model_hash=model.short_hash, model_name=model.name,
         extra=(*plain[0].parameters.extra, ("Compared", "; ".join(p.name for p in files))),
     )
-    return Comparison(grid=labelled_grid(columns), config=config, parameters=format_parameters(parameters))
+    outlined = None if best is None else 1 + [emb.step for emb in loaded].index(best)
+    return Comparison(grid=labelled_grid(columns, outlined=outlined), config=config,
+                      parameters=format_parameters(parameters), best_step=best)
+
+
+def column_labels(files: list[Path], steps: list[int | None]) -> tuple[list[str], int | None]:
+    """The files' column labels and the best step among them.
+
+    The checkpoints of one run (LOG/embeddings/NAME-STEP.pt, one NAME, each file's own step) are labelled
+    `step STEP`, the one its `checkpoints.csv` marks best `step STEP (best)`; other files by their name, with the
+    step when the name does not end with it."""
+    stems = [path.stem.rpartition("-") for path in files]
+    one_run = (len({path.parent for path in files}) == 1 and len({name for name, _, _ in stems}) == 1
+               and all(step is not None and tail == str(step) for (_, _, tail), step in zip(stems, steps))
+               and len(set(steps)) == len(steps))
+    if not one_run:
+        return [path.stem if step is None or path.stem.endswith(f"-{step}") else f"{path.stem} ({step} steps)"
+                for path, step in zip(files, steps)], None
+    best = summary_best_step(files[0].parent.parent / "checkpoints.csv")
+    best = best if best in steps else None
+    return [f"step {step}" + (" (best)" if step == best else "") for step in steps], best

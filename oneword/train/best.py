@@ -74,3 +74,14 @@ def write_summary(path: Path, records: list[CheckpointRecord], best: CheckpointR
     header, rows = summary_table(records, best)
     atomic_write_text(path, "\n".join(",".join(cells) for cells in [header, *rows]) + "\n")
     return path
+
+
+def summary_best_step(path: Path) -> int | None:
+    """The step `checkpoints.csv` marks best (`*` in its `best` column), None without the file or a mark."""
+    if not path.is_file():
+        return None
+    rows = [line.split(",") for line in path.read_text(encoding="utf-8").splitlines()]
+    if not rows or rows[0][:1] != ["step"] or rows[0][-1] != "best":
+        return None
+    marked = [row[0] for row in rows[1:] if len(row) == len(rows[0]) and row[-1] == "*" and row[0].isdigit()]
+    return int(marked[0]) if marked else None

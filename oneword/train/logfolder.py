@@ -91,6 +91,13 @@ class LogFolder:
     def preview(self, step: int) -> Path:
         return self.images / f"{self.name}-{step}.png"
 
+    def previews(self, until: int | None = None) -> list[tuple[int, Path]]:
+        """The previews in images/ (`NAME-STEP.png`) as (step, file) by step, those up to step `until` if given."""
+        prefix = f"{self.name}-"
+        found = [(int(p.stem[len(prefix):]), p) for p in self.images.glob(f"{prefix}*.png")
+                 if p.stem[len(prefix):].isdigit()] if self.images.is_dir() else []
+        return sorted((step, p) for step, p in found if until is None or step <= until)
+
     def preview_embedding(self, step: int) -> Path:
         return self.image_embeddings / f"{self.name}-{step}.png"
 

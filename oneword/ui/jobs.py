@@ -14,6 +14,7 @@ from oneword.errors import OnewordError
 from oneword.train import events
 from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record
 from oneword.train.config import TrainConfig
+from oneword.train.logfolder import LogFolder
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def _apply(s: JobState, event: events.Event) -> None:
         s.val_loss.extend(event.val_loss)
         for record in event.records:
             _add_record(s, record.step, record.val_loss, record.scores)
+        s.previews.extend(LogFolder(event.log_folder, event.name).previews(until=event.start_step))  # drawn before
     elif isinstance(event, events.Progress):
         _add_loss(s, event.step, event.loss)
         s.step, s.steps_per_second, s.learn_rate = event.step, event.steps_per_second, event.learn_rate

@@ -49,8 +49,9 @@ def test_compare_draws_one_column_per_file(tmp_path, tiny_sd1):
                          "--steps", "2", "--batch", "2", "--out", str(out), "--embeddings-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     grid = np.asarray(Image.open(out).convert("RGB"))
-    assert grid.shape == (24 + 2 * 64, 3 * 64, 3)
-    cells = [grid[24:88, c * 64:(c + 1) * 64] for c in range(3)]
+    label = 4 + 2 * 14  # two lines of labels: "no embedding" wraps in a 64-px column
+    assert grid.shape == (label + 2 * 64, 3 * 64, 3)
+    cells = [grid[label:label + 64, c * 64:(c + 1) * 64] for c in range(3)]
     assert not np.array_equal(cells[0], cells[1]) and not np.array_equal(cells[1], cells[2])
     assert "Compared: mychar-500.pt; mychar-1000.pt" in read_parameters(out)
 

@@ -112,7 +112,8 @@ def grid_folder(workspace: Workspace, out: Path) -> Path:
 
 def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any], run: str,
             word: str) -> tuple:
-    """The checkpoint grid of a run's embeddings: (message, grid, its parameters)."""
+    """The checkpoint grid of a run's embeddings, a column per step, the run's best one marked: (message, grid, its
+    parameters)."""
     from oneword.embeddings.library import scan_embeddings
     from oneword.extra_networks import check_prompt
     from oneword.generate.compare import compare_embeddings
@@ -139,7 +140,8 @@ def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], va
         save_png(result.grid, path, result.parameters)
     except OnewordError as error:
         return message(str(error), error=True), None, ""
-    return f"wrote {workspace.relative(path)}", str(path), result.parameters
+    best = "" if result.best_step is None else f" — step {result.best_step} ★ best, outlined in red"
+    return f"wrote {workspace.relative(path)}{best}", str(path), result.parameters
 
 
 def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None) -> None:
