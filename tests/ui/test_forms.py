@@ -153,8 +153,8 @@ def test_a_name_trained_before_is_refused_by_start_not_after_it(tmp_path):
     save_embedding(Embedding(name="zq", vectors={"*": torch.zeros(1, 64)}, step=7), tmp_path / "embeddings" / "zq.pt")
     note = train.start(space, jobs, train.train_specs(), "cpu",
                        _form({"name": "zq", "data": "datasets/star", "model": "tiny-sd1", "max_steps": 2}))
-    assert note == (f"**error:** {tmp_path / 'embeddings' / 'zq.pt'} has been trained for 7 steps already: pass "
-                    "--resume to continue it, or choose another name")
+    assert note == (f"**error:** {tmp_path / 'embeddings' / 'zq.pt'} has been trained for 7 steps already: tick "
+                    "Resume to continue it, or choose another name")
 
 
 def test_prepare_starts_at_the_toy_size_keeps_captions_and_lists_every_skipped_picture(tmp_path):

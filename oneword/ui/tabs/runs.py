@@ -67,7 +67,7 @@ def _previews(folder: Path) -> list[Path]:
 def build(workspace: Workspace, shown: gr.Tab | None = None) -> None:
     """The tab's layout and events; `shown` (the tab itself) refreshes the runs each time it is shown."""
     with gr.Row():
-        run = gr.Dropdown(choices=run_folders(workspace), value=None, label="run", elem_id="runs-run",
+        run = gr.Dropdown(choices=run_folders(workspace), value=None, label="Run", elem_id="runs-run",
                           info="A log folder (LOG_DIR/YYYY-MM-DD/NAME).")
         refresh = gr.Button("Refresh", elem_id="runs-refresh")
     about = gr.Markdown(elem_id="runs-about")

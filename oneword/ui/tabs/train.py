@@ -21,8 +21,9 @@ from oneword.train.templates import TEMPLATE_NAMES
 from oneword.ui import charts
 from oneword.ui.fields import FieldSpec, form_specs
 from oneword.ui.jobs import Jobs, JobState
+from oneword.ui.labels import for_form
 from oneword.ui.paths import BUNDLED_MODELS, Workspace
-from oneword.ui.widgets import message, settings_from, widgets
+from oneword.ui.widgets import message, settings_from, widget, widgets
 
 PATH_FIELDS = ("data", "log_dir", "embeddings_dir", "hypernetwork_dir", "lora_dir", "clip")
 GROUPS = {
@@ -44,6 +45,7 @@ GROUPS = {
 }
 """How the form groups TrainConfig's fields (every field but `extra` appears once)."""
 DEVICES = ("auto", "cpu", "cuda")
+DEVICE = FieldSpec("device", "choice", "auto", "auto, cpu or cuda.", DEVICES)
 REFRESH_SECONDS = 1.0
 """How often a page asks the server for the job's state."""
 
@@ -141,12 +143,11 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
                     inputs.update(widgets([by_name[n] for n in names[row:row + 3]], "train", defaults))
     ordered = [inputs[s.name] for s in specs]
     with gr.Row():
-        device = gr.Dropdown(list(DEVICES), value="auto", label="--device", info="auto, cpu or cuda.",
-                             elem_id="train-device")
+        device = widget(DEVICE, "train")
         start_button = gr.Button("Start", variant="primary", elem_id="train-start-button")
         stop_button = gr.Button("Stop (saves)", variant="stop", elem_id="train-stop-button")
     note = gr.Markdown(elem_id="train-message")
-    status = gr.Markdown(charts.status_line(jobs.state()), elem_id="train-status")
+    status = gr.Markdown(for_form(charts.status_line(jobs.state())), elem_id="train-status")
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="loss", color="series", label="training loss", elem_id="train-loss-plot")
         val_plot = gr.LinePlot(x="step", y="loss", color="series", label="validation loss", elem_id="train-val-plot")
@@ -191,7 +192,7 @@ def redraw(state: JobState, drawn: dict) -> tuple:
               for step, path in state.previews if path.is_file()]
     return (
         keys,
-        charts.status_line(state),
+        for_form(charts.status_line(state)),
         charts.loss_frame(state) if changed("loss") else gr.skip(),
         charts.validation_frame(state) if changed("val") else gr.skip(),
         gr.update(value=charts.scores_frame(state), visible=bool(state.scores)) if changed("scores") else gr.skip(),
