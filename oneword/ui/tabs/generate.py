@@ -11,6 +11,7 @@ import gradio as gr
 from oneword.errors import OnewordError
 from oneword.generate.config import GenerateConfig
 from oneword.generate.samplers import SAMPLERS
+from oneword.ui import galleries
 from oneword.ui.fields import FieldSpec, form_specs
 from oneword.ui.inspection import inspection, listed_files
 from oneword.ui.models import ModelCache
@@ -170,7 +171,7 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
             button = gr.Button("Generate", variant="primary", elem_id="generate-run")
             note = gr.Markdown(elem_id="generate-message")
             with gr.Row():
-                gallery = gr.Gallery(label="images", columns=4, height="auto", elem_id="generate-images")
+                gallery = galleries.gallery("Images", "generate-images")
                 parameters = gr.Textbox(label="parameters", lines=6, elem_id="generate-parameters")
         with gr.Tab("Compare checkpoints"):
             with gr.Row():

@@ -16,7 +16,7 @@ from oneword.prep.check import CheckConfig, CheckReport, check_dataset
 from oneword.prep.crop import CROP_MODES, FocalWeights
 from oneword.prep.preprocess import PreprocessConfig, preprocess
 from oneword.toy.concepts import CONCEPTS
-from oneword.ui import pictures_in
+from oneword.ui import galleries, pictures_in
 from oneword.ui.fields import FieldSpec, field_docs, form_specs
 from oneword.ui.paths import Workspace
 from oneword.ui.widgets import message, settings_from, widget, widgets
@@ -143,7 +143,7 @@ def build(workspace: Workspace) -> None:
         check_button = gr.Button("Check DST only", elem_id="prepare-check")
     note = gr.Markdown(elem_id="prepare-message")
     table = gr.Dataframe(label="check", interactive=False, wrap=True, elem_id="prepare-report")
-    thumbs = gr.Gallery(label="flagged pictures", columns=8, height="auto", elem_id="prepare-flagged")
+    thumbs = galleries.gallery("Flagged pictures", "prepare-flagged")
     ordered = [fields[s.name] for s in specs]
 
     def run_form(name_value: str, *values: Any, progress: gr.Progress = gr.Progress()) -> tuple:

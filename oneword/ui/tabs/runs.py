@@ -11,6 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from oneword.errors import OnewordError
+from oneword.ui import galleries
 from oneword.ui.paths import Workspace
 from oneword.ui.widgets import message
 
@@ -74,7 +75,7 @@ def build(workspace: Workspace, shown: gr.Tab | None = None) -> None:
     table = gr.Dataframe(label="checkpoints (best marked *)", interactive=False, elem_id="runs-summary")
     with gr.Row():
         plot = gr.Image(label="loss.png", type="filepath", elem_id="runs-loss")
-        previews = gr.Gallery(label="previews", columns=4, height="auto", elem_id="runs-previews")
+        previews = galleries.gallery("Previews", "runs-previews")
     run.change(lambda r: open_run(workspace, r) if r else ("", None, None, []), run, [about, table, plot, previews])
     refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)
     if shown is not None:

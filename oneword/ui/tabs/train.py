@@ -15,11 +15,11 @@ from oneword.generate.samplers import SAMPLERS
 from oneword.lora.names import TARGETS
 from oneword.lora.trainable import PRECISIONS
 from oneword.models.load import PREDICTION_TYPES
+from oneword.toy.bundle import TOY_NAME
 from oneword.train.config import CLIP_MODES, LATENT_SAMPLING, STOPS, TrainConfig
 from oneword.train.dataset import data_problem
-from oneword.toy.bundle import TOY_NAME
 from oneword.train.templates import TEMPLATE_NAMES
-from oneword.ui import charts
+from oneword.ui import charts, galleries
 from oneword.ui.fields import FieldSpec, form_specs
 from oneword.ui.jobs import Jobs, JobState
 from oneword.ui.labels import for_form
@@ -180,7 +180,7 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
         val_plot = gr.LinePlot(x="step", y="loss", color="series", label="validation loss", elem_id="train-val-plot")
         score_plot = gr.LinePlot(x="step", y="score", color="series", label="scores", elem_id="train-score-plot",
                                  visible=False)
-    gallery = gr.Gallery(label="previews", columns=6, height="auto", elem_id="train-previews")
+    gallery = galleries.gallery("Previews", "train-previews")
     summary = gr.Dataframe(label="checkpoints", interactive=False, elem_id="train-summary")
     seen = gr.State({})
     timer = gr.Timer(REFRESH_SECONDS)
