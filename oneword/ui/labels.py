@@ -58,7 +58,8 @@ LABELS = {
 ARGUMENTS = {"name": "NAME", "src": "SRC", "dst": "DST"}
 """Fields the command line takes as positional arguments, not options."""
 SWITCH_VERBS = ("pass", "use")
-"""How a message tells a command-line user to turn a switch on (`pass --overwrite`): on the form, "tick" it."""
+"""How a message tells a command-line user to turn a switch on (`pass --overwrite`): on the form, "tick" it (the
+library says "pass" or "use" only of a switch; a value is "set" or "given")."""
 _FLAG = re.compile(r"(?<![\w-])--(?P<flag>[a-z][a-z0-9-]*)")
 _SUBJECT_BEFORE = ("; ", ": ", "- ", "** ")
 """What precedes a flag that a message is about ("--max-steps must be..."), which stays as the help names it."""
