@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from oneword.ui import galleries
 from oneword.ui.jobs import Jobs
 from oneword.ui.models import ModelCache
 from oneword.ui.paths import Workspace
@@ -72,7 +73,7 @@ def serve(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, auth:
     app.queue(default_concurrency_limit=4)
     calm_queue(app)
     app.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=not block, share=False,
-               allowed_paths=[str(workspace.root)], theme=theme, show_error=True, quiet=True,
+               allowed_paths=[str(workspace.root)], theme=theme, css=galleries.CSS, show_error=True, quiet=True,
                auth_message="oneword: sign in with the --auth user and password")
     if block:  # the server was stopped (Ctrl-C): a running training saves first, as on the command line
         finish_training(jobs)

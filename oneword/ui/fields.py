@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneword.fielddocs import field_docs
+from oneword.ui import labels
 
 __all__ = ["FieldSpec", "field_docs", "form_specs"]
 
@@ -24,11 +25,18 @@ class FieldSpec:
     choices: tuple[str, ...] = ()
     optional: bool = False
     """Empty means None (the library picks, e.g. the model's size)."""
+    cli: str = ""
+    """How the command line spells it, where that is not the rule's (`oneword check` takes --name, not NAME)."""
 
     @property
     def label(self) -> str:
-        """What the form calls it: the command line's option name."""
-        return "--" + self.name.replace("_", "-")
+        """What the form calls it: a human label from the one table (oneword.ui.labels)."""
+        return labels.label(self.name)
+
+    @property
+    def flag(self) -> str:
+        """The command line's spelling, which the help names and messages about the field use."""
+        return self.cli or labels.flag(self.name)
 
 
 def form_specs(cls: type, *, choices: dict[str, tuple[str, ...]] | None = None, paths: tuple[str, ...] = (),

@@ -19,7 +19,7 @@ MAX_ZIP_FILES = 10_000
 
 def write_examples(workspace: Workspace, concept: str, folder: str = "pictures") -> str:
     """Write a toy concept's example pictures (with captions) into FOLDER; the message names the folder."""
-    out = workspace.resolve("--src", folder)
+    out = workspace.resolve("SRC", folder)
     if out.exists() and any(out.iterdir()):
         raise OnewordError(f"{workspace.relative(out)} already holds files: move them away to write the examples")
     written = write_concept_examples(get_concept(concept), out)
@@ -29,7 +29,7 @@ def write_examples(workspace: Workspace, concept: str, folder: str = "pictures")
 
 def take_in(workspace: Workspace, files: list[str], folder: str) -> str:
     """Copy uploaded pictures and captions, and the pictures of uploaded zips, into FOLDER (by their names only)."""
-    out = workspace.resolve("--src", folder)
+    out = workspace.resolve("SRC", folder)
     taken, skipped = 0, []
     for file in files:
         path = Path(file)

@@ -10,19 +10,20 @@ import gradio as gr
 
 from oneword.errors import OnewordError
 from oneword.ui.fields import FieldSpec
+from oneword.ui.labels import for_form
 from oneword.ui.paths import Workspace
 
 
 def info(spec: FieldSpec) -> str:
-    """The help line under a widget: the field's help and the config's default (as the command line shows it)."""
+    """The help line under a widget: the field's help, the config's default (as the command line shows it) and the
+    command line's spelling of the field."""
     shown = spec.default
     if isinstance(shown, bool):
         shown = "on" if shown else "off"
     elif isinstance(shown, Path):
         shown = shown.as_posix()
-    if shown in (None, "", "."):
-        return spec.help
-    return f"{spec.help} [default: {shown}]".strip()
+    default = "" if shown in (None, "", ".") else f" [default: {shown}]"
+    return f"{spec.help}{default} ({spec.flag})".strip()
 
 
 def widget(spec: FieldSpec, prefix: str, default: Any = None) -> gr.components.Component:
@@ -68,9 +69,9 @@ def settings_from(specs: Sequence[FieldSpec], values: Sequence[Any], workspace: 
 def _setting(spec: FieldSpec, value: Any, workspace: Workspace, special: dict[str, Callable[[str, str], Any]]) -> Any:
     """One field's value as its config keyword argument."""
     if spec.name in special:
-        return special[spec.name](spec.label, value)
+        return special[spec.name](spec.flag, value)
     if spec.kind == "path":
-        return workspace.resolve(spec.label, value, optional=spec.optional)
+        return workspace.resolve(spec.flag, value, optional=spec.optional)
     if spec.kind == "bool":
         return bool(value)
     if spec.kind in ("int", "float"):
@@ -84,18 +85,18 @@ def number(spec: FieldSpec, value: Any) -> int | float | None:
     if value is None or str(value).strip() == "":
         if spec.optional:
             return None
-        raise OnewordError(f"{spec.label} is empty: give a number")
+        raise OnewordError(f"{spec.flag} is empty: give a number")
     try:
         number = float(value)
     except ValueError:
-        raise OnewordError(f"{spec.label} must be a number, but is {value!r}") from None
+        raise OnewordError(f"{spec.flag} must be a number, but is {value!r}") from None
     if spec.kind == "float":
         return number
     if not number.is_integer():
-        raise OnewordError(f"{spec.label} must be a whole number, but is {value!r}")
+        raise OnewordError(f"{spec.flag} must be a whole number, but is {value!r}")
     return int(number)
 
 
 def message(text: str, error: bool = False) -> str:
-    """A line for a tab's message area."""
-    return f"**error:** {text}" if error else text
+    """A line for a tab's message area, in the form's words (`tick Overwrite`, not `pass --overwrite`)."""
+    return for_form(f"**error:** {text}" if error else text)

@@ -153,8 +153,8 @@ def test_a_name_trained_before_is_refused_by_start_not_after_it(tmp_path):
     save_embedding(Embedding(name="zq", vectors={"*": torch.zeros(1, 64)}, step=7), tmp_path / "embeddings" / "zq.pt")
     note = train.start(space, jobs, train.train_specs(), "cpu",
                        _form({"name": "zq", "data": "datasets/star", "model": "tiny-sd1", "max_steps": 2}))
-    assert note == (f"**error:** {tmp_path / 'embeddings' / 'zq.pt'} has been trained for 7 steps already: pass "
-                    "--resume to continue it, or choose another name")
+    assert note == (f"**error:** {tmp_path / 'embeddings' / 'zq.pt'} has been trained for 7 steps already: tick "
+                    "Resume to continue it, or choose another name")
 
 
 def test_prepare_starts_at_the_toy_size_keeps_captions_and_lists_every_skipped_picture(tmp_path):
@@ -207,3 +207,19 @@ def test_showing_generate_or_runs_lists_what_was_made_since_the_page_was_drawn(t
     assert found.startswith("embeddings: `zq` — ")
     assert runs["choices"] == ["textual_inversion/2026-01-02/zq"]
     assert shown[("runs-run",)]()["choices"] == ["textual_inversion/2026-01-02/zq"]
+
+
+def test_the_step_counts_follow_the_model_and_keep_what_the_user_typed(tmp_path):
+    from oneword.ui.app import build_app
+    from oneword.ui.jobs import Jobs
+
+    app = build_app(Workspace.at(tmp_path), Jobs(lambda *a, **k: None))
+    ids = ("train-max-steps", "train-save-every", "train-preview-every", "train-validate-every")
+    shown = {b.elem_id: b.value for b in app.blocks.values() if getattr(b, "elem_id", None) in ids}
+    assert [shown[i] for i in ids] == [400, 50, 50, 50]  # the form starts on the toy model
+    (switch,) = [fn.fn for fn in app.fns.values() if [getattr(b, "elem_id", None) for b in fn.outputs] == list(ids)]
+    assert switch("tiny-sdxl", 400, 50, 50, 50) == (100000, 500, 500, 50)
+    assert switch("models/sd15.safetensors", 400, 50, 50, 50) == (100000, 500, 500, 50)
+    assert switch("toy", 100000, 500, 500, 50) == (400, 50, 50, 50)
+    assert switch("tiny-sd1", 1000, 50, 25, "") == (1000, 500, 25, 50)  # typed: 1000 and 25
+    assert switch("toy", 1000, 500, "x", 50) == (1000, 50, "x", 50)

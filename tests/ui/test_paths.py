@@ -9,6 +9,7 @@ import pytest
 
 from oneword.errors import OnewordError
 from oneword.ui.jobs import Jobs
+from oneword.ui.labels import flag
 from oneword.ui.models import ModelCache
 from oneword.ui.paths import Workspace
 from oneword.ui.tabs import create, generate, prepare, runs, train
@@ -108,7 +109,7 @@ def test_every_train_path_field_refuses(space, field, given):
     Image.new("RGB", (64, 64)).save(space.root / "inside" / "a.png")  # a data folder Start accepts
     specs = train.train_specs()
     values = _values(specs, **{"name": "zq", "data": "inside", field: given})
-    assert train.start(space, jobs, specs, "cpu", values) == _refused(space, "--" + field.replace("_", "-"), given)
+    assert train.start(space, jobs, specs, "cpu", values) == _refused(space, flag(field), given)
     assert jobs.current is None
 
 
@@ -117,12 +118,12 @@ def test_every_prepare_path_field_refuses(space, field):
     specs = prepare.prepare_specs()
     values = _values(specs, **{"src": "inside", "dst": "inside/out", field: "../outside"})
     message, table, thumbs = prepare.run(space, specs, values, "")
-    assert (message, table, thumbs) == (_refused(space, f"--{field}", "../outside"), None, [])
+    assert (message, table, thumbs) == (_refused(space, flag(field), "../outside"), None, [])
     assert not (space.root.parent / "outside" / "out").exists()
 
 
 def test_check_refuses_a_folder_outside(space):
-    assert prepare.check(space, "/etc", "", 512, None)[0] == _refused(space, "--dst", "/etc")
+    assert prepare.check(space, "/etc", "", 512, None)[0] == _refused(space, "DST", "/etc")
 
 
 @pytest.mark.parametrize("link", ["file", "folder"])
@@ -145,9 +146,9 @@ def test_picture_folders_with_links_out_are_refused_before_reading(space, link):
     specs = prepare.prepare_specs()
     values = _values(specs, src="inside/pics", dst="inside/out")
     message, table, thumbs = prepare.run(space, specs, values, "")
-    assert (message, table, thumbs) == (f"**error:** --src: {shown} {refusal}", None, [])
+    assert (message, table, thumbs) == (f"**error:** SRC: {shown} {refusal}", None, [])
     assert not (space.root / "inside" / "out").exists()
-    assert prepare.check(space, "inside/pics", "", 64, None)[0] == f"**error:** --dst: {shown} {refusal}"
+    assert prepare.check(space, "inside/pics", "", 64, None)[0] == f"**error:** DST: {shown} {refusal}"
     jobs = Jobs(load=lambda model: pytest.fail("nothing may load"))
     specs = train.train_specs()
     values = _values(specs, name="zq", data="inside/pics")

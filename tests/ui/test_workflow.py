@@ -50,7 +50,7 @@ def test_create_train_stop_generate(page, server, workspace, tmp_path):
     status = wait_text(page, "train-status", "finished")
     state = server.jobs.state()
     assert state.status == "finished" and state.step >= 30
-    assert f"stopped at step {state.step}: saved" in status and "continue with --resume" in status
+    assert f"stopped at step {state.step}: saved" in status and "continue with Resume ticked" in status
     # NAME.pt is the run's best checkpoint so far; the stopped step's state is saved in the log folder
     best = int(re.search(rf"{NAME}\.pt is the best so far, step (\d+)", status).group(1))
     assert best <= state.step and load_embedding_file(root / "embeddings" / f"{NAME}.pt").step == best

@@ -11,12 +11,13 @@ import gradio as gr
 from oneword.errors import OnewordError
 from oneword.generate.config import GenerateConfig
 from oneword.generate.samplers import SAMPLERS
+from oneword.ui import galleries
 from oneword.ui.fields import FieldSpec, form_specs
 from oneword.ui.inspection import inspection, listed_files
 from oneword.ui.models import ModelCache
 from oneword.ui.paths import Workspace
 from oneword.ui.tabs.create import MODEL
-from oneword.ui.widgets import message, settings_from, widgets
+from oneword.ui.widgets import message, settings_from, widget, widgets
 
 FOLDERS = [
     FieldSpec("embeddings_dir", "path", "embeddings", "Embeddings folder; prompts use them by file stem."),
@@ -24,6 +25,7 @@ FOLDERS = [
     FieldSpec("lora_dir", "path", "lora", "LoRA folder, for <lora:NAME:WEIGHT> (A1111's models/Lora)."),
     FieldSpec("out", "path", "outputs/txt2img", "Folder for the PNGs (A1111 names NNNNN-SEED.png)."),
 ]
+WORD = FieldSpec("word", "text", "", "The word in the prompt each checkpoint stands for [default: the run's name].")
 SYNTAX = """**Prompt syntax** (A1111's): `(word)` ×1.1, `((word))` ×1.21, `[word]` ÷1.1, `(word:1.3)` an explicit
 weight, `\\(` a literal parenthesis, `BREAK` starts a new 75-token chunk; an embedding by its file stem (`mychar`);
 `<hypernet:NAME:0.8>` applies a hypernetwork at a strength; `<lora:NAME:0.8>` a LoRA (`<lora:NAME:TE:UNET>`, `te=`,
@@ -161,7 +163,7 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
                         elem_id="generate-available")
     with gr.Accordion("Inspect a file", open=False):
         listed = gr.Dropdown(choices=listed_files(workspace, "embeddings", "hypernetworks", "lora"), value=None,
-                             label="file", info="What it is and which tools load it (oneword inspect).",
+                             label="File", info="What it is and which tools load it (oneword inspect).",
                              elem_id="generate-inspect-file")
         inspected = gr.Markdown(elem_id="generate-inspection")
     listed.change(lambda f: inspection(workspace, f), listed, inspected)
@@ -171,14 +173,13 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
             button = gr.Button("Generate", variant="primary", elem_id="generate-run")
             note = gr.Markdown(elem_id="generate-message")
             with gr.Row():
-                gallery = gr.Gallery(label="images", columns=4, height="auto", elem_id="generate-images")
+                gallery = galleries.gallery("Images", "generate-images")
                 parameters = gr.Textbox(label="parameters", lines=6, elem_id="generate-parameters")
         with gr.Tab("Compare checkpoints"):
             with gr.Row():
-                run = gr.Dropdown(choices=run_folders(workspace), value=None, label="run", allow_custom_value=True,
+                run = gr.Dropdown(choices=run_folders(workspace), value=None, label="Run", allow_custom_value=True,
                                   info="A log folder; its embeddings/NAME-STEP.pt are compared.", elem_id="compare-run")
-                word = gr.Textbox(label="--word", info="The word in the prompt each checkpoint stands for "
-                                  "[default: the run's name].", elem_id="compare-word")
+                word = widget(WORD, "compare")
                 refresh = gr.Button("Refresh runs", elem_id="compare-refresh")
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare-run-button")
             c_note = gr.Markdown(elem_id="compare-message")

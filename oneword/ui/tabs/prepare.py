@@ -16,10 +16,10 @@ from oneword.prep.check import CheckConfig, CheckReport, check_dataset
 from oneword.prep.crop import CROP_MODES, FocalWeights
 from oneword.prep.preprocess import PreprocessConfig, preprocess
 from oneword.toy.concepts import CONCEPTS
-from oneword.ui import pictures_in
+from oneword.ui import galleries, pictures_in
 from oneword.ui.fields import FieldSpec, field_docs, form_specs
 from oneword.ui.paths import Workspace
-from oneword.ui.widgets import message, settings_from, widgets
+from oneword.ui.widgets import message, settings_from, widget, widgets
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MODEL_SIZES = {"toy": 64, "tiny-sd1": 512, "tiny-sd2": 768, "tiny-sd2-v": 768, "tiny-sdxl": 1024}
@@ -28,6 +28,10 @@ SDXL 1024)."""
 FORM_DEFAULTS = {"src": "pictures/", "dst": "datasets/", "width": MODEL_SIZES["toy"], "caption_action": "copy"}
 """What the form starts with where it differs from the command line's: the toy model's size (the Train tab's model),
 and `copy`, which keeps the captions a source's `.txt` holds (`ignore` would drop them)."""
+
+
+CHECK_NAME = FieldSpec("name", "text", "", "The embedding's name, for check: captions should not contain it.",
+                       cli="--name")
 
 
 def model_size(model: str) -> int:
@@ -59,7 +63,7 @@ def preprocess_config(workspace: Workspace, specs: list[FieldSpec], values: list
     if not Path(config.src).is_dir():
         raise OnewordError(f"SRC {workspace.relative(Path(config.src))}: no such folder yet; put pictures there with "
                            "Pictures in (upload pictures or a zip, or write the example pictures), then run again")
-    workspace.pictures("--src", Path(config.src))
+    workspace.pictures("SRC", Path(config.src))
     return config
 
 
@@ -79,8 +83,8 @@ def flagged(report: CheckReport) -> list[tuple[str, str]]:
 def check(workspace: Workspace, folder: str, name: str, width: float, height: float | None) -> tuple:
     """`oneword check` on a workspace folder: summary line, table, flagged thumbnails."""
     try:
-        path = workspace.resolve("--dst", folder)
-        workspace.pictures("--dst", path)
+        path = workspace.resolve("DST", folder)
+        workspace.pictures("DST", path)
         report = check_dataset(CheckConfig(folder=path, name=name.strip() or None, width=int(width),
                                            height=int(height) if height else None))
     except OnewordError as error:
@@ -122,25 +126,24 @@ def build(workspace: Workspace) -> None:
     specs = prepare_specs()
     with gr.Accordion("Pictures in", open=True):
         with gr.Row():
-            uploads = gr.File(label="upload pictures, captions (.txt) or a zip", file_count="multiple",
+            uploads = gr.File(label="Upload pictures, captions (.txt) or a zip", file_count="multiple",
                               type="filepath", elem_id="prepare-upload")
             with gr.Column():
-                concept = gr.Dropdown(list(CONCEPTS), value="star", label="example pictures (toy concept)",
+                concept = gr.Dropdown(list(CONCEPTS), value="star", label="Example pictures (toy concept)",
                                       elem_id="prepare-concept")
                 examples = gr.Button("Write example pictures", elem_id="prepare-examples")
         taken = gr.Markdown(elem_id="prepare-taken")
-    model = gr.Dropdown(list(MODEL_SIZES), value="toy", label="model (sets the size)", elem_id="prepare-model",
+    model = gr.Dropdown(list(MODEL_SIZES), value="toy", label="Model (sets the size)", elem_id="prepare-model",
                         info="The model the pictures are for: the toy 64 px, SD 1 512, SD 2 768, SDXL 1024.")
     fields = widgets(specs, "prepare", FORM_DEFAULTS)
     model.change(lambda m: (model_size(m), None), model, [fields["width"], fields["height"]])
-    name = gr.Textbox(label="--name", info="The embedding's name, for check: captions should not contain it.",
-                      elem_id="prepare-name")
+    name = widget(CHECK_NAME, "prepare")
     with gr.Row():
         run_button = gr.Button("Run preprocess", variant="primary", elem_id="prepare-run")
         check_button = gr.Button("Check DST only", elem_id="prepare-check")
     note = gr.Markdown(elem_id="prepare-message")
     table = gr.Dataframe(label="check", interactive=False, wrap=True, elem_id="prepare-report")
-    thumbs = gr.Gallery(label="flagged pictures", columns=8, height="auto", elem_id="prepare-flagged")
+    thumbs = galleries.gallery("Flagged pictures", "prepare-flagged")
     ordered = [fields[s.name] for s in specs]
 
     def run_form(name_value: str, *values: Any, progress: gr.Progress = gr.Progress()) -> tuple:

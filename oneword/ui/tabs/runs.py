@@ -11,6 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from oneword.errors import OnewordError
+from oneword.ui import galleries
 from oneword.ui.paths import Workspace
 from oneword.ui.widgets import message
 
@@ -67,14 +68,14 @@ def _previews(folder: Path) -> list[Path]:
 def build(workspace: Workspace, shown: gr.Tab | None = None) -> None:
     """The tab's layout and events; `shown` (the tab itself) refreshes the runs each time it is shown."""
     with gr.Row():
-        run = gr.Dropdown(choices=run_folders(workspace), value=None, label="run", elem_id="runs-run",
+        run = gr.Dropdown(choices=run_folders(workspace), value=None, label="Run", elem_id="runs-run",
                           info="A log folder (LOG_DIR/YYYY-MM-DD/NAME).")
         refresh = gr.Button("Refresh", elem_id="runs-refresh")
     about = gr.Markdown(elem_id="runs-about")
     table = gr.Dataframe(label="checkpoints (best marked *)", interactive=False, elem_id="runs-summary")
     with gr.Row():
         plot = gr.Image(label="loss.png", type="filepath", elem_id="runs-loss")
-        previews = gr.Gallery(label="previews", columns=4, height="auto", elem_id="runs-previews")
+        previews = galleries.gallery("Previews", "runs-previews")
     run.change(lambda r: open_run(workspace, r) if r else ("", None, None, []), run, [about, table, plot, previews])
     refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)
     if shown is not None:

@@ -15,14 +15,16 @@ from oneword.generate.samplers import SAMPLERS
 from oneword.lora.names import TARGETS
 from oneword.lora.trainable import PRECISIONS
 from oneword.models.load import PREDICTION_TYPES
+from oneword.toy.bundle import TOY_NAME
 from oneword.train.config import CLIP_MODES, LATENT_SAMPLING, STOPS, TrainConfig
 from oneword.train.dataset import data_problem
 from oneword.train.templates import TEMPLATE_NAMES
-from oneword.ui import charts
+from oneword.ui import charts, galleries
 from oneword.ui.fields import FieldSpec, form_specs
 from oneword.ui.jobs import Jobs, JobState
+from oneword.ui.labels import for_form
 from oneword.ui.paths import BUNDLED_MODELS, Workspace
-from oneword.ui.widgets import message, settings_from, widgets
+from oneword.ui.widgets import message, settings_from, widget, widgets
 
 PATH_FIELDS = ("data", "log_dir", "embeddings_dir", "hypernetwork_dir", "lora_dir", "clip")
 GROUPS = {
@@ -44,6 +46,10 @@ GROUPS = {
 }
 """How the form groups TrainConfig's fields (every field but `extra` appears once)."""
 DEVICES = ("auto", "cpu", "cuda")
+DEVICE = FieldSpec("device", "choice", "auto", "auto, cpu or cuda.", DEVICES)
+TOY_STEPS = {"max_steps": 400, "save_every": 50, "preview_every": 50, "validate_every": 50}
+"""What the form proposes for the toy model, whose embeddings learn a concept in 100-300 steps and are best by 200-400
+(docs/benchmarks.md), where the library's defaults (100,000 steps, a checkpoint every 500) suit SD models."""
 REFRESH_SECONDS = 1.0
 """How often a page asks the server for the job's state."""
 
@@ -112,6 +118,29 @@ def kind_switch(kind: str, learn_rate: str, template: str) -> tuple[str, str]:
     return rate, new_template if str(template or "").strip() in ("", *(t for _, t in known)) else template
 
 
+def step_defaults(model: str) -> dict[str, int]:
+    """The step counts the form proposes for `model`: toy-sized ones for the toy model, the library's for any other."""
+    library = TrainConfig()
+    steps = {name: getattr(library, name) for name in TOY_STEPS}
+    return {**steps, **TOY_STEPS} if str(model or "").strip() == TOY_NAME else steps
+
+
+def model_switch(model: str, *values: Any) -> tuple:
+    """The step fields (TOY_STEPS' order) after choosing `model`: its defaults where a field still holds a model's
+    default (or nothing), what the user typed otherwise."""
+    known = [step_defaults(m) for m in (TOY_NAME, "")]
+    new = step_defaults(model)
+    return tuple(new[name] if _is_default(value, [k[name] for k in known]) else value
+                 for name, value in zip(TOY_STEPS, values, strict=True))
+
+
+def _is_default(value: Any, defaults: list[int]) -> bool:
+    try:
+        return value is None or str(value).strip() == "" or float(value) in defaults
+    except ValueError:  # text the user typed is theirs, even when it is no number
+        return False
+
+
 def kind_options() -> tuple[str, ...]:
     """The fields only some kind reads (each kind's `options`: a LoRA's rank...), in the form's order."""
     return tuple(dict.fromkeys(n for k in kinds.names() for n in getattr(kinds.get(k), "options", ())))
@@ -132,7 +161,7 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
     """The tab's layout and events (inside a gr.Tab); returns what a page load calls to draw the job at once."""
     specs = train_specs()
     by_name = {s.name: s for s in specs}
-    defaults = {"name": "", "data": "datasets/"}
+    defaults = {"name": "", "data": "datasets/", **step_defaults(by_name["model"].default)}
     inputs: dict[str, gr.components.Component] = {}
     for title, names in GROUPS.items():
         with gr.Accordion(title, open=title == "What to train"):
@@ -141,24 +170,25 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
                     inputs.update(widgets([by_name[n] for n in names[row:row + 3]], "train", defaults))
     ordered = [inputs[s.name] for s in specs]
     with gr.Row():
-        device = gr.Dropdown(list(DEVICES), value="auto", label="--device", info="auto, cpu or cuda.",
-                             elem_id="train-device")
+        device = widget(DEVICE, "train")
         start_button = gr.Button("Start", variant="primary", elem_id="train-start-button")
         stop_button = gr.Button("Stop (saves)", variant="stop", elem_id="train-stop-button")
     note = gr.Markdown(elem_id="train-message")
-    status = gr.Markdown(charts.status_line(jobs.state()), elem_id="train-status")
+    status = gr.Markdown(for_form(charts.status_line(jobs.state())), elem_id="train-status")
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="loss", color="series", label="training loss", elem_id="train-loss-plot")
         val_plot = gr.LinePlot(x="step", y="loss", color="series", label="validation loss", elem_id="train-val-plot")
         score_plot = gr.LinePlot(x="step", y="score", color="series", label="scores", elem_id="train-score-plot",
                                  visible=False)
-    gallery = gr.Gallery(label="previews", columns=6, height="auto", elem_id="train-previews")
+    gallery = galleries.gallery("Previews", "train-previews")
     summary = gr.Dataframe(label="checkpoints", interactive=False, elem_id="train-summary")
     seen = gr.State({})
     timer = gr.Timer(REFRESH_SECONDS)
 
     rate_and_template = [inputs["learn_rate"], inputs["template"]]
     inputs["kind"].change(kind_switch, [inputs["kind"], *rate_and_template], rate_and_template)
+    steps = [inputs[n] for n in TOY_STEPS]
+    inputs["model"].change(model_switch, [inputs["model"], *steps], steps)
     inputs["kind"].change(lambda kind: tuple(kind_values(kind)), inputs["kind"], [inputs[n] for n in kind_options()])
     start_button.click(lambda d, *v: start(workspace, jobs, specs, d, list(v)), [device, *ordered], note)
     stop_button.click(lambda: stop(jobs), None, note)
@@ -191,7 +221,7 @@ def redraw(state: JobState, drawn: dict) -> tuple:
               for step, path in state.previews if path.is_file()]
     return (
         keys,
-        charts.status_line(state),
+        for_form(charts.status_line(state)),
         charts.loss_frame(state) if changed("loss") else gr.skip(),
         charts.validation_frame(state) if changed("val") else gr.skip(),
         gr.update(value=charts.scores_frame(state), visible=bool(state.scores)) if changed("scores") else gr.skip(),
