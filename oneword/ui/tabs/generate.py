@@ -73,6 +73,11 @@ def drawing_line(drawing: Drawing) -> str:
     return f"drawing {images}, step {drawing.step}/{drawing.steps}"
 
 
+def _named(workspace: Workspace, path: Path) -> str:
+    """A file of a folder as the page names it: by its place in the workspace (a link not followed)."""
+    return path.relative_to(workspace.root).as_posix() if path.is_relative_to(workspace.root) else str(path)
+
+
 def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any],
              progress: Callable[..., object] | None = None) -> tuple:
     """Draw the images and save them with A1111's parameters: (message, gallery, parameters read back).
@@ -99,7 +104,7 @@ def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], v
             library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
             libraries = tag_libraries(workspace, str(h_dir), str(l_dir))
             notes += missing_embedding_notes([config.prompt, config.negative], library, base.encoders[0].tokenizer,
-                                             workspace.relative)
+                                             lambda path: _named(workspace, path))
             with watching(tell):
                 images = draw(base, config, library.loaded if library else {}, *libraries)
             paths = save_images(images, out)
