@@ -95,3 +95,18 @@ def test_a_job_before_its_first_step_shows_no_eta():
     state = JobState(status="running", name="zqx", total_steps=10, config=settings(NOWHERE))
     assert state.eta_seconds is None
     assert charts.status_line(state) == "**running** zqx: step 0/10"
+
+
+def test_the_status_is_drawn_again_each_second_while_a_job_runs(monkeypatch):
+    import gradio as gr
+
+    from oneword.ui.jobs import JobState
+    from oneword.ui.tabs import train
+
+    clock = iter([100.2, 100.7, 101.1])
+    monkeypatch.setattr(train.time, "monotonic", lambda: next(clock))
+    state = JobState(status="running", name="zqx", step=3, total_steps=10, version=7)
+    first = train.redraw(state, {})
+    assert first[1] == "**running** zqx: step 3/10"
+    assert train.redraw(state, first[0]) == (gr.skip(),) * 7  # the same second: nothing new
+    assert train.redraw(state, first[0])[1] == "**running** zqx: step 3/10"  # the next: the ETA counts down
