@@ -32,8 +32,9 @@ def test_generate_tells_each_step_notes_a_near_miss_and_lists_the_embedding_used
     specs = generate.generate_specs()
     values = _values(specs, prompt="a zqstar beside a zqstr", model="tiny-sd1", steps=3, batch=2, seed=5,
                      width=64, height=64)
-    note, gallery, parameters = generate.generate(space, ModelCache(), specs, values,
+    note, images, parameters = generate.generate(space, ModelCache(), specs, values,
                                                   lambda fraction, desc, unit: told.append((fraction, desc, unit)))
+    assert len(images) == 2
     assert told == [((k, 3), f"drawing 2 images, step {k}/3", "steps") for k in (1, 2, 3)]
     assert note == ("note: the prompt's word 'zqstr' is no embedding; did you mean 'zqstar'?\n\n"
                     "wrote outputs/txt2img/00000-5.png, outputs/txt2img/00001-6.png")

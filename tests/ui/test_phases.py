@@ -1,18 +1,16 @@
 """The phase line and the time left: what a training job says between its steps (validating, drawing the preview,
-scoring, saving), an ETA that counts those phases, and Generate's progress while it draws."""
+scoring, saving), and an ETA that counts those phases."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
-from tests.train.train_helpers import settings
-
 from oneword.models.tiny import build_tiny
 from oneword.ui import charts
 from oneword.ui.eta import PhaseClock, phases_at, phases_due
 from oneword.ui.jobs import TrainingJob
-
+from tests.train.train_helpers import settings
 
 NOWHERE = Path("/nonexistent")
 """Where the settings of a run that never starts point."""
