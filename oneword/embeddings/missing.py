@@ -8,13 +8,15 @@ The rule:
 2. a word of 4 or more letters that no embedding answers, that the text encoder does not know as one word (its
    tokenizer splits it), and that is one edit (a letter missing, added or changed, or two neighbours swapped)
    from a loaded embedding's word: the note asks whether that word was meant (`zqstr` for `zqstar`). Words the
-   encoder knows whole (`stars` beside an embedding `star`) are ordinary words and get no note.
+   encoder knows whole (`stars` beside an embedding `star`) are ordinary words and get no note;
+3. a word that names a training run (its log folder) while no loaded embedding answers it: the run's embedding
+   is not in this folder (deleted, moved, or written to another embeddings folder).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from oneword.conditioning.tags import parse_tags
@@ -51,11 +53,13 @@ def one_edit(a: str, b: str) -> bool:
 
 
 def missing_embedding_notes(prompts: Sequence[str], library: EmbeddingLibrary | None, tokenizer,
-                            shown: Callable[[Path], str] = str) -> list[str]:
+                            shown: Callable[[Path], str] = str, runs: Mapping[str, str] | None = None) -> list[str]:
     """One note per prompt word that looks like a missing embedding (the rule above); `tokenizer` is the model's
-    first text encoder's, `shown` how a file is named to the user."""
+    first text encoder's, `shown` how a file is named to the user, `runs` the training runs by name (their log
+    folders as the user sees them). Without a library (no embeddings folder) only the runs are looked at."""
     if library is None:
-        return []
+        library = EmbeddingLibrary({}, [])
+    trained = {name.lower(): where for name, where in (runs or {}).items()}
     loaded = {name.lower(): name for name in library.loaded}
     skipped = {}
     for entry in library.entries:
@@ -68,6 +72,10 @@ def missing_embedding_notes(prompts: Sequence[str], library: EmbeddingLibrary | 
     for word in prompt_words(prompts):
         key = word.lower()
         if key in loaded:
+            continue
+        if key in trained and key not in skipped:
+            notes.append(f"the prompt's word {word!r} names the training run {trained[key]}, but no embedding of "
+                         "that name is in the embeddings folder")
             continue
         if key in skipped:
             entry = skipped[key]

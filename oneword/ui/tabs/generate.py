@@ -103,8 +103,9 @@ def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], v
         with models.use(model) as base:
             library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
             libraries = tag_libraries(workspace, str(h_dir), str(l_dir))
+            runs = {Path(folder).name: folder for folder in reversed(run_folders(workspace))}  # the newest
             notes += missing_embedding_notes([config.prompt, config.negative], library, base.encoders[0].tokenizer,
-                                             lambda path: _named(workspace, path))
+                                             lambda path: _named(workspace, path), runs)
             with watching(tell):
                 images = draw(base, config, library.loaded if library else {}, *libraries)
             paths = save_images(images, out)
