@@ -152,8 +152,9 @@ class TrainingJob:
         self._change(lambda s: s.clock.drew(drawing))
 
 
-def _apply(s: JobState, event: events.Event, now: float) -> None:
-    """Fold one training event, arrived at `now` (time.monotonic), into the state."""
+def _apply(s: JobState, event: events.Event, now: float | None = None) -> None:
+    """Fold one training event, arrived at `now` (time.monotonic, by default now), into the state."""
+    now = time.monotonic() if now is None else now
     if isinstance(event, events.Phase):
         s.clock.begin(now, event.name, event.step)
         s.step = max(s.step, event.step)  # the steps done, also between two progress events
