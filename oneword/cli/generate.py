@@ -34,7 +34,7 @@ def _load(model: str, prediction_type: str | None, embeddings_dir: Path):
             f"(`oneword embeddings list` shows why)",
             err=True,
         )
-    return base, (library.loaded if library else {})
+    return base, (library.loaded if library else {}), library
 
 
 def _tag_libraries(prompt: str, hypernetwork_dir: Path, lora_dir: Path) -> list:
@@ -86,7 +86,11 @@ def generate_command(
                             width=width, height=height, batch=batch)
     libraries = _tag_libraries(prompt, hypernetwork_dir, lora_dir)
     gather([p for p in (folder_problem("--out", out),) if p])
-    base, embeddings = _load(model, prediction_type, embeddings_dir)
+    from oneword.embeddings.missing import missing_embedding_notes
+
+    base, embeddings, library = _load(model, prediction_type, embeddings_dir)
+    for note in missing_embedding_notes([prompt, negative], library, base.encoders[0].tokenizer):
+        typer.echo(f"note: {note}", err=True)
     images = generate(base, config, embeddings, *libraries)
     _tell_notes(libraries)
     for path in save_images(images, out):
@@ -130,7 +134,7 @@ def compare_command(
         raise OnewordError(f"--out {out}: is a folder; give the grid's file name, e.g. {out / 'compare.png'}")
     libraries = _tag_libraries(prompt, hypernetwork_dir, lora_dir)
     gather([p for p in (folder_problem("--out", out.parent),) if p])
-    base, embeddings = _load(model, prediction_type, embeddings_dir)
+    base, embeddings, _ = _load(model, prediction_type, embeddings_dir)
     result = compare_embeddings(base, config, files, word, embeddings, libraries)
     _tell_notes(libraries)
     out.parent.mkdir(parents=True, exist_ok=True)

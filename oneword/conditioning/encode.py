@@ -272,3 +272,12 @@ def encode_prompts(
     chosen = range(len(prompts)) if rows is None else rows
     chunks = [c for r in chosen for c in _padded(per_prompt[r], n_chunks, prompts[r])]
     return _encode_chunks(model, chunks, vocabulary, grad, n_prompts=len(chosen))
+
+
+def embeddings_used(model: BaseModel, prompts: list[str], embeddings: Mapping[str, Embedding] | None) -> list[str]:
+    """The words of `embeddings` that the prompts use, as the encoder finds them, in order of first use (each
+    prompt in turn)."""
+    vocabulary = EmbeddingVocabulary(model, embeddings)
+    for prompt in prompts:
+        prompt_chunks(model, prompt, vocabulary)
+    return vocabulary.used

@@ -130,6 +130,11 @@ class EmbeddingVocabulary:
             self._vectors.append(vectors)
         return self._placeholders[word]
 
+    @property
+    def used(self) -> list[str]:
+        """The embedding words found so far, in the order they were first used."""
+        return list(self._placeholders)
+
     def tables(self) -> list[torch.Tensor]:
         """Per model encoder, the vectors of every embedding used, in placeholder order: (n_placeholders, width)."""
         tables = []

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from oneword.files import atomic_write
+
+if TYPE_CHECKING:
+    from oneword.embeddings.embedding import Embedding
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,24 @@ def _quote(value: str) -> str:
     if "," not in value and ":" not in value and "\n" not in value:
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def ti_hashes(embeddings: Sequence[Embedding]) -> tuple[tuple[str, str], ...]:
+    """A1111's `TI hashes: "NAME: HASH12, ..."` (modules/sd_hijack_clip.py): each embedding a prompt used, by its
+    word without `:` and `,`, with the first 12 hex digits of its file's SHA-256 (textual_inversion.py), in the
+    order the prompt and then the negative prompt first use them. One not read from a file (a LoRA's bundled
+    word, a training run's current vectors) has no hash and is left out, as in A1111."""
+    pairs: dict[str, str] = {}
+    for embedding in embeddings:
+        if embedding.source is None:
+            continue
+        try:
+            digest = hashlib.sha256(Path(embedding.source).read_bytes()).hexdigest()
+        except OSError:  # gone since it was read: no hash to give
+            continue
+        pairs.setdefault(embedding.name.replace(":", "").replace(",", ""), digest[:12])
+    hashes = ", ".join(f"{name}: {short}" for name, short in pairs.items())
+    return (("TI hashes", hashes),) if hashes else ()
 
 
 def save_png(image: Image.Image, path: Path, parameters: str) -> None:

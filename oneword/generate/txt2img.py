@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from oneword.conditioning.encode import encode_pair
+from oneword.conditioning.encode import embeddings_used, encode_pair
 from oneword.conditioning.tags import TagLibrary
 from oneword.embeddings.embedding import Embedding
 from oneword.extra_networks import resolve, text_encoders_applied, unets_applied, with_tag_embeddings
 from oneword.generate.config import GenerateConfig
-from oneword.generate.pnginfo import ImageParameters, format_parameters, save_png
+from oneword.generate.pnginfo import ImageParameters, format_parameters, save_png, ti_hashes
+from oneword.generate.progress import step_callback
 from oneword.generate.samplers import get_sampler, make_scheduler
 from oneword.models.base import BaseModel
 from oneword.models.pipeline import make_pipeline
@@ -51,11 +52,11 @@ def generate(
     """Draw `config.batch` images; the same model, settings and seed give the same pixels on the CPU.
 
     Prompt tags (`<hypernet:NAME:STRENGTH>`, `<lora:NAME:WEIGHT>`, oneword/extra_networks.py) pick their files from
-    `libraries`; their effects add their fields to the parameters (`Lora hashes`).
+    `libraries`; their effects add their fields to the parameters (`Lora hashes`), and the embeddings the prompts
+    use theirs (`TI hashes`).
     """
-    images, seeds, width, height, effects = _sample(model, config, embeddings, libraries, "pil")
+    images, seeds, width, height, extra = _sample(model, config, embeddings, libraries, "pil")
     label = get_sampler(config.sampler).label
-    extra = tuple(field for effect in effects for field in effect.infotext())
     return [
         GeneratedImage(
             image=image,
@@ -79,7 +80,8 @@ def generate_latents(
 
 def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None,
             libraries: tuple[TagLibrary, ...], output_type: str):
-    """Run the pipeline: (images or latents, seeds, width, height, the prompt tags' effects)."""
+    """Run the pipeline: (images or latents, seeds, width, height, the infotext fields of the networks and
+    embeddings the prompts used: `Lora hashes`, `TI hashes`)."""
     sampler = get_sampler(config.sampler)
     width = config.width or native_size(model)
     height = config.height or native_size(model)
@@ -87,8 +89,11 @@ def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, E
     seeds = [first_seed + i for i in range(config.batch)]
 
     prompt, effects = resolve(config.prompt, libraries)
+    words = with_tag_embeddings(embeddings, effects)
     with text_encoders_applied(effects, model):
-        cond, uncond = encode_pair(model, prompt, config.negative, with_tag_embeddings(embeddings, effects))
+        cond, uncond = encode_pair(model, prompt, config.negative, words)
+    used = [words[word] for word in embeddings_used(model, [prompt, config.negative], words)]
+    extra = (*(field for effect in effects for field in effect.infotext()), *ti_hashes(used))
     pipe = make_pipeline(model, make_scheduler(sampler, model.scheduler_config))
     dtype = model.unet.dtype
     latents = initial_noise(model, seeds, width, height).to(model.device, dtype)
@@ -106,11 +111,13 @@ def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, E
         generator=generators,
         output_type=output_type,
     )
+    if (callback := step_callback(config.batch, config.steps)) is not None:  # a progress bar watches
+        kwargs["callback_on_step_end"] = callback
     if model.is_sdxl:
         kwargs.update(pooled_prompt_embeds=cond.pooled.to(dtype), negative_pooled_prompt_embeds=uncond.pooled.to(dtype))
     with torch.inference_mode(), unets_applied(effects, model):
         out = pipe(**kwargs).images
-    return out, seeds, width, height, effects
+    return out, seeds, width, height, extra
 
 
 def save_images(images: list[GeneratedImage], out: Path) -> list[Path]:

@@ -72,7 +72,7 @@ class EmbeddingTrainable:
     def snapshot(self, step: int) -> Embedding:
         """The vectors now, as float32 CPU tensors of their own."""
         vectors = {key: p.detach().to("cpu", torch.float32).clone() for key, p in self.params.items()}
-        return dataclasses.replace(self.base, vectors=vectors, step=step)
+        return dataclasses.replace(self.base, vectors=vectors, step=step, source=None)  # no file holds these yet
 
     def save(self, snapshot: Embedding, path: Path, model: BaseModel, name: str) -> None:
         """A1111 `.pt` (or `.safetensors` for SDXL), recording the base model."""

@@ -68,6 +68,15 @@ class Saved:
 
 
 @dataclass
+class Phase:
+    """Work between optimizer steps begins, after `step` steps: `validating`, `previewing`, `scoring` or `saving`.
+    It lasts until the next event (a UI measures each phase's duration from this, for its time left)."""
+
+    step: int
+    name: str
+
+
+@dataclass
 class Skipped:
     """A step whose loss or gradient was NaN or infinite: the vectors were left as they were."""
 
@@ -95,5 +104,5 @@ class Finished:
     """False in the other processes of a data-parallel run: the main process writes and reports."""
 
 
-Event = Started | Progress | Validated | Checked | Saved | Skipped | Finished
+Event = Started | Progress | Validated | Checked | Saved | Phase | Skipped | Finished
 Listener = Callable[[Event], None]

@@ -30,7 +30,7 @@ from oneword.train.config import TrainConfig
 from oneword.train.dataset import Dataset, LatentCache, cache_latents, read_dataset
 from oneword.train.distributed import ONE, Processes, agree, join_processes, sum_across
 from oneword.train.ending import MAX_BAD_STEPS, ending_line, nothing_to_do
-from oneword.train.events import Checked, Finished, Listener, Progress, Saved, Skipped, Started, Validated
+from oneword.train.events import Checked, Finished, Listener, Phase, Progress, Saved, Skipped, Started, Validated
 from oneword.train.fits import check_picture_size
 from oneword.train.groups import GroupSchedules, set_rates
 from oneword.train.history import History
@@ -189,8 +189,11 @@ def _check_point(run: Run, step: int, history: History, on_event: Listener) -> C
     """Measure a saved checkpoint: its validation loss (measured now if it was not at this step) and its scores."""
     val = history.measured(step)
     if val is None and run.validation is not None:
+        on_event(Phase(step, "validating"))
         val = validation_loss(run)
         history.val.append((step, val))
+    if run.scorers:
+        on_event(Phase(step, "scoring"))
     scores = checkpoint_scores(run, step)
     record = CheckpointRecord(step, run.folder.checkpoint(step), val, scores)
     history.records.append(record)
@@ -329,12 +332,14 @@ def _after_step(run: Run, done: int, rates: tuple[float, ...], csv: LossCsv, los
     c, folder = run.config, run.folder
     val = None
     if run.validation is not None and done % c.validate_every == 0:
+        on_event(Phase(done, "validating"))
         val = validation_loss(run)
         history.val.append((done, val))
         on_event(Validated(done, val))
     if done % c.csv_every == 0 or done == run.total_steps or val is not None:
         _write_row(run, csv, done, rates, losses, history, val)
     if c.preview_every and done % c.preview_every == 0:
+        on_event(Phase(done, "previewing"))
         snapshot = run.trainable.snapshot(done)
         hidden = folder.preview_embedding(done) if folder.hidden_in_previews else None
         with run.trainable.sampling():
@@ -350,6 +355,7 @@ def _after_step(run: Run, done: int, rates: tuple[float, ...], csv: LossCsv, los
     plateau = history.plateau is not None and measurement is not None and history.plateau.add(measurement)
     if due and not plateau and done < run.total_steps:
         _flush(losses, done, history)
+        on_event(Phase(done, "saving"))
         on_event(Saved(done, save_checkpoint(run, done, history, final=False)))
     return plateau
 
@@ -360,6 +366,7 @@ def _conclude(run: Run, reason: str, done: int, rates: tuple[float, ...], csv: L
     _write_row(run, csv, done, rates, losses, history)  # what an early stop left since the last row
     if done > run.start_step and not any(r.step == done for r in history.records):
         _check_point(run, done, history, on_event)
+    on_event(Phase(done, "saving"))
     paths = save_checkpoint(run, done, history, final=True)
     best = best_record(history.records, run.signal)
     on_event(Saved(done, paths))

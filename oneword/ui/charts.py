@@ -43,6 +43,8 @@ def status_line(state: JobState) -> str:
     if state.status == "loading":
         return f"**loading** {state.name}: the model and the data"
     progress = f"step {state.step}/{state.total_steps}"
+    if state.phase_line:  # what happens between the steps now
+        progress = f"{state.phase_line} · {progress}"
     if state.status in ("running", "stopping"):
         eta = state.eta_seconds
         left = f" · ETA {_clock(eta)}" if eta is not None else ""

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from oneword.errors import OnewordError
+from oneword.generate.progress import Drawing, watching
 from oneword.train import events
 from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record
 from oneword.train.config import TrainConfig
 from oneword.train.logfolder import LogFolder
+from oneword.ui.eta import PhaseClock
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,10 @@ class JobState:
     version: int = 0
     """Goes up with every change, so a page redraws only what changed."""
     started_at: float = 0.0
+    config: TrainConfig | None = None
+    """The run's settings: when it validates, previews and saves (for the time left)."""
+    clock: PhaseClock = field(default_factory=PhaseClock)
+    """The phase going on and where the time went (oneword.ui.eta)."""
 
     @property
     def active(self) -> bool:
@@ -58,11 +64,17 @@ class JobState:
         return self.status in ("loading", "running", "stopping")
 
     @property
+    def phase_line(self) -> str:
+        """What the run does between its steps now ("scoring step 120 (3/8 samples)"); empty while steps run."""
+        return self.clock.line() if self.active else ""
+
+    @property
     def eta_seconds(self) -> float | None:
-        """Time left at the current rate."""
-        if self.status != "running" or self.steps_per_second <= 0:
+        """Time left: the steps at their own rate, plus the validations, previews, scorings and saves still due
+        at their measured durations."""
+        if self.status != "running" or self.steps_per_second <= 0 or self.config is None:  # no step timed yet
             return None
-        return (self.total_steps - self.step) / self.steps_per_second
+        return self.clock.seconds_left(self.config, self.step, self.total_steps, time.monotonic())
 
 
 class TrainingJob:
@@ -76,7 +88,7 @@ class TrainingJob:
         self._stop = threading.Event()
         self._set_up = threading.Event()
         self._state = JobState(status="loading", name=config.name, kind=config.kind, total_steps=config.max_steps,
-                               signal=config.stop_signal, started_at=time.time())
+                               signal=config.stop_signal, started_at=time.time(), config=config)
         self._thread = threading.Thread(target=self._work, name=f"train-{config.name}", daemon=True)
 
     def start(self) -> None:
@@ -103,7 +115,7 @@ class TrainingJob:
             s = self._state
             return replace(s, train_loss=list(s.train_loss), val_loss=list(s.val_loss), scores=list(s.scores),
                            records=list(s.records), previews=list(s.previews), notes=list(s.notes),
-                           learn_rates=dict(s.learn_rates))
+                           learn_rates=dict(s.learn_rates), clock=s.clock.copy())
 
     def _change(self, edit: Callable[[JobState], object]) -> None:
         with self._lock:
@@ -119,7 +131,8 @@ class TrainingJob:
             if not self._stop.is_set():
                 self._change(lambda s: setattr(s, "status", "running"))
             self._set_up.set()
-            fit(run, self._on_event, stop=self._stop.is_set)
+            with watching(self._on_drawing):  # the previews' and the scorers' samples, step by step
+                fit(run, self._on_event, stop=self._stop.is_set)
         except OnewordError as error:
             self._fail(str(error))
         except Exception as error:  # the thread's last line of defence: the page shows it instead of hanging
@@ -133,11 +146,25 @@ class TrainingJob:
         self._set_up.set()
 
     def _on_event(self, event: events.Event) -> None:
-        self._change(lambda s: _apply(s, event))
+        now = time.monotonic()
+        self._change(lambda s: _apply(s, event, now))
+
+    def _on_drawing(self, drawing: Drawing) -> None:
+        self._change(lambda s: s.clock.drew(drawing))
 
 
-def _apply(s: JobState, event: events.Event) -> None:
-    """Fold one training event into the state."""
+def _apply(s: JobState, event: events.Event, now: float | None = None) -> None:
+    """Fold one training event, arrived at `now` (time.monotonic, by default now), into the state."""
+    now = time.monotonic() if now is None else now
+    if isinstance(event, events.Phase):
+        s.clock.begin(now, event.name, event.step)
+        s.step = max(s.step, event.step)  # the steps done, also between two progress events
+    elif isinstance(event, events.Progress):
+        s.clock.progressed(now, event.step)
+    elif isinstance(event, events.Started):
+        s.clock.started(now, event.start_step)
+    else:
+        s.clock.end(now)  # every other event closes the phase going on
     if isinstance(event, events.Started):
         s.start_step, s.step, s.total_steps = event.start_step, event.start_step, event.total_steps
         s.log_folder, s.notes = event.log_folder, list(event.notes)

@@ -3,6 +3,7 @@ parameters; and Compare: one prompt and seed without the embedding and with each
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import gradio as gr
 
 from oneword.errors import OnewordError
 from oneword.generate.config import GenerateConfig
+from oneword.generate.progress import Drawing, watching
 from oneword.generate.samplers import SAMPLERS
 from oneword.ui import galleries
 from oneword.ui.fields import FieldSpec, form_specs
@@ -67,13 +69,32 @@ def tag_libraries(workspace: Workspace, hypernetwork_dir: str, lora_dir: str = "
     return scan_folders(folders, within=workspace.root)
 
 
-def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any]) -> tuple:
-    """Draw the images and save them with A1111's parameters: (message, gallery, parameters read back)."""
+def drawing_line(drawing: Drawing) -> str:
+    """What Generate's progress bar says while a batch is drawn: "drawing 4 images, step 12/20"."""
+    images = "1 image" if drawing.images == 1 else f"{drawing.images} images"
+    return f"drawing {images}, step {drawing.step}/{drawing.steps}"
+
+
+def _named(workspace: Workspace, path: Path) -> str:
+    """A file of a folder as the page names it: by its place in the workspace (a link not followed)."""
+    return path.relative_to(workspace.root).as_posix() if path.is_relative_to(workspace.root) else str(path)
+
+
+def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any],
+             progress: Callable[..., object] | None = None) -> tuple:
+    """Draw the images and save them with A1111's parameters: (message, gallery, parameters read back).
+
+    `progress` (a gr.Progress) is told each denoising step."""
     from oneword.embeddings.library import scan_embeddings
+    from oneword.embeddings.missing import missing_embedding_notes
     from oneword.extra_networks import check_prompt, library_notes
     from oneword.generate.pnginfo import read_parameters
     from oneword.generate.txt2img import generate as draw
     from oneword.generate.txt2img import save_images
+
+    def tell(drawing: Drawing) -> None:
+        if progress is not None:
+            progress((drawing.step, drawing.steps), desc=drawing_line(drawing), unit="steps")
 
     try:
         s = settings_from(specs, values, workspace, special={"model": workspace.model})
@@ -84,7 +105,11 @@ def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], v
         with models.use(model) as base:
             library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
             libraries = tag_libraries(workspace, str(h_dir), str(l_dir))
-            images = draw(base, config, library.loaded if library else {}, *libraries)
+            runs = {Path(folder).name: folder for folder in reversed(run_folders(workspace))}  # the newest
+            notes += missing_embedding_notes([config.prompt, config.negative], library, base.encoders[0].tokenizer,
+                                             lambda path: _named(workspace, path), runs)
+            with watching(tell):
+                images = draw(base, config, library.loaded if library else {}, *libraries)
             paths = save_images(images, out)
         notes += library_notes(libraries)
     except OnewordError as error:
@@ -189,7 +214,10 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
     for source in folders:
         source.change(lambda e, h, lo: available(workspace, e, h, lo), folders, found)
         source.change(lambda e, h, lo: gr.update(choices=listed_files(workspace, e, h, lo)), folders, listed)
-    button.click(lambda *v: generate(workspace, models, specs, list(v)), ordered, [note, gallery, parameters]).then(
+    def generate_form(*values: Any, progress: gr.Progress = gr.Progress()) -> tuple:
+        return generate(workspace, models, specs, list(values), progress)
+
+    button.click(generate_form, ordered, [note, gallery, parameters]).then(
         lambda e, h, lo: available(workspace, e, h, lo), folders, found)
     compare_button.click(lambda r, w, *v: compare(workspace, models, specs, list(v), r, w), [run, word, *ordered],
                          [c_note, grid, c_parameters])

@@ -3,6 +3,7 @@ previews with the best marked, the checkpoints' table at the end)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -203,7 +204,7 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
 def redraw(state: JobState, drawn: dict) -> tuple:
     """What the tab shows of `state`, each part sent only when it changed since the page last drew (`drawn`)."""
     keys = {
-        "status": (state.version, state.status),
+        "status": (state.version, state.status, int(time.monotonic()) if state.active else 0),  # ETA counts down
         "loss": len(state.train_loss),
         "val": len(state.val_loss),
         "scores": len(state.scores),
