@@ -208,7 +208,7 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
                 refresh = gr.Button("Refresh runs", elem_id="compare-refresh")
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare-run-button")
             c_note = gr.Markdown(elem_id="compare-message")
-            grid = gr.Image(label="grid", type="filepath", elem_id="compare-grid")
+            grid = galleries.picture("grid", "compare-grid")
             c_parameters = gr.Textbox(label="parameters", lines=4, elem_id="compare-parameters")
     folders = [fields["embeddings_dir"], fields["hypernetwork_dir"], fields["lora_dir"]]
     for source in folders:
