@@ -40,3 +40,19 @@ def choose(page, elem_id: str, option: str) -> None:
     """Pick `option` in the dropdown `#elem_id`."""
     page.locator(f"#{elem_id} input").first.click()
     page.get_by_role("option", name=option, exact=True).click()
+
+
+def table_rows(page, elem_id: str) -> list[list[str]]:
+    """The cells of the table `#elem_id`, row by row (Gradio draws the rows as ARIA grid rows, not <tr>s)."""
+    rows = page.locator(f"#{elem_id} [role=grid] [role=row][data-index]")
+    rows.first.wait_for()
+    return [[cell.strip() for cell in row.locator("[role=gridcell]").all_inner_texts()] for row in rows.all()]
+
+
+def covered_px(page, elem_id: str) -> float:
+    """How far the label and buttons of the picture `#elem_id` reach down over its image (0 or less: not at all)."""
+    return page.eval_on_selector(f"#{elem_id}", """e => {
+        const top = e.querySelector('img').getBoundingClientRect().top;
+        const over = [...e.querySelectorAll('[data-testid=block-label], .icon-button-wrapper')];
+        return Math.max(...over.map(o => o.getBoundingClientRect().bottom)) - top;
+    }""")
