@@ -218,7 +218,7 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
         return generate(workspace, models, specs, list(values), progress)
 
     button.click(generate_form, ordered, [note, gallery, parameters]).then(
-        lambda e, h, lo: available(workspace, e, h, lo), folders, found)
+        lambda e, h, lo: available(workspace, e, h, lo), folders, found, show_progress="hidden")
     compare_button.click(lambda r, w, *v: compare(workspace, models, specs, list(v), r, w), [run, word, *ordered],
                          [c_note, grid, c_parameters])
     refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)
