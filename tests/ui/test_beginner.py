@@ -108,8 +108,9 @@ def test_a_beginner_goes_from_an_empty_workspace_to_a_compared_embedding(browser
         assert [row[0] for row in rows if row[-1] == "*"] == [str(state.best_step)], rows
         # a preview every 20 steps, the best checkpoint's marked when it has one
         previews = sorted(int(p.stem.rsplit("-", 1)[1]) for p in (run / "images").glob(f"{NAME}-*.png"))
-        captions = page.locator("#train-previews .caption-label, #train-previews figcaption").all_inner_texts()
-        assert captions == [f"step {s}" + (" ★ best" if s == state.best_step else "") for s in previews]
+        shown = page.locator("#train-previews .caption-label, #train-previews figcaption")
+        shown.nth(len(previews) - 1).wait_for()
+        assert shown.all_inner_texts() == [f"step {s}" + (" ★ best" if s == state.best_step else "") for s in previews]
         assert previews[:2] == [20, 40]
 
         # 4. draw with the word: the PNG's infotext names the embedding's hash
