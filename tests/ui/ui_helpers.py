@@ -31,9 +31,15 @@ def open_group(page, title: str) -> None:
 
 
 def wait_text(page, elem_id: str, needle: str) -> str:
-    """Wait until `#elem_id` shows `needle`; its text then."""
+    """Wait until `#elem_id` shows `needle` with no progress timer over it ("processing | 0.2s", while an event that
+    writes it runs); its text at that moment (read in the same look, so a line that changes each second still holds
+    the needle)."""
     page.locator(f"#{elem_id}", has_text=needle).wait_for()
-    return text(page, elem_id)
+    return page.wait_for_function("""([id, needle]) => {
+        const e = document.getElementById(id);
+        const busy = [...e.querySelectorAll(':scope > [data-testid=status-tracker]')].some(s => s.innerText.trim());
+        return !busy && e.innerText.toLowerCase().includes(needle.toLowerCase()) && e.innerText;
+    }""", arg=[elem_id, needle]).json_value()
 
 
 def choose(page, elem_id: str, option: str) -> None:
