@@ -1,11 +1,12 @@
-"""The UI's fixtures: a workspace with the toy world's star pictures, a server on a free local port, and headless
-Chromium (Debian's `chromium`, driven by Playwright without a browser download)."""
+"""The UI's fixtures: a workspace with the toy world's star pictures or an empty one, a server on a free local port
+for each, and headless Chromium (Debian's `chromium`, driven by Playwright without a browser download)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,39 +68,73 @@ def workspace(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(workspace):
-    """The UI served from this process on a free local port (Gradio's copies kept in the workspace)."""
+def empty_workspace(tmp_path_factory):
+    """A workspace with nothing in it, as a beginner's first one."""
+    from oneword.ui.paths import Workspace
+
+    return Workspace.at(tmp_path_factory.mktemp("empty-workspace"))
+
+
+@contextmanager
+def serving(workspace):
+    """The UI served from this process on a free local port (Gradio's copies kept in the workspace); on leaving, a
+    running training is stopped and waited for, and the server closed."""
     from oneword.ui.app import serve
 
     old = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(workspace.root / ".cache" / "gradio")
     started = serve(workspace, port=free_port(), block=False)
-    yield started
-    started.jobs.stop()
-    if started.jobs.current is not None:
-        started.jobs.current.join(timeout=120)
-    started.app.close()
-    if old is None:
-        os.environ.pop("GRADIO_TEMP_DIR", None)
-    else:
-        os.environ["GRADIO_TEMP_DIR"] = old
+    try:
+        yield started
+    finally:
+        started.jobs.stop()
+        if started.jobs.current is not None:
+            started.jobs.current.join(timeout=120)
+        started.app.close()
+        if old is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def server(workspace):
+    """The UI on the star-pictures workspace."""
+    with serving(workspace) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def empty_server(empty_workspace):
+    """The UI on the empty workspace."""
+    with serving(empty_workspace) as started:
+        yield started
+
+
+@contextmanager
+def opened(browser, url: str, width: int = 1400, height: int = 1000):
+    """A fresh browser page on the UI at `url`, in a context of its own with a `width` x `height` viewport."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    page.get_by_role("tab", name="Train").wait_for()
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 @pytest.fixture
 def page(browser, server):
     """A fresh browser page on the UI."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(server.url)
-    page.get_by_role("tab", name="Train").wait_for()
-    yield page
-    context.close()
+    with opened(browser, server.url) as page:
+        yield page
 
 
 def screenshot_folder(tmp_path: Path) -> Path:
-    """Where the end-to-end test leaves its screenshots: ONEWORD_UI_SCREENSHOTS (docs/ui to refresh the README's)
-    or the test's temporary folder."""
+    """Where the beginner's end-to-end test (test_beginner.py) leaves its screenshots: ONEWORD_UI_SCREENSHOTS (docs/ui
+    to refresh the README's) or the test's temporary folder."""
     folder = Path(os.environ.get("ONEWORD_UI_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -1,5 +1,6 @@
 """The toy model's 64 px previews in the Train tab's gallery: shown at most 4x their size, each caption whole (the
-page is the only place that shows it)."""
+page is the only place that shows it), the gallery no taller than its row; every picture of the app below its label
+and buttons."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ def test_small_previews_are_not_blown_up_and_their_captions_are_whole(page, serv
     cut = page.eval_on_selector_all("#train-previews .caption-label",
                                     "els => els.filter(e => e.scrollWidth > e.clientWidth).length")
     assert cut == 0
+    # the gallery is as tall as its one row of pictures (Gradio's 450 px at least would leave an empty band)
+    rows, wrap = page.eval_on_selector("#train-previews .grid-wrap", "e => [e.querySelector('.grid-container')"
+                                       ".getBoundingClientRect().height, e.getBoundingClientRect().height]")
+    assert rows <= 4 * 64 + 8 and wrap <= rows + 2 * 16, (rows, wrap)
 
 
 def test_every_gallery_of_the_app_keeps_its_cells_in_bounds(tmp_path):
@@ -59,3 +64,5 @@ def test_every_gallery_of_the_app_keeps_its_cells_in_bounds(tmp_path):
              if isinstance(b, gr.Gallery)}
     assert set(shown) == {"prepare-flagged", "train-previews", "generate-images", "runs-previews"}
     assert all(v == ([galleries.CLASS], False, "contain") for v in shown.values()), shown
+    pictures = {b.elem_id: list(b.elem_classes) for b in app.blocks.values() if isinstance(b, gr.Image)}
+    assert pictures == {"runs-loss": [galleries.PICTURE_CLASS], "compare-grid": [galleries.PICTURE_CLASS]}

@@ -208,7 +208,7 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
                 refresh = gr.Button("Refresh runs", elem_id="compare-refresh")
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare-run-button")
             c_note = gr.Markdown(elem_id="compare-message")
-            grid = gr.Image(label="grid", type="filepath", elem_id="compare-grid")
+            grid = galleries.picture("grid", "compare-grid")
             c_parameters = gr.Textbox(label="parameters", lines=4, elem_id="compare-parameters")
     folders = [fields["embeddings_dir"], fields["hypernetwork_dir"], fields["lora_dir"]]
     for source in folders:
@@ -218,7 +218,7 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
         return generate(workspace, models, specs, list(values), progress)
 
     button.click(generate_form, ordered, [note, gallery, parameters]).then(
-        lambda e, h, lo: available(workspace, e, h, lo), folders, found)
+        lambda e, h, lo: available(workspace, e, h, lo), folders, found, show_progress="hidden")
     compare_button.click(lambda r, w, *v: compare(workspace, models, specs, list(v), r, w), [run, word, *ordered],
                          [c_note, grid, c_parameters])
     refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)

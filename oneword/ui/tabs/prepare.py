@@ -28,7 +28,8 @@ SDXL 1024)."""
 FORM_DEFAULTS = {"src": "pictures/", "dst": "datasets/", "width": MODEL_SIZES["toy"], "caption_action": "copy"}
 """What the form starts with where it differs from the command line's: the toy model's size (the Train tab's model),
 and `copy`, which keeps the captions a source's `.txt` holds (`ignore` would drop them)."""
-
+UPLOAD_HEIGHT = 240
+"""The tallest the upload's list of files gets (it scrolls beyond): a dataset's pictures and captions are dozens."""
 
 CHECK_NAME = FieldSpec("name", "text", "", "The embedding's name, for check: captions should not contain it.",
                        cli="--name")
@@ -127,15 +128,20 @@ def build(workspace: Workspace) -> None:
     with gr.Accordion("Pictures in", open=True):
         with gr.Row():
             uploads = gr.File(label="Upload pictures, captions (.txt) or a zip", file_count="multiple",
-                              type="filepath", elem_id="prepare-upload")
+                              type="filepath", elem_id="prepare-upload", height=UPLOAD_HEIGHT)
             with gr.Column():
                 concept = gr.Dropdown(list(CONCEPTS), value="star", label="Example pictures (toy concept)",
                                       elem_id="prepare-concept")
                 examples = gr.Button("Write example pictures", elem_id="prepare-examples")
         taken = gr.Markdown(elem_id="prepare-taken")
-    model = gr.Dropdown(list(MODEL_SIZES), value="toy", label="Model (sets the size)", elem_id="prepare-model",
-                        info="The model the pictures are for: the toy 64 px, SD 1 512, SD 2 768, SDXL 1024.")
-    fields = widgets(specs, "prepare", FORM_DEFAULTS)
+    fields = {}
+    with gr.Row():
+        model = gr.Dropdown(list(MODEL_SIZES), value="toy", label="Model (sets the size)", elem_id="prepare-model",
+                            info="The model the pictures are for: the toy 64 px, SD 1 512, SD 2 768, SDXL 1024.")
+        fields.update(widgets(specs[:2], "prepare", FORM_DEFAULTS))  # SRC, DST
+    for row in range(2, len(specs), 3):
+        with gr.Row():
+            fields.update(widgets(specs[row:row + 3], "prepare", FORM_DEFAULTS))
     model.change(lambda m: (model_size(m), None), model, [fields["width"], fields["height"]])
     name = widget(CHECK_NAME, "prepare")
     with gr.Row():

@@ -74,7 +74,7 @@ def build(workspace: Workspace, shown: gr.Tab | None = None) -> None:
     about = gr.Markdown(elem_id="runs-about")
     table = gr.Dataframe(label="checkpoints (best marked *)", interactive=False, elem_id="runs-summary")
     with gr.Row():
-        plot = gr.Image(label="loss.png", type="filepath", elem_id="runs-loss")
+        plot = galleries.picture("loss.png", "runs-loss")
         previews = galleries.gallery("Previews", "runs-previews")
     run.change(lambda r: open_run(workspace, r) if r else ("", None, None, []), run, [about, table, plot, previews])
     refresh.click(lambda: gr.update(choices=run_folders(workspace)), None, run)
