@@ -87,7 +87,8 @@ def for_form(text: str) -> str:
         before = text[:match.start()]
         if not before.strip() or any(before.endswith(s) for s in _SUBJECT_BEFORE):
             return match.group(0)
-        return known(match, "{}")
+        valued = re.match(r" [\w.:-]+\)", text[match.end():])  # "(--stop auto)": the control and its value
+        return known(match, "{}:" if valued else "{}")
 
     verbs = "|".join(SWITCH_VERBS)
     text = re.sub(rf"\b(?:{verbs}) {_FLAG.pattern}", lambda m: known(m, "tick {}"), text)

@@ -77,3 +77,7 @@ class Workspace:
         """`path` as the UI shows it: relative to the workspace."""
         return Path(path).resolve().relative_to(self.root).as_posix()
 
+    def shown(self, text: str) -> str:
+        """A message as the UI shows it: the paths inside the workspace written relative to it, as the page says."""
+        return text.replace(f"{self.root.as_posix()}/", "")
+

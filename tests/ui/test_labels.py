@@ -87,3 +87,16 @@ def test_only_an_instruction_speaks_of_the_control():
                            "--max-steps must be at least 1, but is 0; pass --debug")
     assert said == ("--stop auto watches val_loss here: set Validate every (steps) above 0, or give a Checkpoint "
                     "score; --max-steps must be at least 1, but is 0; pass --debug")
+
+
+def test_an_option_given_with_its_value_in_brackets_reads_as_the_control_and_its_value():
+    said = labels.for_form("stopped at step 50: features stopped improving (--stop auto); saved zq-30.pt")
+    assert said == "stopped at step 50: features stopped improving (When to stop: auto); saved zq-30.pt"
+
+
+def test_the_status_names_the_files_of_the_workspace_relative_to_it(tmp_path):
+    space = Workspace.at(tmp_path)
+    done = JobState(status="finished", name="zq", step=50, message=f"stopped at step 50: saved it as {space.root}/"
+                    f"embeddings/zq.pt — log folder {space.root}/textual_inversion/2026-12-02/zq; elsewhere /data/x.pt")
+    assert train.redraw(done, {}, space)[1] == ("**finished** zq: stopped at step 50: saved it as embeddings/zq.pt — "
+                                                "log folder textual_inversion/2026-12-02/zq; elsewhere /data/x.pt")

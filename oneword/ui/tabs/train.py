@@ -175,7 +175,7 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
         start_button = gr.Button("Start", variant="primary", elem_id="train-start-button")
         stop_button = gr.Button("Stop (saves)", variant="stop", elem_id="train-stop-button")
     note = gr.Markdown(elem_id="train-message")
-    status = gr.Markdown(for_form(charts.status_line(jobs.state())), elem_id="train-status")
+    status = gr.Markdown(workspace.shown(for_form(charts.status_line(jobs.state()))), elem_id="train-status")
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="loss", color="series", label="training loss", elem_id="train-loss-plot")
         val_plot = gr.LinePlot(x="step", y="loss", color="series", label="validation loss", elem_id="train-val-plot")
@@ -195,14 +195,15 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
     stop_button.click(lambda: stop(jobs), None, note)
     outputs = [seen, status, loss_plot, val_plot, score_plot, gallery, summary]
     def draw(drawn: dict) -> tuple:
-        return redraw(jobs.state(), drawn)
+        return redraw(jobs.state(), drawn, workspace)
 
     timer.tick(draw, seen, outputs, show_progress="hidden")
     return draw, seen, outputs
 
 
-def redraw(state: JobState, drawn: dict) -> tuple:
-    """What the tab shows of `state`, each part sent only when it changed since the page last drew (`drawn`)."""
+def redraw(state: JobState, drawn: dict, workspace: Workspace | None = None) -> tuple:
+    """What the tab shows of `state`, each part sent only when it changed since the page last drew (`drawn`); the
+    status's paths relative to `workspace` when it is given."""
     keys = {
         "status": (state.version, state.status, int(time.monotonic()) if state.active else 0),  # ETA counts down
         "loss": len(state.train_loss),
@@ -222,7 +223,7 @@ def redraw(state: JobState, drawn: dict) -> tuple:
               for step, path in state.previews if path.is_file()]
     return (
         keys,
-        for_form(charts.status_line(state)),
+        workspace.shown(for_form(charts.status_line(state))) if workspace else for_form(charts.status_line(state)),
         charts.loss_frame(state) if changed("loss") else gr.skip(),
         charts.validation_frame(state) if changed("val") else gr.skip(),
         gr.update(value=charts.scores_frame(state), visible=bool(state.scores)) if changed("scores") else gr.skip(),
