@@ -214,7 +214,7 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
     for source in folders:
         source.change(lambda e, h, lo: available(workspace, e, h, lo), folders, found)
         source.change(lambda e, h, lo: gr.update(choices=listed_files(workspace, e, h, lo)), folders, listed)
-    def generate_form(*values: Any, progress: gr.Progress = gr.Progress()) -> tuple:
+    def generate_form(*values: Any, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008 (Gradio injects it)
         return generate(workspace, models, specs, list(values), progress)
 
     button.click(generate_form, ordered, [note, gallery, parameters]).then(
