@@ -152,7 +152,8 @@ def build(workspace: Workspace) -> None:
     thumbs = galleries.gallery("Flagged pictures", "prepare-flagged")
     ordered = [fields[s.name] for s in specs]
 
-    def run_form(name_value: str, *values: Any, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008 (Gradio injects it)
+    def run_form(name_value: str, *values: Any,
+                 progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008 (Gradio injects it)
         return run(workspace, specs, list(values), name_value, progress)
 
     uploads.upload(lambda files, src: _said(lambda: pictures_in.take_in(workspace, files or [], src)),
