@@ -219,11 +219,12 @@ def redraw(state: JobState, drawn: dict, workspace: Workspace | None = None) -> 
         return drawn.get(part) != keys[part]
 
     finished = state.status == "finished" and bool(state.records)
+    line = for_form(charts.status_line(state))
     marked = [(str(path), f"step {step}" + (" ★ best" if step == state.best_step else ""))
               for step, path in state.previews if path.is_file()]
     return (
         keys,
-        workspace.shown(for_form(charts.status_line(state))) if workspace else for_form(charts.status_line(state)),
+        workspace.shown(line) if workspace else line,
         charts.loss_frame(state) if changed("loss") else gr.skip(),
         charts.validation_frame(state) if changed("val") else gr.skip(),
         gr.update(value=charts.scores_frame(state), visible=bool(state.scores)) if changed("scores") else gr.skip(),
