@@ -1,7 +1,7 @@
 """Does a LoRA learn objects and a style? Judged rates of `oneword train --kind lora` on the toy world.
 
 Three measurements (the first argument), each printing its figures and its reference from the same process. Every
-run uses the LoRA kind's defaults; only the step counts and the checkpoint spacing are set (and, for trials, what
+run uses the LoRA kind's defaults for the model (on the toy model its own rates and batch); only the step counts and the checkpoint spacing are set (and, for trials, what
 `--set FIELD=VALUE` names). Checkpoints are read back from their files (`lora/NAME-STEP.safetensors`) and judged with
 the LoRA applied outside the run, on sampling seeds from `--sample-seed` (5000: seeds no trial was judged on).
 
@@ -312,11 +312,15 @@ def main() -> int:
 
     from oneword import kinds
     from oneword.offline import go_offline, quiet_libraries
+    from oneword.train.config import TrainConfig
 
     go_offline()
     quiet_libraries()
     torch.manual_seed(0)
-    print(f"{args.part}: the lora kind's defaults {dict(kinds.get('lora').defaults)}; --set {args.set or 'none'}; "
+    lora, made = kinds.get("lora"), TrainConfig(kind="lora", model=args.model)
+    decided = (*lora.defaults, *getattr(lora, "model_defaults", {}).get(args.model, {}))
+    defaults = {name: getattr(made, name) for name in dict.fromkeys(decided)}
+    print(f"{args.part}: the lora kind's defaults on {args.model} {defaults}; --set {args.set or 'none'}; "
           f"{args.max_steps} steps, a checkpoint every {args.every}; seeds {args.seeds}", flush=True)
     results = {"objects": objects, "style": style, "stop": stop}[args.part](args)
     if args.json:

@@ -16,6 +16,7 @@ from oneword.lora.network import Lora, LoraLayer
 from oneword.lora.read import read_lora
 from oneword.lora.trainable import PRECISIONS, LoraSettings, LoraTrainable, lora_hash, new_layer
 from oneword.models.base import BaseModel
+from oneword.models.bundled import TOY_NAME
 from oneword.prep.images import source_files
 from oneword.train.dataset import IMAGE_SUFFIXES, caption_of
 from oneword.train.schedule import schedule_problem
@@ -75,6 +76,12 @@ class LoraKind:
         "learn_rate": "0.0001", "template": "subject_filewords", "rank": 16, "alpha": 8.0, "targets": "attn-mlp",
         "train_text_encoder": True, "text_encoder_lr": "0.00005", "save_precision": "fp16",
     }
+    model_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        TOY_NAME: {"learn_rate": "0.003", "text_encoder_lr": "0.003", "batch_size": 8},
+    }
+    """On the toy model (layers 32-64 wide where SD's are 320-1,280) kohya's rates hardly move a LoRA in 1,000 steps
+    (the outline style 13-14%); 30 times the rates at 8 times the batch draw it 83-90% of the time after 500 steps,
+    and an object 66-97% after 300 (docs/benchmarks.md)."""
     options = ("rank", "alpha", "targets", "conv_rank", "conv_alpha", "train_text_encoder", "text_encoder_lr",
                "save_precision")
     """The settings only a LoRA reads: given for another kind they are refused."""

@@ -27,6 +27,9 @@ class Kind(Protocol):
     defaults: Mapping[str, Any]
     """TrainConfig fields the kind decides where a config leaves them unset (None): `learn_rate`, `template`, and
     its own settings' (a LoRA's `rank`)."""
+    # Optional: `model_defaults`, a mapping of --model names (`toy`) to the fields the kind decides otherwise for
+    # that base model, over `defaults` (a LoRA's rates and batch on the toy model, whose layers are far narrower
+    # than SD's). A kind that has none may leave it out.
     options: tuple[str, ...]
     """TrainConfig fields only this kind reads (a LoRA's `rank`): given for another kind they are refused. A kind
     that declares none may leave it out."""

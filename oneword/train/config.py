@@ -24,6 +24,10 @@ MAX_SEED = 2**32 - 1
 _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", Path: "a path"}
 
 
+UNSET = {"batch_size": 1}
+"""What a field left unset takes when neither the kind nor its settings for the model decide it."""
+
+
 @dataclass
 class TrainConfig:
     """A1111's Train tab, with its names and defaults where it has them."""
@@ -78,8 +82,9 @@ class TrainConfig:
     """Gradient clipping: none, value or norm."""
     clip_grad_value: str = "0.1"
     """Clip value or norm, as a number or a schedule string like the learning rate's."""
-    batch_size: int = 1
-    """Images per batch (under `accelerate launch`: the global batch, shared among the processes)."""
+    batch_size: int | None = None
+    """Images per batch (under `accelerate launch`: the global batch, shared among the processes). Unset: 1, or the
+    kind's for the model (a LoRA on the toy model: 8)."""
     grad_accum: int = 1
     """Batches whose gradients are summed before each optimizer step."""
     width: int | None = None
@@ -179,7 +184,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # the kind's defaults (oneword.kinds) wherever a config is built; an unknown kind is reported by problems()
         known = self.kind if isinstance(self.kind, str) and self.kind in kinds.names() else kinds.names()[0]
-        for name, value in kinds.get(known).defaults.items():
+        kind = kinds.get(known)
+        for_model = getattr(kind, "model_defaults", {}).get(self.model, {}) if isinstance(self.model, str) else {}
+        for name, value in {**UNSET, **kind.defaults, **for_model}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
 

@@ -94,6 +94,18 @@ def test_a_run_through_the_cli_writes_the_log_tree_and_a_kohya_lora(tmp_path, mo
     assert _file(root / "lora" / "zqx-2.safetensors")[1]["ss_output_name"] == "zqx-2"  # the word NAME-STEP, as A1111
 
 
+def test_on_the_toy_model_a_lora_defaults_to_the_rates_and_batch_measured_there_and_keeps_what_is_given():
+    toy, sd = TrainConfig(kind="lora", model="toy"), TrainConfig(kind="lora", model="models/sd15.safetensors")
+    assert (toy.learn_rate, toy.text_encoder_lr, toy.batch_size) == ("0.003", "0.003", 8)
+    assert (sd.learn_rate, sd.text_encoder_lr, sd.batch_size) == ("0.0001", "0.00005", 1)
+    given = TrainConfig(kind="lora", model="toy", batch_size=1, learn_rate="0.0001", text_encoder_lr="0.0002")
+    assert (given.learn_rate, given.text_encoder_lr, given.batch_size) == ("0.0001", "0.0002", 1)
+    assert toy.rank == sd.rank == 16 and toy.targets == sd.targets == "attn-mlp"  # only the rates and the batch
+    for kind in ("embedding", "hypernetwork", "pivotal"):  # the other kinds are as they were on every model
+        assert TrainConfig(kind=kind, model="toy").batch_size == 1
+        assert TrainConfig(kind=kind, model="toy").learn_rate == TrainConfig(kind=kind, model="tiny-sd1").learn_rate
+
+
 def test_a_new_lora_changes_nothing_and_training_changes_both_networks(tmp_path, model):
     config = lora_settings(tmp_path, max_steps=4, save_every=0)
     base_context, base_out = _outputs(model)

@@ -88,10 +88,12 @@ def test_a_hypernetwork_from_the_page_gets_the_kinds_defaults_as_the_command_lin
 def test_a_lora_from_the_page_gets_its_settings_and_another_kind_ignores_them(tmp_path):
     space = _with_pictures(Workspace.at(tmp_path))
     specs = train.train_specs()
-    lora = dict(zip(train.kind_options(), train.kind_values("lora"), strict=True))
+    lora = dict(zip(train.kind_options(), train.kind_values("lora", "tiny-sd1"), strict=True))
     assert lora == {"rank": 16, "alpha": 8.0, "targets": "attn-mlp", "conv_rank": "", "conv_alpha": "",
                     "train_text_encoder": True, "text_encoder_lr": "0.00005", "save_precision": "fp16",
                     "vectors_lr": "", "ti_frac": ""}
+    on_toy = dict(zip(train.kind_options(), train.kind_values("lora", "toy"), strict=True))
+    assert on_toy == {**lora, "text_encoder_lr": "0.003"}  # the toy model's LoRA rates
     assert train.kind_values("embedding") == ["", "", "", "", "", False, "", "", "", ""]
     pivotal = dict(zip(train.kind_options(), train.kind_values("pivotal"), strict=True))
     assert pivotal == {**lora, "vectors_lr": "0.01", "ti_frac": 1.0}
@@ -179,12 +181,31 @@ def test_prepare_starts_at_the_toy_size_keeps_captions_and_lists_every_skipped_p
     assert [prepare.model_size(m) for m in ("toy", "tiny-sd1", "tiny-sd2", "tiny-sdxl")] == [64, 512, 768, 1024]
 
 
+def _switch(kind: str, model: str, **shown) -> dict:
+    """The fields that follow the kind and the model after choosing them, from the embedding form's fields and
+    `shown` (what the user left or typed)."""
+    fields = {**train.form_defaults("embedding"), **shown}
+    return dict(zip(fields, train.defaults_switch(kind, model, *fields.values()), strict=True))
+
+
 def test_choosing_a_kind_keeps_a_learning_rate_the_user_typed():
-    assert train.kind_switch("hypernetwork", "0.005", "subject_filewords") == ("0.00001", "hypernetwork")
-    assert train.kind_switch("embedding", "0.00001", "hypernetwork") == ("0.005", "subject_filewords")
-    assert train.kind_switch("hypernetwork", "0.002:100, 0.0005", "my_lines.txt") == ("0.002:100, 0.0005",
-                                                                                        "my_lines.txt")
-    assert train.kind_switch("lora", "", "")[0] == train.kind_defaults("lora")[0]
+    assert _switch("hypernetwork", "toy")["learn_rate"] == "0.00001"
+    assert _switch("hypernetwork", "toy")["template"] == "hypernetwork"
+    back = _switch("embedding", "toy", learn_rate="0.00001", template="hypernetwork")
+    assert (back["learn_rate"], back["template"]) == ("0.005", "subject_filewords")
+    typed = _switch("hypernetwork", "toy", learn_rate="0.002:100, 0.0005", template="my_lines.txt", batch_size="3")
+    assert (typed["learn_rate"], typed["template"], typed["batch_size"]) == ("0.002:100, 0.0005", "my_lines.txt", "3")
+    assert _switch("lora", "toy", learn_rate="")["learn_rate"] == train.kind_defaults("lora")[0]
+
+
+def test_a_lora_on_the_toy_model_gets_the_toy_rates_and_batch_and_another_model_kohyas():
+    on_toy = _switch("lora", "toy")
+    assert (on_toy["learn_rate"], on_toy["text_encoder_lr"], on_toy["batch_size"]) == ("0.003", "0.003", 8)
+    on_sd = _switch("lora", "models/sd15.safetensors", **on_toy)  # the model changed after the kind
+    assert (on_sd["learn_rate"], on_sd["text_encoder_lr"], on_sd["batch_size"]) == ("0.0001", "0.00005", 1)
+    kept = _switch("lora", "tiny-sd1", **{**on_toy, "learn_rate": "0.0002", "batch_size": "4"})
+    assert (kept["learn_rate"], kept["text_encoder_lr"], kept["batch_size"]) == ("0.0002", "0.00005", "4")
+    assert _switch("embedding", "toy", **on_toy)["batch_size"] == 1 and _switch("embedding", "toy")["rank"] == ""
 
 
 def test_showing_generate_or_runs_lists_what_was_made_since_the_page_was_drawn(tmp_path):

@@ -104,19 +104,44 @@ def stop(jobs: Jobs) -> str:
     return "stopping: the run saves after this step" if jobs.stop() else "no training is running"
 
 
-def kind_defaults(kind: str) -> tuple[str, str]:
-    """Learning rate and template for a kind (a hypernetwork needs A1111's much lower rate)."""
-    config = TrainConfig(kind=kind)
+def kind_defaults(kind: str, model: str = TOY_NAME) -> tuple[str, str]:
+    """Learning rate and template for a kind on `model` (a hypernetwork needs A1111's much lower rate)."""
+    config = TrainConfig(kind=kind, model=str(model or "").strip())
     return config.learn_rate, config.template
 
 
-def kind_switch(kind: str, learn_rate: str, template: str) -> tuple[str, str]:
-    """Learning rate and template after choosing `kind`: its defaults where the field still holds a kind's default
-    (or nothing), what the user typed otherwise."""
-    known = [kind_defaults(k) for k in kinds.names()]
-    new_rate, new_template = kind_defaults(kind)
-    rate = new_rate if str(learn_rate or "").strip() in ("", *(r for r, _ in known)) else learn_rate
-    return rate, new_template if str(template or "").strip() in ("", *(t for _, t in known)) else template
+FOLLOW_KIND = ("learn_rate", "template", "batch_size")
+"""The fields whose defaults follow the kind and the model (then every kind's own fields, kind_options())."""
+
+
+def form_defaults(kind: str, model: str = TOY_NAME) -> dict[str, Any]:
+    """What the fields that follow the kind and the model show for them: FOLLOW_KIND's defaults, the kind's own
+    fields' defaults and other kinds' fields empty (unchecked)."""
+    config = TrainConfig(kind=kind, model=str(model or "").strip())
+    own = getattr(kinds.get(kind), "options", ())
+    hints = {s.name: s for s in train_specs()}
+    shown = {name: getattr(config, name) for name in FOLLOW_KIND}
+    for name in kind_options():
+        value = getattr(config, name) if name in own else None
+        shown[name] = bool(value) if hints[name].kind == "bool" else ("" if value is None else value)
+    return shown
+
+
+def defaults_switch(kind: str, model: str, *values: Any) -> tuple:
+    """The fields of form_defaults (in its order) after choosing `kind` or `model`: the new defaults where a field
+    still holds any kind's default on any model (or nothing), what the user typed otherwise; another kind's fields
+    empty and the checkboxes the kind's, as a form for `kind` starts."""
+    new = form_defaults(kind, model)
+    known = [form_defaults(k, m) for k in kinds.names() for m in (TOY_NAME, "")]
+    own = set(FOLLOW_KIND) | set(getattr(kinds.get(kind), "options", ()))
+    return tuple(value if name in own and not isinstance(new[name], bool)
+                 and not _is_default(value, [k[name] for k in known]) else new[name]
+                 for name, value in zip(new, values, strict=True))
+
+
+def kind_values(kind: str, model: str = TOY_NAME) -> list[Any]:
+    """What the kind-only fields show for `kind` on `model`: its defaults for its own, empty for the others'."""
+    return list(form_defaults(kind, model).values())[len(FOLLOW_KIND):]
 
 
 def step_defaults(model: str) -> dict[str, int]:
@@ -135,9 +160,13 @@ def model_switch(model: str, *values: Any) -> tuple:
                  for name, value in zip(TOY_STEPS, values, strict=True))
 
 
-def _is_default(value: Any, defaults: list[int]) -> bool:
+def _is_default(value: Any, defaults: list[Any]) -> bool:
+    """Whether a field's value is nothing or one of `defaults` (numbers compared as numbers)."""
+    text = "" if value is None else str(value).strip()
+    if text == "" or text in {str(d) for d in defaults}:
+        return True
     try:
-        return value is None or str(value).strip() == "" or float(value) in defaults
+        return float(text) in [float(d) for d in defaults if isinstance(d, int | float) and not isinstance(d, bool)]
     except ValueError:  # text the user typed is theirs, even when it is no number
         return False
 
@@ -145,17 +174,6 @@ def _is_default(value: Any, defaults: list[int]) -> bool:
 def kind_options() -> tuple[str, ...]:
     """The fields only some kind reads (each kind's `options`: a LoRA's rank...), in the form's order."""
     return tuple(dict.fromkeys(n for k in kinds.names() for n in getattr(kinds.get(k), "options", ())))
-
-
-def kind_values(kind: str) -> list[Any]:
-    """What the kind-only fields show for `kind`: its defaults for its own, empty (unchecked) for the others'."""
-    config, own = TrainConfig(kind=kind), getattr(kinds.get(kind), "options", ())
-    hints = {s.name: s for s in train_specs()}
-    values = []
-    for name in kind_options():
-        value = getattr(config, name) if name in own else None
-        values.append(bool(value) if hints[name].kind == "bool" else ("" if value is None else value))
-    return values
 
 
 def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
@@ -186,11 +204,11 @@ def build(workspace: Workspace, jobs: Jobs) -> tuple[Callable, gr.State, list]:
     seen = gr.State({})
     timer = gr.Timer(REFRESH_SECONDS)
 
-    rate_and_template = [inputs["learn_rate"], inputs["template"]]
-    inputs["kind"].change(kind_switch, [inputs["kind"], *rate_and_template], rate_and_template)
+    following = [inputs[n] for n in (*FOLLOW_KIND, *kind_options())]
+    for chooser in ("kind", "model"):
+        inputs[chooser].change(defaults_switch, [inputs["kind"], inputs["model"], *following], following)
     steps = [inputs[n] for n in TOY_STEPS]
     inputs["model"].change(model_switch, [inputs["model"], *steps], steps)
-    inputs["kind"].change(lambda kind: tuple(kind_values(kind)), inputs["kind"], [inputs[n] for n in kind_options()])
     start_button.click(lambda d, *v: start(workspace, jobs, specs, d, list(v)), [device, *ordered], note)
     stop_button.click(lambda: stop(jobs), None, note)
     outputs = [seen, status, loss_plot, val_plot, score_plot, gallery, summary]
