@@ -27,6 +27,7 @@ def test_a_refresh_and_a_second_tab_reattach_to_the_running_job(page, server):
     fill(page, "train-name", "zqre")
     fill(page, "train-data", "datasets/star")
     open_group(page, "Steps and files")
+    fill(page, "train-max-steps", 100000)  # the toy form's 400 steps can end before the second tab is through
     for elem_id in ("train-save-every", "train-preview-every"):
         fill(page, elem_id, 0)
     open_group(page, "Validation, scores and stopping")
