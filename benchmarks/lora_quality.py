@@ -2,8 +2,9 @@
 
 Three measurements (the first argument), each printing its figures and its reference from the same process. Every
 run uses the LoRA kind's defaults for the model (on the toy model its own rates and batch); only the step counts
-and the checkpoint spacing are set (and, for trials, what `--set FIELD=VALUE` names). Checkpoints are read back from their files (`lora/NAME-STEP.safetensors`) and judged with
-the LoRA applied outside the run, on sampling seeds from `--sample-seed` (5000: seeds no trial was judged on).
+and the checkpoint spacing are set (and, for trials, what `--set FIELD=VALUE` names). Checkpoints are read back
+from their files (`lora/NAME-STEP.safetensors`) and judged with the LoRA applied outside the run, on sampling seeds
+from `--sample-seed` (5000: seeds no trial was judged on).
 
 - objects: every hidden object concept (star, cross, crescent), trained on its 12 pictures with NAME (the concept's
   name, a word the toy model never saw) in the prompts through the default template's [name]. Per checkpoint: how

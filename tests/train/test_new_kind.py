@@ -251,8 +251,8 @@ def test_an_unregistered_kind_is_refused_naming_the_registered_ones(tmp_path, mo
 
 
 def test_the_train_tab_offers_a_kind_registered_before_it_is_built(gain_kind):
-    from oneword.ui.tabs.train import kind_defaults, train_specs
+    from oneword.ui.tabs.train import form_defaults, train_specs
 
     (kind,) = [spec for spec in train_specs() if spec.name == "kind"]
     assert kind.choices == ("embedding", "hypernetwork", "lora", "pivotal", "gain")
-    assert kind_defaults("gain") == ("0.01", "subject")
+    assert (form_defaults("gain")["learn_rate"], form_defaults("gain")["template"]) == ("0.01", "subject")

@@ -15,6 +15,17 @@ from oneword.ui.paths import Workspace
 from oneword.ui.tabs import prepare, train
 
 
+def _rate_and_template(kind: str, model: str = "toy") -> tuple[str, str]:
+    shown = train.form_defaults(kind, model)
+    return shown["learn_rate"], shown["template"]
+
+
+def _kind_values(kind: str, model: str = "toy") -> list:
+    """What the kind-only fields (train.kind_options()) show for `kind` on `model`."""
+    shown = train.form_defaults(kind, model)
+    return [shown[name] for name in train.kind_options()]
+
+
 def _with_pictures(space: Workspace) -> Workspace:
     """The workspace with two pictures in datasets/star (Start checks the data folder)."""
     from PIL import Image
@@ -70,8 +81,8 @@ def test_the_page_values_make_the_cli_dataclass(tmp_path):
 
 
 def test_a_hypernetwork_gets_a1111s_rate_and_template():
-    assert train.kind_defaults("hypernetwork") == ("0.00001", "hypernetwork")
-    assert train.kind_defaults("embedding") == ("0.005", "subject_filewords")
+    assert _rate_and_template("hypernetwork") == ("0.00001", "hypernetwork")
+    assert _rate_and_template("embedding") == ("0.005", "subject_filewords")
 
 
 def test_a_hypernetwork_from_the_page_gets_the_kinds_defaults_as_the_command_line_does(tmp_path):
@@ -82,20 +93,20 @@ def test_a_hypernetwork_from_the_page_gets_the_kinds_defaults_as_the_command_lin
     values = [given.get(s.name, s.default) for s in specs]
     config = train.train_config(space, specs, [v.as_posix() if isinstance(v, Path) else v for v in values])
     assert (config.learn_rate, config.template, config.prediction_type) == ("0.00001", "hypernetwork", None)
-    assert train.kind_defaults("hypernetwork") == (config.learn_rate, config.template)
+    assert _rate_and_template("hypernetwork") == (config.learn_rate, config.template)
 
 
 def test_a_lora_from_the_page_gets_its_settings_and_another_kind_ignores_them(tmp_path):
     space = _with_pictures(Workspace.at(tmp_path))
     specs = train.train_specs()
-    lora = dict(zip(train.kind_options(), train.kind_values("lora", "tiny-sd1"), strict=True))
+    lora = dict(zip(train.kind_options(), _kind_values("lora", "tiny-sd1"), strict=True))
     assert lora == {"rank": 16, "alpha": 8.0, "targets": "attn-mlp", "conv_rank": "", "conv_alpha": "",
                     "train_text_encoder": True, "text_encoder_lr": "0.00005", "save_precision": "fp16",
                     "vectors_lr": "", "ti_frac": ""}
-    on_toy = dict(zip(train.kind_options(), train.kind_values("lora", "toy"), strict=True))
+    on_toy = dict(zip(train.kind_options(), _kind_values("lora", "toy"), strict=True))
     assert on_toy == {**lora, "text_encoder_lr": "0.003"}  # the toy model's LoRA rates
-    assert train.kind_values("embedding") == ["", "", "", "", "", False, "", "", "", ""]
-    pivotal = dict(zip(train.kind_options(), train.kind_values("pivotal"), strict=True))
+    assert _kind_values("embedding") == ["", "", "", "", "", False, "", "", "", ""]
+    pivotal = dict(zip(train.kind_options(), _kind_values("pivotal"), strict=True))
     assert pivotal == {**lora, "vectors_lr": "0.01", "ti_frac": 1.0}
     given = {"name": "zq", "kind": "lora", "data": "datasets/star", "learn_rate": "", "template": "", "width": "",
              "clip": None, **lora, "rank": 4, "train_text_encoder": False}
@@ -195,7 +206,7 @@ def test_choosing_a_kind_keeps_a_learning_rate_the_user_typed():
     assert (back["learn_rate"], back["template"]) == ("0.005", "subject_filewords")
     typed = _switch("hypernetwork", "toy", learn_rate="0.002:100, 0.0005", template="my_lines.txt", batch_size="3")
     assert (typed["learn_rate"], typed["template"], typed["batch_size"]) == ("0.002:100, 0.0005", "my_lines.txt", "3")
-    assert _switch("lora", "toy", learn_rate="")["learn_rate"] == train.kind_defaults("lora")[0]
+    assert _switch("lora", "toy", learn_rate="")["learn_rate"] == _rate_and_template("lora")[0]
 
 
 def test_a_lora_on_the_toy_model_gets_the_toy_rates_and_batch_and_another_model_kohyas():

@@ -3,6 +3,7 @@ previews with the best marked, the checkpoints' table at the end)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -104,12 +105,6 @@ def stop(jobs: Jobs) -> str:
     return "stopping: the run saves after this step" if jobs.stop() else "no training is running"
 
 
-def kind_defaults(kind: str, model: str = TOY_NAME) -> tuple[str, str]:
-    """Learning rate and template for a kind on `model` (a hypernetwork needs A1111's much lower rate)."""
-    config = TrainConfig(kind=kind, model=str(model or "").strip())
-    return config.learn_rate, config.template
-
-
 FOLLOW_KIND = ("learn_rate", "template", "batch_size")
 """The fields whose defaults follow the kind and the model (then every kind's own fields, kind_options())."""
 
@@ -119,12 +114,17 @@ def form_defaults(kind: str, model: str = TOY_NAME) -> dict[str, Any]:
     fields' defaults and other kinds' fields empty (unchecked)."""
     config = TrainConfig(kind=kind, model=str(model or "").strip())
     own = getattr(kinds.get(kind), "options", ())
-    hints = {s.name: s for s in train_specs()}
     shown = {name: getattr(config, name) for name in FOLLOW_KIND}
     for name in kind_options():
         value = getattr(config, name) if name in own else None
-        shown[name] = bool(value) if hints[name].kind == "bool" else ("" if value is None else value)
+        shown[name] = bool(value) if name in _checkboxes() else ("" if value is None else value)
     return shown
+
+
+@functools.cache
+def _checkboxes() -> frozenset[str]:
+    """TrainConfig's fields the form shows as checkboxes."""
+    return frozenset(s.name for s in train_specs() if s.kind == "bool")
 
 
 def defaults_switch(kind: str, model: str, *values: Any) -> tuple:
@@ -137,11 +137,6 @@ def defaults_switch(kind: str, model: str, *values: Any) -> tuple:
     return tuple(value if name in own and not isinstance(new[name], bool)
                  and not _is_default(value, [k[name] for k in known]) else new[name]
                  for name, value in zip(new, values, strict=True))
-
-
-def kind_values(kind: str, model: str = TOY_NAME) -> list[Any]:
-    """What the kind-only fields show for `kind` on `model`: its defaults for its own, empty for the others'."""
-    return list(form_defaults(kind, model).values())[len(FOLLOW_KIND):]
 
 
 def step_defaults(model: str) -> dict[str, int]:
