@@ -6,13 +6,16 @@ photo of" does (1 - cosine 0.0001, against 0.15 for "circle"). On Stable Diffusi
 was trained. This script builds a variant (it never changes the bundled model): the text encoder is trained alone
 for `--steps`, the UNet, VAE and judge kept as they are, on the recipe's captions (oneword/toy/pretrain.py), with
 "object" replaced in a share `--rate` of the captions that have it by a word drawn from the tokenizer's other
-whole words (about 33,000, each seen once or twice), and three losses:
+whole words (about 33,000, each seen once or twice), and these losses:
 
 - the diffusion loss through the frozen UNet (a replaced word stands for some thing, as "object" does);
 - the word read back: a linear probe, thrown away afterwards, must recover the word's row from the text encoder's
   output at the positions after it (1 - cosine, weight `--identity`), so that the word changes the conditioning;
 - the rest kept: on captions without such a word, the output stays what the bundled encoder gives (mean squared
-  difference over the output's mean square, weight `--keep`), so that the named words keep their meaning.
+  difference over the output's mean square, weight `--keep`), so that the named words keep their meaning;
+- with `--same`, the word meaning nothing: the frozen UNet's prediction for a caption with the word held to its
+  prediction for the same caption with "object" through the bundled encoder (weight `--same`), so that the word is
+  visible to a LoRA but changes little of what the base model draws, as a rare token on SD.
 
 It prints how far "a photo of WORD" lies from "a photo of" (1 - cosine over the whole sequence) for a few words
 before and after, and writes the variant as a toy model folder (`--model FOLDER` for benchmarks/lora_quality.py
@@ -121,10 +124,12 @@ def teach_words(model, latents: torch.Tensor, scenes: list, args, log=print) -> 
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, len(alphas), (args.batch,), generator=gen)
         a = alpha_bar(alphas, t)
-        ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-        ids, placed = replace_object(ids, object_id, pool, args.rate, rng)
+        said = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        ids, placed = replace_object(said, object_id, pool, args.rate, rng)
         context = text(ids).last_hidden_state  # (B, 77, width)
-        per_sample = ((unet(add_noise(x0, noise, a), t, context).sample - noise) ** 2).mean(dim=(1, 2, 3))
+        noisy = add_noise(x0, noise, a)
+        pred = unet(noisy, t, context).sample
+        per_sample = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
         snr = signal_to_noise(a.flatten())
         loss = diffusion = (per_sample * snr.clamp(max=recipe.min_snr_gamma) / snr).mean()
         identity = keep = torch.zeros(())
@@ -137,7 +142,13 @@ def teach_words(model, latents: torch.Tensor, scenes: list, args, log=print) -> 
             with torch.no_grad():
                 target = teacher(ids[plain]).last_hidden_state
             keep = (context[plain] - target).pow(2).mean() / target.pow(2).mean()
-        loss = diffusion + args.identity * identity + args.keep * keep
+        same = torch.zeros(())
+        if placed and args.same:
+            rows = [row for row, _, _ in placed]
+            with torch.no_grad():
+                said_pred = unet(noisy[rows], t[rows], teacher(said[rows]).last_hidden_state).sample
+            same = (pred[rows] - said_pred).pow(2).mean() / said_pred.pow(2).mean()
+        loss = diffusion + args.identity * identity + args.keep * keep + args.same * same
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -148,8 +159,8 @@ def teach_words(model, latents: torch.Tensor, scenes: list, args, log=print) -> 
                 e.lerp_(p, 1 - decay)
         if step % 100 == 0:
             log(f"step {step}/{args.steps}: diffusion loss {diffusion.item():.4f}, word read back "
-                f"{1 - identity.item():.3f} (cosine), other captions moved {keep.item():.2e}, "
-                f"{step / (time.time() - start):.2f} steps/s")
+                f"{1 - identity.item():.3f} (cosine), other captions moved {keep.item():.2e}, the word's effect "
+                f"{same.item():.2e}, {step / (time.time() - start):.2f} steps/s")
     with torch.no_grad():
         for e, p in zip(ema, params):
             p.copy_(e)
@@ -165,6 +176,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.5, help="share of the captions with 'object' given a word")
     parser.add_argument("--identity", type=float, default=1.0, help="weight of the word read back")
     parser.add_argument("--keep", type=float, default=100.0, help="weight of the other captions kept")
+    parser.add_argument("--same", type=float, default=0.0,
+                        help="weight of the word meaning nothing: the frozen UNet's prediction held to the one for the "
+                             "caption with 'object'")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
