@@ -88,7 +88,7 @@ def teach_words(model, latents: torch.Tensor, scenes: list, args, log=print) -> 
     from diffusers import DDPMScheduler
 
     from oneword.diffusion import add_noise, alpha_bar, signal_to_noise
-    from oneword.toy.pretrain import PretrainConfig
+    from oneword.toy.pretrain import PretrainConfig, update_ema
     from oneword.toy.world import HIDDEN_SHAPES, caption
 
     recipe = PretrainConfig()
@@ -153,10 +153,7 @@ def teach_words(model, latents: torch.Tensor, scenes: list, args, log=print) -> 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        with torch.no_grad():
-            decay = min(recipe.ema_decay, (1 + step) / (10 + step))
-            for e, p in zip(ema, params):
-                e.lerp_(p, 1 - decay)
+        update_ema(ema, params, step, recipe.ema_decay)
         if step % 100 == 0:
             log(f"step {step}/{args.steps}: diffusion loss {diffusion.item():.4f}, word read back "
                 f"{1 - identity.item():.3f} (cosine), other captions moved {keep.item():.2e}, the word's effect "

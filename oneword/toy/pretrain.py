@@ -204,10 +204,7 @@ def train_diffusion(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        with torch.no_grad():
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for e, p in zip(ema, params):
-                e.lerp_(p, 1 - decay)
+        update_ema(ema, params, step, cfg.ema_decay)
         if step % 100 == 0:
             rate = step / (time.time() - start)
             log(f"diffusion step {step}/{cfg.diffusion_steps}: loss {loss.item():.4f}, {rate:.2f} steps/s")
@@ -221,6 +218,14 @@ def train_diffusion(
             p.copy_(e)
     text.resize_token_embeddings(vocab)
     return unet.eval().requires_grad_(False), text.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def update_ema(ema: list[torch.Tensor], params: list[torch.Tensor], step: int, decay: float) -> None:
+    """One step of the weights' moving average, its decay warmed up as (1 + step) / (10 + step) up to `decay`."""
+    rate = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema, params):
+        e.lerp_(p, 1 - rate)
 
 
 class _swapped:
