@@ -7,6 +7,7 @@ it replaces, else 0666 less the umask (a web UI running as another user of the g
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -31,8 +32,10 @@ def _open_temporary(path: Path) -> tuple[int, Path]:
     raise FileExistsError(f"{path.parent}: no free name for a temporary file beside {path.name}")
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write a file through a temporary file in the same folder, then rename it over `path` (never half-written)."""
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, overwrite: bool = True) -> None:
+    """Write a file through a temporary file in the same folder, then rename it over `path` (never half-written).
+    With `overwrite` False an existing `path` is never replaced: FileExistsError, even for a file that appears
+    while this one is written (the temporary is linked to `path`, which fails where a file is)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _open_temporary(path)
@@ -43,7 +46,13 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
             os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))  # an overwritten file keeps its mode, as with open()
         except FileNotFoundError:
             pass
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    except FileExistsError:
+        Path(tmp).unlink(missing_ok=True)
+        raise FileExistsError(errno.EEXIST, "already exists (not replaced)", str(path)) from None
     except OSError as error:
         Path(tmp).unlink(missing_ok=True)
         if error.filename is None:  # a failed write (a full disk) does not say which file: name the target
@@ -52,6 +61,20 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give the written temporary file the name `path` only where nothing has that name (FileExistsError)."""
+    try:
+        os.link(tmp, path)  # atomic: fails where a file, a folder or a link (even a dangling one) is
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename (a narrow race, as open(path, "x"))
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "already exists", str(path)) from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

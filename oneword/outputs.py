@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from oneword.errors import OnewordError
+
 MAX_NAME_BYTES = 200
 """Longest NAME in UTF-8 bytes: file systems allow 255 per file name, and oneword adds up to about 40 to it
 (`.NAME-1000000.pt.optim.XXXXXXXX.tmp` while a checkpoint is written)."""
@@ -56,3 +58,53 @@ def name_problem(option: str, name: str) -> str | None:
         return (f"{option} is {len(name)} characters long ({size} bytes); the files named after it allow at most "
                 f"{MAX_NAME_BYTES} bytes")
     return None
+
+
+MAX_FILE_NAME_BYTES = 255
+"""Longest file name (one path part) in UTF-8 bytes that Linux, macOS and Windows file systems all take."""
+DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))})
+"""Names Windows gives to devices whatever their extension (`nul.png` is the null device there)."""
+
+
+def file_name_problem(name: object) -> str | None:
+    """Why `name`, found in a file or sent by a browser, cannot be one file's name inside a folder (None when it
+    can): not text, empty, `.` or `..`, a path (a separator, a drive, an absolute path), a control character, a
+    hidden file (oneword's temporaries start with `.`), a Windows device name, or over MAX_FILE_NAME_BYTES."""
+    if not isinstance(name, str) or not name:
+        return "is empty" if name in ("", None) else f"is not text ({type(name).__name__})"
+    if name in (".", ".."):
+        return f"{name!r} is not a file's name"
+    if any(ch in name for ch in "/\\:"):
+        return f"{name!r} is a path, not a file's name"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return f"{name!r} holds a control character"
+    if name.startswith("."):
+        return f"{name!r} starts with '.' (a hidden file)"
+    if name.split(".")[0].strip().upper() in DEVICE_NAMES:
+        return f"{name!r} is a device's name on Windows"
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > MAX_FILE_NAME_BYTES:
+        return f"{name[:40]!r}... is {size} bytes long (a file's name holds at most {MAX_FILE_NAME_BYTES})"
+    return None
+
+
+def path_inside(folder: Path, name: str, *, what: str, overwrite: bool = False) -> Path:
+    """The path of the file `name` (a name found in a file or sent by a browser) directly inside `folder`: the one
+    function every such path goes through. OnewordError naming `what` when `name` is not a plain file name, when
+    the path is a link or would lead outside `folder`, or when a file is there and `overwrite` is False (then write
+    with `atomic_write(..., overwrite=False)`, which also refuses a file that appears meanwhile)."""
+    problem = file_name_problem(name)
+    if problem:
+        raise OnewordError(f"{what}: the name {problem}")
+    root = Path(folder).resolve()
+    path = root / name
+    if path.is_symlink():
+        raise OnewordError(f"{what}: {path} is a link; nothing is written through it")
+    if path.resolve().parent != root:  # a case-folding or normalising file system, or a link raced in
+        raise OnewordError(f"{what}: {name!r} leads outside {root}")
+    if os.path.lexists(path):
+        if path.is_dir():
+            raise OnewordError(f"{what}: {path} is a folder")
+        if not overwrite:
+            raise OnewordError(f"{what}: {path} already exists (not replaced)")
+    return path
