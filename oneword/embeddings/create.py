@@ -26,7 +26,7 @@ class CreateEmbeddingConfig:
     """What `oneword create-embedding` is asked to do."""
 
     name: str
-    """The prompt word and the file stem: letters, digits, `_` and `-` only."""
+    """The prompt word and the file stem: letters, digits, `_`, `-` and `.` only."""
     init_text: str = "*"
     """Text whose token vectors start the embedding; empty for zeros."""
     vectors: int = 1

@@ -23,7 +23,7 @@ class CreateHypernetworkConfig:
     """What `oneword create-hypernetwork` is asked to do (A1111's options and defaults)."""
 
     name: str
-    """The file stem and the prompt's `<hypernet:NAME:1>`: letters, digits, `_` and `-` only."""
+    """The file stem and the prompt's `<hypernet:NAME:1>`: letters, digits, `_`, `-` and `.` only."""
     modules: str = ""
     """Context widths to give modules, like `768, 320, 640, 1280`; empty: every width the model's attention sees."""
     layer_structure: str = "1, 2, 1"

@@ -34,7 +34,8 @@ class TrainConfig:
 
     name: str = ""
     """The embedding's name (the prompt word), the hypernetwork's or the LoRA's, the file stem either way: letters,
-    digits, `_` and `-` only. One that does not exist is created (an embedding from --init-text, a hypernetwork with
+    digits, `_`, `-` and `.` only, not starting with `-` nor starting or ending with `.`. One that does not exist is
+    created (an embedding from --init-text, a hypernetwork with
     create-hypernetwork's defaults, a LoRA that changes nothing yet)."""
     kind: str = "embedding"
     """What is trained: a registered kind, embedding, hypernetwork (`oneword train-hypernetwork`), lora (`oneword
