@@ -37,16 +37,30 @@ def load_pickle(path: Path, *, mmap: bool = False, parameter_dict: bool = False)
         with _allowing([PARAMETER_DICT] if parameter_dict else []):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
-        culprit = _culprit(str(e))
-        if culprit:
-            raise UnsafePickle(
-                f"{path}: refused: loading it would run code from the file ({culprit}); only plain tensors are accepted"
-            ) from None
+        refused = pickle_refusal(path, e)
+        if refused is not None:
+            raise refused from None
         raise OnewordError(f"{path}: not a readable PyTorch file (not a pickle of plain tensors)") from None
     except (IndexError, KeyError, TypeError, EOFError):  # what torch's unpickler raises on damaged or cut opcodes
         raise OnewordError(f"{path}: not a readable PyTorch file (damaged pickle data)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise OnewordError(f"{path}: not a readable PyTorch file ({first_line(e)})") from None
+
+
+def pickle_refusal(path: Path, error: BaseException) -> UnsafePickle | None:
+    """The refusal of `path` when `error`, or an error it was raised from, is torch's weights_only loader refusing a
+    global (another library's loader wraps it: diffusers' `from_pretrained` in an OSError); None otherwise. Torch's
+    own message advises loading with weights_only=False, which would run the file's code: it is not repeated."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        culprit = _culprit(str(cause)) if isinstance(cause, pickle.UnpicklingError) else ""
+        if culprit:
+            return UnsafePickle(
+                f"{path}: refused: loading it would run code from the file ({culprit}); only plain tensors are accepted")
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from oneword.errors import OnewordError, first_line
 from oneword.models.base import BaseModel, TextEncoder
 from oneword.models.kinds import encoder_specs, kind_config
 from oneword.models.tokenizer import clip_tokenizer
+from oneword.safeload import pickle_refusal
 
 _ENCODER_FOLDERS = ("text_encoder", "text_encoder_2")
 
@@ -44,16 +46,21 @@ def load_diffusers_folder(folder: Path, prediction_type: str | None = None) -> B
     scheduler = _read_json(folder / "scheduler" / "scheduler_config.json")
     if prediction_type:
         scheduler["prediction_type"] = prediction_type
+    part = "unet"
     try:
-        unet = UNet2DConditionModel.from_pretrained(folder / "unet", local_files_only=True)
-        vae = AutoencoderKL.from_pretrained(folder / "vae", local_files_only=True)
+        unet = UNet2DConditionModel.from_pretrained(folder / part, local_files_only=True)
+        part = "vae"
+        vae = AutoencoderKL.from_pretrained(folder / part, local_files_only=True)
         encoders = []
-        for spec, sub in zip(specs, _ENCODER_FOLDERS):
+        for spec, part in zip(specs, _ENCODER_FOLDERS):
             cls = getattr(transformers, spec.cls)
-            model = cls.from_pretrained(folder / sub, local_files_only=True)
+            model = cls.from_pretrained(folder / part, local_files_only=True)
             spec = replace(spec, config=model.config.to_dict())
             encoders.append(TextEncoder(spec=spec, model=model, tokenizer=clip_tokenizer(spec.pad_token)))
-    except (OSError, ValueError, EnvironmentError) as e:
+    except (OSError, ValueError, pickle.UnpicklingError) as e:
+        refused = pickle_refusal(_pickle_file(folder / part), e)
+        if refused is not None:
+            raise refused from None
         raise OnewordError(f"{folder}: not a loadable diffusers folder ({first_line(e)})") from None
     model = BaseModel(kind=kind, unet=unet, vae=vae, encoders=encoders, scheduler_config=scheduler,
                       name=folder.name, source=folder)
@@ -61,6 +68,13 @@ def load_diffusers_folder(folder: Path, prediction_type: str | None = None) -> B
         module.eval().requires_grad_(False)
         _own_storage(module)
     return model
+
+
+def _pickle_file(part: Path) -> Path:
+    """The pickle weights file of a component folder (`diffusion_pytorch_model.bin`), or the folder when it has
+    several or none."""
+    found = sorted(part.glob("*.bin"))
+    return found[0] if len(found) == 1 else part
 
 
 def _own_storage(module: torch.nn.Module) -> None:

@@ -146,3 +146,27 @@ def test_failed_export_leaves_no_partial_file(tiny_models, tmp_path, monkeypatch
     with pytest.raises(OSError, match="disk full"):
         save_single_file(tiny_models("sd1"), tmp_path / "model.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("part", ["unet", "text_encoder"])
+def test_folder_whose_bin_would_run_code_is_refused_as_such(tiny_models, tmp_path, part):
+    from oneword.models.folder import save_diffusers_folder
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (marker.__class__.touch, (marker,))
+
+    model = tiny_models("sd1")
+    folder = tmp_path / "model"
+    save_diffusers_folder(model, folder)
+    module = model.unet if part == "unet" else model.encoders[0].model
+    name = "diffusion_pytorch_model.bin" if part == "unet" else "pytorch_model.bin"
+    for weights in (folder / part).glob("*.safetensors"):
+        weights.unlink()
+    torch.save({**module.state_dict(), "extra": Payload()}, folder / part / name)
+    message = error_of(folder)
+    assert message.startswith(f"{folder / part / name}: refused: loading it would run code from the file (it asks for ")
+    assert "weights_only" not in message and "\x1b" not in message
+    assert not marker.exists()
