@@ -57,8 +57,8 @@ def pickle_refusal(path: Path, error: BaseException) -> UnsafePickle | None:
         seen.add(id(cause))
         culprit = _culprit(str(cause)) if isinstance(cause, pickle.UnpicklingError) else ""
         if culprit:
-            return UnsafePickle(
-                f"{path}: refused: loading it would run code from the file ({culprit}); only plain tensors are accepted")
+            return UnsafePickle(f"{path}: refused: loading it would run code from the file ({culprit}); only plain "
+                                "tensors are accepted")
         cause = cause.__cause__ or cause.__context__
     return None
 
