@@ -81,6 +81,9 @@ def _take(path: Path) -> str | None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
+            if path.is_symlink():  # O_EXCL refuses any link, even one to nothing: no process can take it
+                raise OnewordError(f"{path}: a link (to {os.readlink(path)}), not a lock file oneword wrote: delete "
+                                   "the link and start again") from None
             pid, host = _owner(path)
             if pid is not None and _running(pid, host, path):
                 where = f" on {host}" if host and host != socket.gethostname() else ""
@@ -93,8 +96,12 @@ def _take(path: Path) -> str | None:
             path.unlink(missing_ok=True)
             note = f"took over {path} left by process {pid if pid is not None else '?'}, which no longer runs"
             continue
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(f"{os.getpid()} {socket.gethostname()}\n")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(f"{os.getpid()} {socket.gethostname()}\n")
+        except OSError as error:  # a full disk: no empty lock file is left to puzzle the next run
+            path.unlink(missing_ok=True)
+            raise OnewordError(f"{path}: cannot write the run's lock file: {error.strerror or error}") from None
         return note
     raise OnewordError(f"{path}: could not take the lock file (another process keeps replacing it)")
 
