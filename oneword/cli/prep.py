@@ -8,19 +8,33 @@ import typer
 
 from oneword.cli.root import app
 
+MODEL_HELP = ("The base model the pictures are for (a diffusers folder, a .safetensors/.ckpt file, toy, tiny-sd1 ...): "
+              "its size, the one training uses, is the default width and height.")
+
+
+def _width(width: int | None, model: str | None) -> int:
+    """--width, else the size --model trains on, else A1111's 512."""
+    from oneword.prep.size import DEFAULT_SIZE, model_size
+
+    if width is not None:
+        return width
+    return model_size(model) if model is not None else DEFAULT_SIZE
+
 
 @app.command("preprocess")
 def preprocess_command(
     src: Path = typer.Argument(..., help="Folder of source pictures (only read, never written)."),
     dst: Path = typer.Argument(..., help="Folder for the prepared pictures and captions (not inside SRC)."),
-    width: int = typer.Option(512, help="Output width, a multiple of 8."),
+    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    width: int | None = typer.Option(None, help="Output width, a multiple of 8 (default: --model's size, else 512)."),
     height: int | None = typer.Option(None, help="Output height, a multiple of 8 (default: the width)."),
     crop: str = typer.Option("center", help="center, focal (faces and detail), fit (letterbox) or none."),
     flip: bool = typer.Option(False, "--flip", help="Also write a mirrored copy of each picture."),
     split: bool = typer.Option(False, "--split", help="Cut over-long pictures into overlapping tiles."),
     split_threshold: float = typer.Option(0.5, help="Split when the aspect exceeds the target's by this much."),
     overlap: float = typer.Option(0.2, help="Least overlap of neighbouring tiles, as a share of a tile."),
-    caption_action: str = typer.Option("ignore", help="An existing .txt: ignore, copy, prepend or append."),
+    caption_action: str = typer.Option("copy", help="A source's existing .txt: copy it as the caption, prepend or "
+                                       "append it to the new one, or ignore it (the new caption replaces it)."),
     tagger: Path | None = typer.Option(None, help="WD14-style tagger folder (model.onnx + selected_tags.csv)."),
     general_threshold: float = typer.Option(0.35, help="Tagger: least confidence of a general tag."),
     character_threshold: float = typer.Option(0.85, help="Tagger: least confidence of a character tag."),
@@ -45,7 +59,7 @@ def preprocess_command(
         tagging = TaggerSettings(tagger, general_threshold, character_threshold,
                                  [t.strip() for t in exclude_tags.split(",") if t.strip()])
     config = PreprocessConfig(
-        src=src, dst=dst, width=width, height=height, crop=crop, flip=flip, split=split,
+        src=src, dst=dst, width=_width(width, model), height=height, crop=crop, flip=flip, split=split,
         split_threshold=split_threshold, overlap=overlap, caption_action=caption_action, tagger=tagging,
         focal=FocalWeights(focal_face, focal_entropy, focal_edges), focal_debug=focal_debug, overwrite=overwrite,
         workers=workers, max_pixels=max_pixels,
@@ -68,14 +82,15 @@ def preprocess_command(
 def check_command(
     folder: Path = typer.Argument(..., help="The dataset folder (pictures with optional .txt captions)."),
     name: str | None = typer.Option(None, help="The embedding's name: captions should not contain it."),
-    width: int = typer.Option(512, help="The width preprocess would make."),
+    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    width: int | None = typer.Option(None, help="The width preprocess would make (default: --model's size, else 512)."),
     height: int | None = typer.Option(None, help="The height preprocess would make (default: the width)."),
     notes: bool = typer.Option(True, "--notes/--no-notes", help="Also list what preprocess would do per picture."),
 ) -> None:
     """What is wrong with a dataset before training on it; exits 1 only for errors, not for warnings."""
     from oneword.prep.check import CheckConfig, check_dataset
 
-    report = check_dataset(CheckConfig(folder=folder, name=name, width=width, height=height))
+    report = check_dataset(CheckConfig(folder=folder, name=name, width=_width(width, model), height=height))
     for finding in report.findings:
         if finding.level != "note" or notes:
             typer.echo(finding.line())

@@ -19,6 +19,7 @@ from oneword.errors import OnewordError
 from oneword.prep.captions import existing_caption
 from oneword.prep.crop import cover_size, needs_split, size_problem, split_boxes
 from oneword.prep.images import BadImage, open_image, source_entries
+from oneword.prep.size import too_small_advice
 
 FEW, ENOUGH = 15, 30
 """Under FEW pictures is a warning; ENOUGH is what to aim for (the tutorial's advice)."""
@@ -91,11 +92,13 @@ def check_dataset(config: CheckConfig, on_progress: Callable[[int, int], None] =
     target = (config.width, config.height or config.width)
     hashes: list[tuple[int, Path]] = []
     sizes: Counter = Counter()
+    too_small = 0
     for done, path in enumerate(files, 1):
         try:
             image = open_image(path)
             problem = size_problem(image.size, target, config.crop)  # preprocess's own rule
             if problem:
+                too_small += config.crop != "none"  # a smaller size helps; crop none refuses only pictures under 8 px
                 raise BadImage(problem)
         except BadImage as error:
             report.add("error", f"cannot be used: {error}", path)
@@ -107,6 +110,8 @@ def check_dataset(config: CheckConfig, on_progress: Callable[[int, int], None] =
         _check_picture(report, path, image, target, config)
         _check_caption(report, path, config.name)
         on_progress(done, len(files))
+    if too_small:
+        report.add("warning", f"{too_small} pictures are too small for {target[0]}x{target[1]}; {too_small_advice()}")
     if report.pictures and report.pictures < FEW:
         report.add("warning", f"only {report.pictures} usable pictures; under {FEW} rarely teaches a concept well, "
                               f"{ENOUGH} or more varied ones are better")

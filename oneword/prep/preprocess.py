@@ -34,6 +34,7 @@ from oneword.prep.crop import (
     window_at,
 )
 from oneword.prep.images import BadImage, open_image, source_entries
+from oneword.prep.size import too_small_advice
 
 DEBUG_FOLDER = "focal-debug"
 
@@ -61,8 +62,9 @@ class PreprocessConfig:
     """Split when the aspect exceeds the target's by this much."""
     overlap: float = 0.2
     """Least overlap of neighbouring tiles, as a share of a tile."""
-    caption_action: str = "ignore"
-    """What to do with a source's existing `.txt`: ignore, copy, prepend or append (to the new caption)."""
+    caption_action: str = "copy"
+    """What to do with a source's existing `.txt` (A1111's names): copy it as the caption, prepend or append it to the
+    new caption, or ignore it (the new caption replaces it). Pictures without one get the new caption."""
     tagger: TaggerSettings | None = None
     """New captions from this tagger; without one, from the file name."""
     focal: FocalWeights = field(default_factory=FocalWeights)
@@ -175,8 +177,10 @@ def preprocess(config: PreprocessConfig, on_progress: Callable[[int, int, Prepar
         if made and not any(dst.iterdir()):
             dst.rmdir()
         path, reason = result.skipped[0]
+        small = config.crop != "none" and reason.startswith("too small")  # crop none: only under 8 px is too small
+        advice = f"; {too_small_advice()}" if small else ""
         raise OnewordError(f"SRC {config.src}: none of its {total} pictures can be used, every one was skipped "
-                           f"(the first, {path.name}: {reason})")
+                           f"(the first, {path.name}: {reason}){advice}")
     return result
 
 
