@@ -12,6 +12,7 @@ from safetensors import SafetensorError, safe_open
 
 from oneword.embeddings.embedding import Embedding
 from oneword.errors import OnewordError
+from oneword.lora.bundle import bundled_parts, layout_name
 from oneword.models.detect import UNET, detect_kind
 
 CONTEXT_ARCHITECTURES = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL"}
@@ -44,6 +45,9 @@ class Inspection:
     """A LoRA's key layout: kohya or diffusers."""
     problem: str = ""
     """Why the file is not one of the known kinds, when `what` is unknown."""
+    bundled: dict[str, list[str]] = field(default_factory=dict)
+    """A LoRA file's bundled words -> the parts of their `bundle_emb.WORD.PART` keys, each word oneword reads or
+    not (oneword/lora/bundle.py)."""
 
 
 def embedding_architecture(embedding: Embedding) -> str:
@@ -103,7 +107,7 @@ def inspect_file(path: Path) -> Inspection:
         what = "safe: safetensors (tensors only)"
     if shapes is not None and any(k.startswith(UNET) for k in shapes):
         return _base_model(path, shapes, what)
-    found = _read(path)
+    found = _read(path, list(shapes or ()))
     found.safety = what
     return found
 
@@ -116,14 +120,18 @@ def _base_model(path: Path, shapes: dict[str, tuple[int, ...]], safety: str) -> 
     return Inspection(path, "base model", safety=safety, architecture=kind, facts=[("tensors", str(len(shapes)))])
 
 
-def _read(path: Path) -> Inspection:
-    """The first reader that takes the file: LoRA, embedding, hypernetwork."""
+def _read(path: Path, keys: list[str]) -> Inspection:
+    """The first reader that takes the file (its tensor names `keys`): LoRA, embedding, hypernetwork."""
     from oneword.embeddings.formats import load_embedding_file
     from oneword.hypernetworks.formats import load_hypernetwork
     from oneword.lora.read import read_layout
 
     problems = []
-    for reader, describe in ((read_layout, _lora), (load_embedding_file, _embedding),
+
+    def lora(path: Path, read: tuple) -> Inspection:
+        return _lora(path, read, bundled_parts(keys))
+
+    for reader, describe in ((read_layout, lora), (load_embedding_file, _embedding),
                              (load_hypernetwork, _hypernetwork)):
         try:
             return describe(path, reader(path))
@@ -132,7 +140,7 @@ def _read(path: Path) -> Inspection:
     return Inspection(path, "unknown", problem="; ".join(problems))
 
 
-def _lora(path: Path, read: tuple) -> Inspection:
+def _lora(path: Path, read: tuple, bundled: dict[str, list[str]]) -> Inspection:
     from oneword.lora.read import Unusable, lora_kind
 
     lora, layout = read
@@ -149,14 +157,14 @@ def _lora(path: Path, read: tuple) -> Inspection:
     words = list(lora.embeddings)
     if words:
         what = f"bundle ({what} + {len(words)} embedding{'s' if len(words) > 1 else ''})"
-        facts += [(f"bundled word {w}", f"{e.n_vectors} vectors, {embedding_architecture(e)}")
-                  for w, e in lora.embeddings.items()]
+        facts += [(f"bundled word {w}", f"{e.n_vectors} vectors, {embedding_architecture(e)}"
+                   + (f", {layout_name(bundled[w])}" if w in bundled else "")) for w, e in lora.embeddings.items()]
     unread = [k for k, v in lora.layers.items() if isinstance(v, Unusable)]
     if unread:
         facts.append(("not read", f"{len(unread)} layers (e.g. {unread[0]})"))
     trigger = [lora.trigger] if lora.trigger and lora.trigger not in words else []
     return Inspection(path, what, architecture=_lora_architecture(lora), facts=facts, words=words + trigger,
-                      content=lora, layout=layout)
+                      content=lora, layout=layout, bundled=bundled)
 
 
 def _embedding(path: Path, embedding: Embedding) -> Inspection:

@@ -3,7 +3,8 @@
 - A1111 (modules/textual_inversion, extensions-builtin/Lora/networks.py): embeddings from `.pt`, `.bin`,
   `.safetensors` and preview images (`string_to_param`, `clip_l`/`clip_g`, `emb_params`, a single tensor);
   hypernetworks from `.pt`; LoRA by kohya names (LoRA, LoCon, LoHa, LoKr); a bundle's `bundle_emb.WORD.*` become
-  embeddings while its `<lora:...>` tag is in the prompt.
+  embeddings while its `<lora:...>` tag is in the prompt, and a single-encoder word of two tensors (OneTrainer's
+  `clip_l` with `clip_l_out`) makes the whole file fail to load (oneword/lora/bundle.py).
 - ComfyUI (comfy/sd1_clip.py, comfy/lora.py, comfy_extras/nodes_hypernetwork.py): embeddings `embedding:NAME` from
   `.safetensors`, `.pt`, `.bin` (not images); LoRA by kohya, LyCORIS and diffusers names; keys it cannot map, such as
   a bundle's, are skipped with "lora key not loaded"; A1111 `.pt` hypernetworks.
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 from oneword.inspect.describe import Inspection
+from oneword.lora.bundle import a1111_problem
 
 TOOLS = ("oneword", "A1111", "ComfyUI", "diffusers", "kohya")
 """The tools of the table, in its order."""
@@ -67,13 +69,21 @@ def _hypernetwork(found: Inspection) -> list[tuple[str, bool, str]]:
 def _lora(found: Inspection) -> list[tuple[str, bool, str]]:
     lycoris = any(kind in found.what for kind in ("LoHa", "LoKr"))
     peft = found.layout == "diffusers"
+    refused = a1111_problem(found.bundled)
+    if peft:
+        a1111 = (False, "A1111 matches kohya's layer names, not diffusers/PEFT ones")
+    elif refused:
+        a1111 = (False, "A1111 makes an embedding of a bundled word's tensors and refuses the whole file when a "
+                 f"single-encoder word has more than one ({refused}): --convert a1111 (the LoRA and the words apart)")
+    else:
+        a1111 = (True, "in models/Lora, <lora:NAME:WEIGHT>")
     return [
         ("oneword", True, "in --lora-dir, <lora:NAME:WEIGHT>"),
-        ("A1111", not peft, "A1111 matches kohya's layer names, not diffusers/PEFT ones" if peft
-         else "in models/Lora, <lora:NAME:WEIGHT>"),
+        ("A1111", *a1111),
         ("ComfyUI", True, "LoraLoader"),
-        ("diffusers", not lycoris, "load_lora_weights reads LoRA/LoCon, not LyCORIS's LoHa or LoKr" if lycoris
-         else "load_lora_weights"),
+        ("diffusers", not (lycoris or found.bundled), "load_lora_weights reads LoRA/LoCon, not LyCORIS's LoHa or "
+         "LoKr" if lycoris else "load_lora_weights refuses keys that are no LoRA part (bundle_emb.*): --convert "
+         "diffusers" if found.bundled else "load_lora_weights"),
         ("kohya", not (lycoris or peft), "networks.lora reads kohya's lora_down/lora_up names only"
          if lycoris or peft else "as --network_weights"),
     ]
@@ -82,9 +92,11 @@ def _lora(found: Inspection) -> list[tuple[str, bool, str]]:
 def _bundle(found: Inspection) -> list[tuple[str, bool, str]]:
     words = ", ".join(found.words)
     plain = {tool: (ok, why) for tool, ok, why in _lora(found)}
-    rows = [("oneword", True, f"in --lora-dir; <lora:NAME:WEIGHT> brings the words {words}"),
-            ("A1111", plain["A1111"][0], f"in models/Lora; <lora:NAME:WEIGHT> brings the words {words} (unless "
-             "models/embeddings has them)" if plain["A1111"][0] else plain["A1111"][1])]
+    a1111 = plain["A1111"]
+    if a1111[0]:
+        a1111 = (True, f"in models/Lora; <lora:NAME:WEIGHT> brings the words {words} (unless models/embeddings has "
+                 "them)")
+    rows = [("oneword", True, f"in --lora-dir; <lora:NAME:WEIGHT> brings the words {words}"), ("A1111", *a1111)]
     rows.append(("ComfyUI", False, "the LoRA loads but its loader skips the bundled words: --convert comfyui "
                  "(the words as embedding files)"))
     rows.append(("diffusers", False, "load_lora_weights refuses keys that are no LoRA part (bundle_emb.*): "

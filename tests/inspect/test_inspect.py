@@ -99,7 +99,7 @@ def test_a_bundle_is_told_and_converted_into_the_lora_and_its_words(tmp_path, mo
                                     "--convert", "comfyui", "--out", str(tmp_path / "out"))
     assert code == 0, err
     assert "  what: bundle (LoRA + 1 embedding)\n" in out and "  trigger words: zqx\n" in out
-    assert "  bundled word zqx: 2 vectors, SD 1.x (width 768)\n" in out
+    assert "  bundled word zqx: 2 vectors, SD 1.x (width 768), A1111's layout (string_to_param.*)\n" in out
     assert "    A1111      yes  in models/Lora; <lora:NAME:WEIGHT> brings the words zqx" in out
     assert "    ComfyUI    no   the LoRA loads but its loader skips the bundled words" in out
     assert f"wrote {tmp_path / 'out' / 'pivot.safetensors'}: LoRA without the bundled words (1 left out)\n" in out

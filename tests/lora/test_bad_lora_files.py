@@ -120,4 +120,4 @@ def test_a_bundle_s_embeddings_are_read_as_a1111_reads_them_and_other_parts_name
     assert [place.key for place, _ in fitted.layers] == [Q]
     assert fitted.notes("bundle") == [
         "lora bundle: 1 layer skipped: a bundled embedding of parts clip_l_out, which oneword does not read (it "
-        "reads string_to_param.*, or clip_l and clip_g) (e.g. bundle_emb.out)"]
+        "reads string_to_param.*, clip_l, or clip_l and clip_g) (e.g. bundle_emb.out)"]
