@@ -17,12 +17,13 @@ def inspect_command(
     convert: str | None = typer.Option(None, "--convert", help="Write what a tool needs: a1111, comfyui, diffusers "
                                        "or kohya (with --out)."),
     out: Path | None = typer.Option(None, "--out", help="Folder the converted files go to."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files of the same names in --out (never "
+                                   "the files being converted)."),
 ) -> None:
     """What each file is (embedding, hypernetwork, LoRA, LoCon, LoHa, LoKr, bundle, base model), its base
     architecture, sizes, trigger words and training metadata, whether it is safe to load (a pickle that would run
     code is never loaded), and which tools load it as it is."""
-    from oneword.inspect.convert import check_convertible
-    from oneword.inspect.convert import convert as convert_file
+    from oneword.inspect.convert import convert_files
     from oneword.inspect.describe import inspect_file
     from oneword.inspect.report import report_lines
 
@@ -30,14 +31,15 @@ def inspect_command(
         raise OnewordError("--convert needs --out DIR, the folder the converted files go to")
     if out is not None and convert is None:
         raise OnewordError("--out is for --convert TOOL")
+    if overwrite and convert is None:
+        raise OnewordError("--overwrite is for --convert TOOL --out DIR")
     found = [inspect_file(path) for path in files]
     for item in found:
         typer.echo("\n".join(report_lines(item)))
-    for item in found if convert else ():
-        check_convertible(item, convert)  # every file before any is written
-    for item in found if convert else ():
-        written = convert_file(item, convert, out)
-        if not written:
+    if convert is None:
+        return
+    for item, outputs in zip(found, convert_files(found, convert, out, overwrite=overwrite), strict=True):
+        if not outputs:
             typer.echo(f"{item.path}: loads in {convert} as it is; nothing written")
-        for path, what in written:
-            typer.echo(f"wrote {path}: {what}")
+        for output in outputs:
+            typer.echo(f"wrote {output.path}: {output.what}")
