@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from oneword.ui import galleries
+from oneword.ui import galleries, pictures_in
 from oneword.ui.jobs import Jobs
 from oneword.ui.models import ModelCache
 from oneword.ui.paths import Workspace
@@ -74,6 +74,7 @@ def serve(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, auth:
     calm_queue(app)
     app.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=not block, share=False,
                allowed_paths=[str(workspace.root)], theme=theme, css=galleries.CSS, show_error=True, quiet=True,
+               max_file_size=pictures_in.MAX_UPLOAD_BYTES,  # no uploaded file may cost more than an upload writes
                auth_message="oneword: sign in with the --auth user and password")
     if block:  # the server was stopped (Ctrl-C): a running training saves first, as on the command line
         finish_training(jobs)

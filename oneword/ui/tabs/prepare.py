@@ -130,6 +130,9 @@ def build(workspace: Workspace) -> None:
             uploads = gr.File(label="Upload pictures, captions (.txt) or a zip", file_count="multiple",
                               type="filepath", elem_id="prepare-upload", height=UPLOAD_HEIGHT)
             with gr.Column():
+                replace = gr.Checkbox(False, label="Replace existing files", elem_id="prepare-replace",
+                                      info="An upload named like a file in SRC replaces it; off, it is skipped "
+                                           "and listed. Tick it before uploading.")
                 concept = gr.Dropdown(list(CONCEPTS), value="star", label="Example pictures (toy concept)",
                                       elem_id="prepare-concept")
                 examples = gr.Button("Write example pictures", elem_id="prepare-examples")
@@ -156,8 +159,8 @@ def build(workspace: Workspace) -> None:
                  progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008 (Gradio injects it)
         return run(workspace, specs, list(values), name_value, progress)
 
-    uploads.upload(lambda files, src: _said(lambda: pictures_in.take_in(workspace, files or [], src)),
-                   [uploads, fields["src"]], taken)
+    uploads.upload(lambda files, src, over: _said(lambda: pictures_in.take_in(workspace, files or [], src, over)),
+                   [uploads, fields["src"], replace], taken)
     examples.click(lambda c, src: _said(lambda: pictures_in.write_examples(workspace, c, src)),
                    [concept, fields["src"]], taken)
     run_button.click(run_form, [name, *ordered], [note, table, thumbs])
