@@ -37,8 +37,9 @@ SHOWN_DEFAULTS = {
                          *(f"{_SHOWN.get(str(k.defaults[field]), k.defaults[field])} for a {k.name}"
                            for k in _OTHERS if field in k.defaults)])
        for field in dict.fromkeys(f for k in (_FIRST, *_OTHERS) for f in k.defaults)},
+    "preview_every": "500; with --stop auto, the checkpoints' interval",
 }
-"""Defaults as help shows them where the kind decides."""
+"""Defaults as help shows them where the kind decides, and where --stop decides."""
 PARAMETERS = [
     inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
     inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
@@ -87,11 +88,18 @@ def command_line_config(command: str | None, name: str, config_file: Path | None
     settings.update({k: v for k, v in given.items() if v is not None})
     settings["name"] = name
     trained = [k for k in kinds.names() if kinds.get(k).command == command]
-    if trained:
-        settings.setdefault("kind", trained[0])
+    if trained and settings.setdefault("kind", trained[0]) != trained[0]:
+        source = "--kind" if given.get("kind") is not None else f"--config {config_file}: kind"
+        raise OnewordError(f"{source} {settings['kind']}: `oneword {command}` trains a {trained[0]}; train "
+                           f"{_article(settings['kind'])} {settings['kind']} with `oneword train NAME --kind "
+                           f"{settings['kind']}`")
     if "data" not in settings:
         raise OnewordError("--data is missing: give the folder of training images")
     return TrainConfig(**settings)
+
+
+def _article(word: object) -> str:
+    return "an" if str(word)[:1].lower() in "aeiou" else "a"
 
 
 def print_summary(finished) -> None:

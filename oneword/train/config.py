@@ -26,6 +26,8 @@ _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", 
 
 UNSET = {"batch_size": 1}
 """What a field left unset takes when neither the kind nor its settings for the model decide it."""
+PREVIEW_EVERY = 500
+"""A1111's preview interval, for a run to --max-steps given no --preview-every."""
 
 
 @dataclass
@@ -98,8 +100,9 @@ class TrainConfig:
     """Steps to train (a learning-rate schedule that ends sooner ends the run there)."""
     save_every: int = 500
     """Write a copy of the embedding or hypernetwork every N steps (0: never)."""
-    preview_every: int = 500
-    """Draw a preview image every N steps (0: never)."""
+    preview_every: int | None = None
+    """Draw a preview image every N steps (0: never). Unset: 500; with --stop auto, every checkpoint's interval (the
+    smaller of --save-every and --validate-every), so that a run stopping early still has previews."""
     template: str | None = None
     """Prompt template: a shipped name (subject, subject_filewords, style, style_filewords, hypernetwork, none) or a
     file. Unset: the kind's template."""
@@ -190,6 +193,16 @@ class TrainConfig:
         for name, value in {**UNSET, **kind.defaults, **for_model}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if self.preview_every is None:
+            self.preview_every = self._preview_interval()
+
+    def _preview_interval(self) -> int:
+        """--preview-every left unset: under --stop auto the checkpoints' interval (a checkpoint is kept at every
+        --save-every step and every validation), else A1111's 500."""
+        if self.stop != "auto":
+            return PREVIEW_EVERY
+        every = [n for n in (self.save_every, self.validate_every) if type(n) is int and n > 0]  # bad types: problems()
+        return min(every, default=PREVIEW_EVERY)
 
     def problems(self) -> list[str]:
         """Everything wrong with the settings, each naming its option."""

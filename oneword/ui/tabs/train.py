@@ -3,6 +3,7 @@ previews with the best marked, the checkpoints' table at the end)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -61,7 +62,9 @@ def train_specs() -> list[FieldSpec]:
     choices = {"kind": kinds.names(), "clip_grad": CLIP_MODES, "latent_sampling": LATENT_SAMPLING, "stop": STOPS,
                "preview_sampler": tuple(SAMPLERS), "template": TEMPLATE_NAMES, "model": BUNDLED_MODELS,
                "prediction_type": ("", *PREDICTION_TYPES), "targets": ("", *TARGETS), "save_precision": ("", *PRECISIONS)}
-    return form_specs(TrainConfig, choices=choices, paths=PATH_FIELDS, exclude=("extra",), defaults=TrainConfig())
+    specs = form_specs(TrainConfig, choices=choices, paths=PATH_FIELDS, exclude=("extra",), defaults=TrainConfig())
+    # the preview interval stays a number field: the model's step defaults (TOY_STEPS or the library's) fill it
+    return [dataclasses.replace(s, optional=False) if s.name == "preview_every" else s for s in specs]
 
 
 def train_config(workspace: Workspace, specs: list[FieldSpec], values: list[Any]) -> TrainConfig:
