@@ -230,7 +230,7 @@ def test_showing_generate_or_runs_lists_what_was_made_since_the_page_was_drawn(t
     app = build_app(Workspace.at(tmp_path), Jobs(lambda *a, **k: None))
     shown = {tuple(getattr(o, "elem_id", None) for o in fn.outputs): fn.fn for fn in app.fns.values()
              if any(event == "select" for _, event in fn.targets)}
-    assert set(shown) == {("generate-available", "compare-run"), ("runs-run",)}
+    assert set(shown) == {("generate-available", "compare-run"), ("generate-inspect-file",), ("runs-run",)}
     run = tmp_path / "textual_inversion" / "2026-01-02" / "zq"
     save_embedding(Embedding(name="zq", vectors={"*": torch.zeros(1, 64)}, step=5), run / "embeddings" / "zq-5.pt")
     (run / "settings-2026-01-02-10-00-00.json").write_text("{}", encoding="utf-8")

@@ -32,3 +32,18 @@ def test_the_listed_files_are_inspected_as_the_command_does(tmp_path):
     assert shown == "```\n" + "\n".join(lines) + "\n```" and "  what: bundle (LoRA + 1 embedding)" in lines
     assert inspection(space, str(tmp_path / "secret.pt")) == (
         f"**error:** file: {tmp_path / 'secret.pt'} is outside the workspace {space.root} (refused)")
+
+
+def test_opening_generate_lists_the_files_made_since_the_page_was_drawn(tmp_path):
+    from oneword.ui.app import build_app
+    from oneword.ui.jobs import Jobs
+
+    space = Workspace.at(tmp_path)
+    app = build_app(space, Jobs(lambda *a, **k: None))
+    (listed,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "generate-inspect-file"]
+    assert listed.choices == []
+    refresh = [fn.fn for fn in app.fns.values() if any(event == "select" for _, event in fn.targets)
+               and any(getattr(o, "elem_id", None) == "generate-inspect-file" for o in fn.outputs)]
+    assert len(refresh) == 1
+    save_embedding(Embedding("mine", {"*": torch.ones(1, 768)}), space.root / "embeddings" / "mine.pt")
+    assert refresh[0]("embeddings", "hypernetworks", "lora")["choices"] == ["embeddings/mine.pt"]

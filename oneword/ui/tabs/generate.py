@@ -225,3 +225,5 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
     if shown is not None:  # what a training or a Create left since the page was drawn
         shown.select(lambda e, h, lo: (available(workspace, e, h, lo), gr.update(choices=run_folders(workspace))),
                      folders, [found, run], show_progress="hidden")
+        shown.select(lambda e, h, lo: gr.update(choices=listed_files(workspace, e, h, lo)), folders, listed,
+                     show_progress="hidden")
