@@ -62,6 +62,8 @@ def name_problem(option: str, name: str) -> str | None:
 
 MAX_FILE_NAME_BYTES = 255
 """Longest file name (one path part) in UTF-8 bytes that Linux, macOS and Windows file systems all take."""
+TEMPORARY_BYTES = len(".") + len(".XXXXXXXX.tmp")
+"""What `atomic_write`'s temporary file `.NAME.XXXXXXXX.tmp` adds to NAME: a name must leave room for it."""
 DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))})
 """Names Windows gives to devices whatever their extension (`nul.png` is the null device there)."""
 
@@ -69,7 +71,8 @@ DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range
 def file_name_problem(name: object) -> str | None:
     """Why `name`, found in a file or sent by a browser, cannot be one file's name inside a folder (None when it
     can): not text, empty, `.` or `..`, a path (a separator, a drive, an absolute path), a control character, a
-    hidden file (oneword's temporaries start with `.`), a Windows device name, or over MAX_FILE_NAME_BYTES."""
+    hidden file (oneword's temporaries start with `.`), a Windows device name, or too long to be written (over
+    MAX_FILE_NAME_BYTES once its temporary file's TEMPORARY_BYTES are added)."""
     if not isinstance(name, str) or not name:
         return "is empty" if name in ("", None) else f"is not text ({type(name).__name__})"
     if name in (".", ".."):
@@ -82,9 +85,10 @@ def file_name_problem(name: object) -> str | None:
         return f"{name!r} starts with '.' (a hidden file)"
     if name.split(".")[0].strip().upper() in DEVICE_NAMES:
         return f"{name!r} is a device's name on Windows"
-    size = len(name.encode("utf-8", "surrogateescape"))
-    if size > MAX_FILE_NAME_BYTES:
-        return f"{name[:40]!r}... is {size} bytes long (a file's name holds at most {MAX_FILE_NAME_BYTES})"
+    size, most = len(name.encode("utf-8", "surrogateescape")), MAX_FILE_NAME_BYTES - TEMPORARY_BYTES
+    if size > most:
+        return (f"{name[:40]!r}... is {size} bytes long (a file's name holds at most {most}: {MAX_FILE_NAME_BYTES} "
+                f"less the {TEMPORARY_BYTES} its temporary file adds)")
     return None
 
 
