@@ -137,7 +137,7 @@ def _checked_path(out: Path, name: str, found: Inspection, label: str, inputs: d
     what = f"{found.path}: {label}"
     candidate = Path(out).resolve() / name if "/" not in name and "\\" not in name else None
     if candidate is not None and (_key(candidate) in inputs or any(
-            os.path.lexists(candidate) and os.path.samefile(candidate, path) for path in inputs.values())):
+            candidate.exists() and os.path.samefile(candidate, path) for path in inputs.values())):
         raise OnewordError(f"{what} would be written over the file being converted; choose another --out")
     try:
         return path_inside(out, name, what=what, overwrite=overwrite)

@@ -3,6 +3,7 @@ path inside DIR whatever names the file holds, an existing file replaced only wi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -177,3 +178,24 @@ def test_onetrainers_bundle_with_output_vectors_is_read_and_a1111_is_said_to_fai
     assert {tool: ok for tool, ok, _ in support(inspect_file(tmp_path / "out" / "ot.safetensors"))}["A1111"] is True
     assert torch.equal(load_embedding_file(tmp_path / "out" / "<star>.pt").vectors["*"],
                        tensors["bundle_emb.<star>.clip_l"])
+
+
+def test_a_failed_write_takes_back_the_files_the_conversion_created(tmp_path):
+    from oneword.inspect.convert import plan_outputs, write_outputs
+
+    _pivotal(tmp_path / "face.safetensors", word="zqx")
+    (outputs,) = plan_outputs([inspect_file(tmp_path / "face.safetensors")], "kohya", tmp_path / "out")
+    assert [output.path.name for output in outputs] == ["face.safetensors", "zqx.safetensors"]
+
+    def full_disk(file):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left on device"):
+        write_outputs([outputs[0], dataclasses.replace(outputs[1], write=full_disk)])
+    assert _files(tmp_path / "out") == []
+
+
+def test_overwrite_is_only_for_convert(tmp_path, monkeypatch, capsys):
+    _pivotal(tmp_path / "face.safetensors", word="zqx")
+    code, _, err = run_in_process(monkeypatch, capsys, "inspect", str(tmp_path / "face.safetensors"), "--overwrite")
+    assert (code, err) == (1, "error: --overwrite is for --convert TOOL --out DIR\n")
