@@ -41,7 +41,8 @@ spaces and the like are refused rather than removed."""
 def name_problem(option: str, name: str) -> str | None:
     """Why `name` cannot be a NAME (None when it can): empty, a character other than letters (any script), digits,
     `_`, `-` and `.` (A1111 users write versions as `style-v1.5`), a leading `-` (it reads as an option), a leading
-    or trailing `.` (a hidden file; Windows drops a trailing dot), or longer than MAX_NAME_BYTES."""
+    or trailing `.` (a hidden file; Windows drops a trailing dot), a Windows device's name (DEVICE_NAMES), or longer
+    than MAX_NAME_BYTES."""
     if not name:
         return f"{option} is empty"
     bad = "".join(dict.fromkeys(ch for ch in name if not (ch.isalnum() or ch in NAME_PUNCTUATION)))
@@ -53,6 +54,8 @@ def name_problem(option: str, name: str) -> str | None:
     if name.startswith(".") or name.endswith("."):
         return (f"{option} {name!r}: starts or ends with '.', which hides the file or is dropped; begin and end it "
                 "with a letter or digit")
+    if _device_name(name):
+        return f"{option} {name!r}: is a device's name on Windows, where its files would not be files; choose another"
     size = len(name.encode("utf-8"))
     if size > MAX_NAME_BYTES:
         return (f"{option} is {len(name)} characters long ({size} bytes); the files named after it allow at most "
@@ -83,13 +86,18 @@ def file_name_problem(name: object) -> str | None:
         return f"{name!r} holds a control character"
     if name.startswith("."):
         return f"{name!r} starts with '.' (a hidden file)"
-    if name.split(".")[0].strip().upper() in DEVICE_NAMES:
+    if _device_name(name):
         return f"{name!r} is a device's name on Windows"
     size, most = len(name.encode("utf-8", "surrogateescape")), MAX_FILE_NAME_BYTES - TEMPORARY_BYTES
     if size > most:
         return (f"{name[:40]!r}... is {size} bytes long (a file's name holds at most {most}: {MAX_FILE_NAME_BYTES} "
                 f"less the {TEMPORARY_BYTES} its temporary file adds)")
     return None
+
+
+def _device_name(name: str) -> bool:
+    """Whether Windows reads `name` as a device (`nul.png`, `COM1.v2.pt`: the part before the first dot)."""
+    return name.split(".")[0].strip().upper() in DEVICE_NAMES
 
 
 def path_inside(folder: Path, name: str, *, what: str, overwrite: bool = False) -> Path:

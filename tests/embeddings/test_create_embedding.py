@@ -32,6 +32,8 @@ REFUSED_NAMES = {
     ".x": f"NAME '.x': {DOTS}",
     "x.": f"NAME 'x.': {DOTS}",
     "-x": "NAME '-x': starts with -, which reads as an option; start it with a letter or digit",
+    "nul": "NAME 'nul': is a device's name on Windows, where its files would not be files; choose another",
+    "COM1.v2": "NAME 'COM1.v2': is a device's name on Windows, where its files would not be files; choose another",
     "": "NAME is empty",
 }
 
