@@ -8,22 +8,29 @@ from oneword.train.best import summary_table
 from oneword.ui.jobs import JobState
 
 
+def _curve(rows: list[tuple[int, float, str]], value: str) -> pd.DataFrame:
+    """A line plot's table, columns step, `value`, series, typed even when empty: the page fixes a plot's axes from
+    the first table it receives (later ones only replace the data), and an empty untyped table would make the
+    step axis categories for good, on which a curve is drawn as separate points."""
+    frame = pd.DataFrame(rows, columns=["step", value, "series"])
+    return frame.astype({"step": "int64", value: "float64", "series": "string"})
+
+
 def loss_frame(state: JobState) -> pd.DataFrame:
     """Training loss, raw and smoothed: columns step, loss, series."""
     rows = [(step, raw, "raw") for step, raw, _ in state.train_loss]
     rows += [(step, smooth, "smoothed") for step, _, smooth in state.train_loss]
-    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+    return _curve(rows, "loss")
 
 
 def validation_frame(state: JobState) -> pd.DataFrame:
     """Validation loss after each measurement: columns step, loss, series."""
-    return pd.DataFrame([(step, value, "val_loss") for step, value in state.val_loss],
-                        columns=["step", "loss", "series"])
+    return _curve([(step, value, "val_loss") for step, value in state.val_loss], "loss")
 
 
 def scores_frame(state: JobState) -> pd.DataFrame:
     """Each checkpoint's scores: columns step, score, series."""
-    return pd.DataFrame(state.scores, columns=["step", "series", "score"])[["step", "score", "series"]]
+    return _curve([(step, score, key) for step, key, score in state.scores], "score")
 
 
 def summary_frame(state: JobState) -> pd.DataFrame:
