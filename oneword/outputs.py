@@ -120,3 +120,21 @@ def path_inside(folder: Path, name: str, *, what: str, overwrite: bool = False) 
         if not overwrite:
             raise OnewordError(f"{what}: {path} already exists (not replaced)")
     return path
+
+
+def new_file_problem(folder: Path, name: str, *, overwrite: bool, what: str = "NAME") -> str | None:
+    """Why a command cannot write the file `name` of its NAME into `folder` (None when it can): `path_inside`'s
+    refusals (a link, a folder), or a file already there without `overwrite`, said with the option that replaces
+    it. Write it then with `atomic_write(..., overwrite=overwrite)`."""
+    try:
+        path = path_inside(folder, name, what=what, overwrite=True)
+    except OnewordError as error:
+        return str(error)
+    if os.path.lexists(path) and not overwrite:
+        return exists_problem(Path(folder) / name)
+    return None
+
+
+def exists_problem(path: Path) -> str:
+    """What a command says of a file it would replace without --overwrite."""
+    return f"{path} already exists (use --overwrite to replace it)"

@@ -10,8 +10,8 @@ import torch
 
 from oneword.embeddings.embedding import SINGLE_KEY, Embedding
 from oneword.embeddings.formats import save_embedding
-from oneword.errors import gather
-from oneword.outputs import name_problem
+from oneword.errors import OnewordError, gather
+from oneword.outputs import exists_problem, name_problem, new_file_problem
 
 if TYPE_CHECKING:
     from oneword.models.base import BaseModel, TextEncoder
@@ -61,8 +61,9 @@ def check_create(config: CreateEmbeddingConfig) -> None:
     problems = name_problems(config.name) + vectors_problems(config.vectors)
     if config.format not in FORMATS:
         problems.append(f"--format: {config.format!r} is not one of {', '.join(FORMATS)}")
-    if not problems and config.path.exists() and not config.overwrite:
-        problems.append(f"{config.path} already exists (use --overwrite to replace it)")
+    if not problems:
+        problems += [p for p in (new_file_problem(config.embeddings_dir, config.path.name,
+                                                  overwrite=config.overwrite),) if p]
     gather(problems)
 
 
@@ -108,7 +109,10 @@ def create_embedding_file(model: BaseModel, config: CreateEmbeddingConfig) -> tu
     check_create(config)
     embedding = create_embedding(model, config.name, config.init_text, config.vectors)
     path = config.path
-    save_embedding(embedding, path)
+    try:
+        save_embedding(embedding, path, overwrite=config.overwrite)
+    except FileExistsError:  # written by another process since the check
+        raise OnewordError(exists_problem(path)) from None
     embedding.source = path
     return path, embedding
 

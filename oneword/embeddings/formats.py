@@ -98,8 +98,10 @@ def safetensors_dict(embedding: Embedding) -> tuple[dict[str, torch.Tensor], dic
     return tensors, metadata
 
 
-def save_embedding(embedding: Embedding, path: Path, *, model: BaseModel | None = None) -> None:
-    """Write an embedding as A1111 `.pt` or `.safetensors` (by suffix), atomically.
+def save_embedding(embedding: Embedding, path: Path, *, model: BaseModel | None = None,
+                   overwrite: bool = True) -> None:
+    """Write an embedding as A1111 `.pt` or `.safetensors` (by suffix), atomically; without `overwrite` an existing
+    file is never replaced (FileExistsError).
 
     With `model`, the vectors must fit it, and the file records the model as `sd_checkpoint`/`sd_checkpoint_name`
     where the embedding has none (the embedding itself is left as it is).
@@ -124,10 +126,10 @@ def save_embedding(embedding: Embedding, path: Path, *, model: BaseModel | None 
 
         tensors, metadata = safetensors_dict(embedding)
         blob = safetensors.torch.save(tensors, metadata=metadata)
-        atomic_write(path, lambda f: f.write(blob))
+        atomic_write(path, lambda f: f.write(blob), overwrite=overwrite)
     else:
         data = a1111_dict(embedding)
-        atomic_write(path, lambda f: save_pt(data, f))
+        atomic_write(path, lambda f: save_pt(data, f), overwrite=overwrite)
 
 
 def _without_path(message: str, path: Path) -> str:

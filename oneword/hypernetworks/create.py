@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oneword.embeddings.create import name_problems
-from oneword.errors import gather
+from oneword.errors import OnewordError, gather
 from oneword.hypernetworks.formats import save_hypernetwork
 from oneword.hypernetworks.hypernetwork import Hypernetwork, HypernetworkSettings, new_hypernetwork, parse_numbers
+from oneword.outputs import exists_problem, new_file_problem
 
 if TYPE_CHECKING:
     from oneword.models.base import BaseModel
@@ -106,8 +107,9 @@ def check_create(config: CreateHypernetworkConfig) -> None:
     problems = name_problems(config.name) + config.widths()[1] + problems
     if config.format not in FORMATS:
         problems.append(f"--format: {config.format!r} is not one of {', '.join(FORMATS)}")
-    if not problems and config.path.exists() and not config.overwrite:
-        problems.append(f"{config.path} already exists (use --overwrite to replace it)")
+    if not problems:
+        problems += [p for p in (new_file_problem(config.hypernetwork_dir, config.path.name,
+                                                  overwrite=config.overwrite),) if p]
     gather(problems)
 
 
@@ -130,5 +132,8 @@ def create_hypernetwork(model: BaseModel, config: CreateHypernetworkConfig) -> H
 def create_hypernetwork_file(model: BaseModel, config: CreateHypernetworkConfig) -> tuple[Path, Hypernetwork]:
     """Create the hypernetwork of `config` and write it (refusing an existing file unless `overwrite`)."""
     hypernetwork = create_hypernetwork(model, config)
-    save_hypernetwork(hypernetwork, config.path)
+    try:
+        save_hypernetwork(hypernetwork, config.path, overwrite=config.overwrite)
+    except FileExistsError:  # written by another process since the check
+        raise OnewordError(exists_problem(config.path)) from None
     return config.path, hypernetwork

@@ -64,15 +64,16 @@ def _state(module: HypernetworkModule) -> OrderedDict[str, torch.Tensor]:
     return OrderedDict((k, v.detach().to("cpu", torch.float32).clone()) for k, v in module.state_dict().items())
 
 
-def save_hypernetwork(hypernetwork: Hypernetwork, path: Path) -> None:
-    """Write A1111 `.pt` or `.safetensors` (by suffix), atomically."""
+def save_hypernetwork(hypernetwork: Hypernetwork, path: Path, *, overwrite: bool = True) -> None:
+    """Write A1111 `.pt` or `.safetensors` (by suffix), atomically; without `overwrite` an existing file is never
+    replaced (FileExistsError)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise OnewordError(f"{path}: hypernetworks are written as .pt or .safetensors, not {suffix or 'no suffix'}")
     data = a1111_dict(hypernetwork)
     if suffix == ".pt":
-        atomic_write(path, lambda f: save_pt(data, f))
+        atomic_write(path, lambda f: save_pt(data, f), overwrite=overwrite)
         return
     import safetensors.torch
 
@@ -81,7 +82,7 @@ def save_hypernetwork(hypernetwork: Hypernetwork, path: Path) -> None:
     metadata = {"format": SAFETENSORS_FORMAT}
     metadata.update({k: json.dumps(v) for k, v in data.items() if isinstance(k, str)})
     blob = safetensors.torch.save(tensors, metadata=metadata)
-    atomic_write(path, lambda f: f.write(blob))
+    atomic_write(path, lambda f: f.write(blob), overwrite=overwrite)
 
 
 def load_hypernetwork(path: Path) -> Hypernetwork:

@@ -141,3 +141,32 @@ def test_create_file_refuses_to_overwrite_unless_asked(tmp_path, tiny_sd1):
     with pytest.raises(OnewordError) as err:
         create_embedding_file(tiny_sd1, CreateEmbeddingConfig(name="x", embeddings_dir=tmp_path, format="ckpt"))
     assert str(err.value) == "--format: 'ckpt' is not one of pt, safetensors"
+
+
+def test_create_never_writes_through_or_over_a_link_nor_replaces_a_file_that_appears_meanwhile(tmp_path, tiny_sd1,
+                                                                                                 monkeypatch):
+    import oneword.embeddings.create as create
+
+    folder, outside = tmp_path / "emb", tmp_path / "outside.pt"
+    folder.mkdir()
+    outside.write_bytes(b"mine")
+    (folder / "linked.pt").symlink_to(outside)
+    (folder / "dangling.pt").symlink_to(tmp_path / "nowhere.pt")
+    for name, overwrite in (("linked", True), ("dangling", False), ("dangling", True)):
+        config = CreateEmbeddingConfig(name=name, embeddings_dir=folder, overwrite=overwrite)
+        with pytest.raises(OnewordError) as err:
+            create_embedding_file(tiny_sd1, config)
+        assert str(err.value) == f"NAME: {folder / name}.pt is a link; nothing is written through it"
+    assert outside.read_bytes() == b"mine" and not (tmp_path / "nowhere.pt").exists()
+    assert (folder / "linked.pt").is_symlink() and (folder / "dangling.pt").is_symlink()
+
+    def racing(*args, **kwargs):  # another process writes the file after the check
+        (folder / "raced.pt").write_bytes(b"first")
+        return create_embedding(*args, **kwargs)
+
+    monkeypatch.setattr(create, "create_embedding", racing)
+    with pytest.raises(OnewordError) as err:
+        create_embedding_file(tiny_sd1, CreateEmbeddingConfig(name="raced", embeddings_dir=folder))
+    assert str(err.value) == f"{folder / 'raced.pt'} already exists (use --overwrite to replace it)"
+    assert (folder / "raced.pt").read_bytes() == b"first"
+    assert sorted(p.name for p in folder.iterdir()) == ["dangling.pt", "linked.pt", "raced.pt"]

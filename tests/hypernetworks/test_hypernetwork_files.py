@@ -160,3 +160,30 @@ def test_the_folder_scan_names_unusable_files_and_follows_each_folder_once(tmp_p
         library.get("gone")
     assert str(error.value) == (f"<hypernet:gone>: {root / 'gone.pt'}: a dangling link (its target "
                                 f"{root / 'nowhere.pt'} does not exist)")
+
+
+def test_create_never_writes_through_or_over_a_link_nor_replaces_a_file_that_appears_meanwhile(tmp_path, tiny_sd1,
+                                                                                                 monkeypatch):
+    import oneword.hypernetworks.create as create
+
+    outside = tmp_path / "outside.pt"
+    outside.write_bytes(b"mine")
+    (tmp_path / "hn").mkdir()
+    (tmp_path / "hn" / "linked.pt").symlink_to(outside)
+    (tmp_path / "hn" / "dangling.pt").symlink_to(tmp_path / "nowhere.pt")
+    for name, overwrite in (("linked", True), ("dangling", False)):
+        config = CreateHypernetworkConfig(name, hypernetwork_dir=tmp_path / "hn", overwrite=overwrite)
+        with pytest.raises(OnewordError) as err:
+            create_hypernetwork_file(tiny_sd1, config)
+        assert str(err.value) == f"NAME: {tmp_path / 'hn' / name}.pt is a link; nothing is written through it"
+    assert outside.read_bytes() == b"mine" and not (tmp_path / "nowhere.pt").exists()
+
+    def racing(model, config):  # another process writes the file after the check
+        (tmp_path / "hn" / "raced.pt").write_bytes(b"first")
+        return create_hypernetwork(model, config)
+
+    monkeypatch.setattr(create, "create_hypernetwork", racing)
+    with pytest.raises(OnewordError) as err:
+        create_hypernetwork_file(tiny_sd1, CreateHypernetworkConfig("raced", hypernetwork_dir=tmp_path / "hn"))
+    assert str(err.value) == f"{tmp_path / 'hn' / 'raced.pt'} already exists (use --overwrite to replace it)"
+    assert (tmp_path / "hn" / "raced.pt").read_bytes() == b"first"
