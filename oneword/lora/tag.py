@@ -1,6 +1,7 @@
 """The `lora` prompt tag, read as A1111's built-in Lora extension reads it (extra_networks_lora.py):
 `<lora:NAME:WEIGHT>` applies NAME at WEIGHT to the text encoder(s) and the UNet, `<lora:NAME:TE:UNET>` gives the
 two apart, `te=` and `unet=` name them; a UNet weight not given is the text-encoder weight, which defaults to 1.
+A weight that is not a finite number, or beyond MAX_WEIGHT either way, is refused with the tag.
 
 As in A1111, a LoRA that is not in the folder, or cannot be read, is left out with a note and the image is
 still drawn; so are its layers that do not fit the model.
@@ -21,6 +22,10 @@ from oneword.lora.apply import loras_applied
 from oneword.lora.library import TAG_TYPE, Entry, LoraLibrary
 from oneword.models.base import BaseModel
 
+MAX_WEIGHT = 100.0
+"""Largest weight (either sign) a `<lora:...>` tag may give: A1111's users stay within about -5..5, far beyond which
+a LoRA only ever makes the model overflow and the image black."""
+
 
 def wanted(tag: Tag) -> tuple[str, float, float]:
     """(name, text-encoder weight, UNet weight) of a `<lora:...>` tag; a OnewordError when malformed."""
@@ -30,6 +35,10 @@ def wanted(tag: Tag) -> tuple[str, float, float]:
     unet = tag.weight(2, "unet", te, "UNet weight")
     if not (math.isfinite(te) and math.isfinite(unet)):
         raise OnewordError(f"prompt tag {tag.text}: the weights must be finite numbers")
+    for weight in (te, unet):
+        if abs(weight) > MAX_WEIGHT:
+            raise OnewordError(f"prompt tag {tag.text}: the weight {weight:g} is outside "
+                               f"-{MAX_WEIGHT:g}..{MAX_WEIGHT:g} (LoRAs are used within about -5..5)")
     return tag.name, te, unet
 
 
