@@ -38,7 +38,18 @@ class Entry:
     lora: Lora | None = None
     layout: str = ""
     problem: str = ""
-    hash: str = ""
+    _hash: str | None = field(default=None, repr=False)
+
+    @property
+    def hash(self) -> str:
+        """The hash A1111 names the LoRA by (`file_hash`), read on first use: a listing never reads the whole file
+        for it; "" for a file left out."""
+        if self._hash is None:
+            try:
+                self._hash = file_hash(self.path, self.lora.metadata) if self.lora is not None else ""
+            except OSError:  # gone or unreadable since it was read: the infotext goes without its hash
+                self._hash = ""
+        return self._hash
 
 
 @dataclass
@@ -74,7 +85,7 @@ class LoraLibrary:
             path = self.paths[key]
             try:
                 lora, layout = read_layout(path)
-                self.read[key] = Entry(path, lora, layout, hash=file_hash(path, lora.metadata))
+                self.read[key] = Entry(path, lora, layout)
             except OnewordError as error:
                 self.read[key] = Entry(path, problem=str(error))
             except OSError as error:
