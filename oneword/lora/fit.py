@@ -3,15 +3,18 @@
 A layer is found by kohya's name (oneword/lora/names.py); on SDXL also by its diffusers path (`lora_unet_down_
 blocks_1_attentions_0_...`, what PEFT files and some trainers give), and an SDXL file's `lora_te_` layers stand
 for `lora_te1_` as ComfyUI reads them. A layer with no place, or whose weight change has another shape than its
-module's weight, is left out with the reason, gathered into one line per reason naming the file.
+module's weight, is left out with the reason, gathered into one line per reason naming the file. Shapes are
+compared from the layer's parts alone: no weight change is computed for a layer that does not fit.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 
+from oneword.lora.lycoris import TuckerLoconLayer
 from oneword.lora.names import UNET_PREFIX, Place, places
 from oneword.lora.network import Lora, LoraLayer
 from oneword.lora.read import Unusable
@@ -62,9 +65,10 @@ def shaped(layer: object, module: torch.nn.Module) -> tuple[object | None, str]:
         if up.shape[0] != weight.shape[0] or tuple(down.shape[1:]) != tuple(want):
             return None, f"{_shape(up.shape[0], *down.shape[1:])}, the layer {_shape(*weight.shape)}"
         return (layer if down is layer.down else LoraLayer(down, up, layer.alpha)), ""
-    delta = layer.delta()
-    if delta.shape[0] != weight.shape[0] or delta.numel() != weight.numel():
-        return None, f"{_shape(*delta.shape)}, the layer {_shape(*weight.shape)}"
+    shape = tuple(layer.shape)  # from the factors' shapes: no weight change is computed before it is known to fit
+    exact = isinstance(layer, TuckerLoconLayer)  # its core runs as a convolution at the module's kernel size
+    if shape[0] != weight.shape[0] or math.prod(shape) != weight.numel() or (exact and shape != weight.shape):
+        return None, f"{_shape(*shape)}, the layer {_shape(*weight.shape)}"
     return layer, ""
 
 

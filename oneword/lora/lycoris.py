@@ -10,13 +10,39 @@ width), else by 1, as LyCORIS, A1111 and ComfyUI do.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from oneword.lora.network import Misfit
+
 HADA_PARTS = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2")
 LOKR_PARTS = ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2")
+
+
+def _dims(tensor: torch.Tensor, name: str, allowed: tuple[int, ...]) -> tuple[int, ...]:
+    if tensor.dim() not in allowed or 0 in tensor.shape:
+        raise Misfit(f"{name} {list(tensor.shape)} is not a factor")
+    return tuple(tensor.shape)
+
+
+def product_shape(wa: torch.Tensor, wb: torch.Tensor, names: tuple[str, str]) -> tuple[int, ...]:
+    """The shape of `product(wa, wb)`: [out, ...] from wa [out, r] and wb [r, ...]; Misfit when they do not
+    multiply."""
+    a, b = _dims(wa, names[0], (2,)), _dims(wb, names[1], (2, 4))
+    if a[1] != b[0]:
+        raise Misfit(f"{names[0]} {list(a)} and {names[1]} {list(b)} do not multiply")
+    return (a[0], *b[1:])
+
+
+def tucker_shape(t: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor, names: tuple[str, str, str]) -> tuple[int, ...]:
+    """The shape of `tucker(t, wa, wb)`: [out, in, kh, kw]; Misfit when the core does not fit the two sides."""
+    core, a, b = _dims(t, names[0], (4,)), _dims(wa, names[1], (2,)), _dims(wb, names[2], (2,))
+    if (a[0], b[0]) != core[:2]:
+        raise Misfit(f"{names[0]} {list(core)} does not fit {names[1]} {list(a)} and {names[2]} {list(b)}")
+    return (a[1], b[1], *core[2:])
 
 
 def tucker(t: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
@@ -53,6 +79,17 @@ class LohaLayer:
     def rank(self) -> int:
         return self.w1b.shape[0]
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The weight change's shape, from the factors' shapes (nothing computed); Misfit when they make none."""
+        first = tucker_shape(self.t1, self.w1a, self.w1b, ("hada_t1", "hada_w1_a", "hada_w1_b")) \
+            if self.t1 is not None else product_shape(self.w1a, self.w1b, ("hada_w1_a", "hada_w1_b"))
+        second = tucker_shape(self.t2, self.w2a, self.w2b, ("hada_t2", "hada_w2_a", "hada_w2_b")) \
+            if self.t2 is not None else product_shape(self.w2a, self.w2b, ("hada_w2_a", "hada_w2_b"))
+        if math.prod(first) != math.prod(second):
+            raise Misfit(f"its two products ({_size(first)} and {_size(second)}) differ in size")
+        return first
+
     def delta(self) -> torch.Tensor:
         """(w1a @ w1b) * (w2a @ w2b) * alpha / rank, float32."""
         first = tucker(self.t1.float(), self.w1a.float(), self.w1b.float()) if self.t1 is not None \
@@ -83,12 +120,27 @@ class LokrLayer:
     @property
     def rank(self) -> int | None:
         """The inner width of a factored part, or None when both parts are whole."""
-        factored = self.w1b if self.w1b is not None else self.w2b
+        factored = self.w1b if self.w1 is None else self.w2b if self.w2 is None else None
         return None if factored is None else factored.shape[0]
 
     @property
     def scale(self) -> float:
         return 1.0 if self.rank is None or self.alpha is None else self.alpha / self.rank
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The weight change's shape, from the factors' shapes (nothing computed); Misfit when they make none."""
+        w1 = _dims(self.w1, "lokr_w1", (2,)) if self.w1 is not None \
+            else product_shape(self.w1a, self.w1b, ("lokr_w1_a", "lokr_w1_b"))
+        if len(w1) != 2:
+            raise Misfit(f"lokr_w1_b {list(self.w1b.shape)} is not a factor")
+        if self.w2 is not None:
+            w2 = _dims(self.w2, "lokr_w2", (2, 4))
+        elif self.t2 is not None:
+            w2 = tucker_shape(self.t2, self.w2a, self.w2b, ("lokr_t2", "lokr_w2_a", "lokr_w2_b"))
+        else:
+            w2 = product_shape(self.w2a, self.w2b, ("lokr_w2_a", "lokr_w2_b"))
+        return (w1[0] * w2[0], w1[1] * w2[1], *w2[2:])
 
     def delta(self) -> torch.Tensor:
         """kron(w1, w2) times the scale, float32; [out, in] or [out, in, kh, kw] when w2 has a kernel."""
@@ -123,6 +175,15 @@ class TuckerLoconLayer:
     def rank(self) -> int:
         return self.down.shape[0]
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The weight change's shape [out, in, kh, kw], from the three parts' shapes; Misfit when they make none."""
+        down, mid, up = (_dims(t, f"lora_{name}", (4,)) for t, name in
+                         ((self.down, "down"), (self.mid, "mid"), (self.up, "up")))
+        if down[2:] != (1, 1) or up[2:] != (1, 1) or mid[:2] != (up[1], down[0]):
+            raise Misfit(f"lora_down {list(down)}, lora_mid {list(mid)} and lora_up {list(up)} do not make a layer")
+        return (up[0], down[1], *mid[2:])
+
     def delta(self) -> torch.Tensor:
         """up . mid . down as one kernel [out, in, kh, kw], times alpha / rank, float32."""
         kernel = torch.einsum("abkl,oa,bi->oikl", self.mid.float(), self.up.float().flatten(1),
@@ -136,18 +197,27 @@ class TuckerLoconLayer:
         return F.conv2d(hidden, up) * (self.alpha / self.rank)
 
 
+def _size(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
 def loha_layer(parts: dict[str, torch.Tensor], alpha: float | None) -> LohaLayer:
-    """A LoHa layer from its `hada_*` tensors (alpha = rank where the file has none); KeyError for a missing one."""
+    """A LoHa layer from its `hada_*` tensors (alpha = rank where the file has none); KeyError for a missing one,
+    Misfit for factors that do not make a weight change."""
     layer = LohaLayer(parts["hada_w1_a"], parts["hada_w1_b"], parts["hada_w2_a"], parts["hada_w2_b"], 0.0,
                       parts.get("hada_t1"), parts.get("hada_t2"))
+    layer.shape  # noqa: B018  (checks the factors)
     layer.alpha = float(alpha) if alpha is not None else float(layer.rank)
     return layer
 
 
 def lokr_layer(parts: dict[str, torch.Tensor], alpha: float | None) -> LokrLayer:
-    """A LoKr layer from its `lokr_*` tensors; KeyError when w1 or w2 is neither whole nor both halves."""
+    """A LoKr layer from its `lokr_*` tensors; KeyError when w1 or w2 is neither whole nor both halves, Misfit for
+    factors that do not make a weight change."""
     for which in ("w1", "w2"):
         if f"lokr_{which}" not in parts and not {f"lokr_{which}_a", f"lokr_{which}_b"} <= parts.keys():
             raise KeyError(f"lokr_{which}")
-    return LokrLayer(parts.get("lokr_w1"), parts.get("lokr_w1_a"), parts.get("lokr_w1_b"), parts.get("lokr_w2"),
-                     parts.get("lokr_w2_a"), parts.get("lokr_w2_b"), alpha, parts.get("lokr_t2"))
+    layer = LokrLayer(parts.get("lokr_w1"), parts.get("lokr_w1_a"), parts.get("lokr_w1_b"), parts.get("lokr_w2"),
+                      parts.get("lokr_w2_a"), parts.get("lokr_w2_b"), alpha, parts.get("lokr_t2"))
+    layer.shape  # noqa: B018  (checks the factors)
+    return layer

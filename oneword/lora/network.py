@@ -14,8 +14,43 @@ import torch
 import torch.nn.functional as F
 
 
+class Misfit(ValueError):
+    """Parts of a layer that make no weight change (the reason, naming them), found from their shapes alone."""
+
+
+def single_number(tensor: torch.Tensor, name: str) -> float:
+    """A one-number tensor (a layer's `alpha`) as a float; Misfit when it holds more or fewer numbers."""
+    if tensor.numel() != 1:
+        raise Misfit(f"{name} has shape {list(tensor.shape)}, not one number")
+    return float(tensor.reshape(()).float())
+
+
+def pair_problem(down: torch.Tensor, up: torch.Tensor, names: tuple[str, str] = ("lora_down", "lora_up")) -> str:
+    """Why `down` and `up` make no LoRA layer (empty, of other dimensions, ranks that differ, an up that is not
+    1x1), or "" when they make one."""
+    fits = (down.dim() in (2, 4) and up.dim() == down.dim() and 0 not in down.shape and 0 not in up.shape
+            and down.shape[0] == up.shape[1] and tuple(up.shape[2:]) in ((), (1, 1)))
+    return "" if fits else f"{names[0]} {list(down.shape)} and {names[1]} {list(up.shape)} do not make a layer"
+
+
+STEP_DIGITS = 20
+"""Longest `ss_steps` read as a number (a step count has a handful of digits; Python refuses to convert thousands)."""
+
+
+def header_step(metadata: dict[str, str]) -> int | None:
+    """kohya's `ss_steps` header entry as a number; None when absent, or not a plain count of at most STEP_DIGITS
+    ASCII digits (the step is only shown, so a garbled one is left unknown, as an embedding's is)."""
+    text = metadata.get("ss_steps", "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= STEP_DIGITS else None
+
+
 class LayerChange(Protocol):
     """How one layer changes its module's weight."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The weight change's shape, known from the parts' shapes without computing it."""
+        ...
 
     def delta(self) -> torch.Tensor:
         """The weight change at multiplier 1, in the module's weight shape (float32)."""
@@ -43,6 +78,11 @@ class LoraLayer:
     @property
     def scale(self) -> float:
         return self.alpha / self.rank
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """[out, in], or [out, in, kh, kw] for a convolution."""
+        return (self.up.shape[0], *self.down.shape[1:])
 
     def delta(self) -> torch.Tensor:
         down, up = self.down.float(), self.up.float()

@@ -12,12 +12,15 @@ header JSON diffusers writes (`unet.lora_alpha`, `unet.r`, `unet.alpha_pattern`)
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Iterable
 
 import torch
 
+from oneword.embeddings.layouts import MAX_ABS
 from oneword.lora.names import clip_path
-from oneword.lora.network import LoraLayer
+from oneword.lora.network import LoraLayer, Misfit, pair_problem, single_number
 
 _PEFT = re.compile(r"^(.*)\.lora_([AB])\.weight$")
 _OLD = re.compile(r"^(.*?)(?:\.lora_linear_layer|\.lora|_lora)\.(down|up)\.weight$")
@@ -25,9 +28,13 @@ _OLD_PROCESSOR = re.compile(r"\.processor\.(to_q|to_k|to_v|to_out)$")
 _PARTS = {"unet": "unet", "text_encoder": "te", "text_encoder_2": "te2"}
 
 
-def is_diffusers(tensors: dict[str, torch.Tensor]) -> bool:
+class AdapterMetadataError(ValueError):
+    """A `lora_adapter_metadata` header that does not say what alpha each layer has (the reason)."""
+
+
+def is_diffusers(keys: Iterable[str]) -> bool:
     """Whether the keys are PEFT's (`lora_A`/`lora_B`) or diffusers' older processor layout."""
-    return any(_PEFT.match(key) or _OLD.match(key) for key in tensors)
+    return any(_PEFT.match(key) or _OLD.match(key) for key in keys)
 
 
 def _module_path(key: str) -> str:
@@ -51,17 +58,41 @@ def kohya_key(module: str, two_encoders: bool) -> str | None:
 
 
 def _alphas(metadata: dict[str, str]) -> dict[str, dict]:
-    """The adapter settings per part from `lora_adapter_metadata` (`{"unet": {"lora_alpha": 8, ...}}`), or {}."""
-    try:
-        raw = json.loads(metadata.get("lora_adapter_metadata") or "{}")
-    except json.JSONDecodeError:
+    """The adapter settings per part from `lora_adapter_metadata` (`{"unet": {"lora_alpha": 8, ...}}`), or {}
+    without one; AdapterMetadataError when it is not JSON or its alphas are not numbers."""
+    if not metadata.get("lora_adapter_metadata"):
         return {}
+    try:
+        raw = json.loads(metadata["lora_adapter_metadata"])
+    except (ValueError, RecursionError):  # not JSON, an integer of thousands of digits, nesting too deep
+        raise AdapterMetadataError("lora_adapter_metadata is not JSON") from None
+    if not isinstance(raw, dict):
+        raise AdapterMetadataError(f"lora_adapter_metadata is a {_kind(raw)}, not a JSON object")
     settings: dict[str, dict] = {}
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            part, _, name = key.partition(".")
-            settings.setdefault(part, {})[name] = value
+    for key, value in raw.items():
+        part, _, name = key.partition(".")
+        if name == "alpha_pattern" and value is not None:
+            if not isinstance(value, dict):
+                raise AdapterMetadataError(f"lora_adapter_metadata: {key} is a {_kind(value)}, not an object of "
+                                           "module names and alphas")
+            for pattern, alpha in value.items():
+                _check_alpha(alpha, f"{key}[{pattern!r}]")
+        elif name == "lora_alpha" and value is not None:
+            _check_alpha(value, key)
+        settings.setdefault(part, {})[name] = value
     return settings
+
+
+def _kind(value: object) -> str:
+    return {list: "list", dict: "object", str: "string", bool: "boolean"}.get(type(value), type(value).__name__)
+
+
+def _check_alpha(value: object, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AdapterMetadataError(f"lora_adapter_metadata: {where} is a {_kind(value)}, not a number")
+    if abs(value) > MAX_ABS or not math.isfinite(value):  # abs first: a JSON integer may be too large for a float
+        raise AdapterMetadataError(f"lora_adapter_metadata: {where} is {str(value)[:12]}, beyond any LoRA's alpha "
+                                   f"(usable ones stay far below {MAX_ABS:g})")
 
 
 def _alpha(settings: dict[str, dict], module: str, rank: int, key_alpha: torch.Tensor | None) -> float:
@@ -72,11 +103,12 @@ def _alpha(settings: dict[str, dict], module: str, rank: int, key_alpha: torch.T
             return float(value)
     if config.get("lora_alpha") is not None:
         return float(config["lora_alpha"])
-    return float(key_alpha) if key_alpha is not None else float(rank)
+    return single_number(key_alpha, f"{module}.alpha") if key_alpha is not None else float(rank)
 
 
 def diffusers_layers(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> dict[str, object]:
-    """The layers of a diffusers/PEFT state dict by kohya-style key; a layer missing a half is a `str` (why)."""
+    """The layers of a diffusers/PEFT state dict by kohya-style key; a layer missing a half, or whose halves make
+    none, is a `str` (why); AdapterMetadataError for a `lora_adapter_metadata` that gives no usable alphas."""
     halves: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
         found = _PEFT.match(key) or _OLD.match(key)
@@ -91,6 +123,15 @@ def diffusers_layers(tensors: dict[str, torch.Tensor], metadata: dict[str, str])
         if "down" not in parts or "up" not in parts:
             layers[key] = f"has no {'lora_A (down)' if 'down' not in parts else 'lora_B (up)'} weight"
             continue
-        alpha = _alpha(settings, module, parts["down"].shape[0], tensors.get(f"{module}.alpha"))
-        layers[key] = LoraLayer(parts["down"].float(), parts["up"].float(), alpha)
+        down, up = parts["down"], parts["up"]
+        problem = pair_problem(down, up, ("lora_A (down)", "lora_B (up)"))
+        if problem:
+            layers[key] = problem
+            continue
+        try:
+            alpha = _alpha(settings, module, down.shape[0], tensors.get(f"{module}.alpha"))
+        except Misfit as misfit:
+            layers[key] = str(misfit)
+            continue
+        layers[key] = LoraLayer(down.float(), up.float(), alpha)
     return layers

@@ -1,20 +1,29 @@
 """Read a LoRA file: kohya's LoRA and LoCon layout (`KEY.lora_down.weight`, `KEY.lora_up.weight`, `KEY.alpha`),
 LyCORIS's LoHa (`KEY.hada_*`) and LoKr (`KEY.lokr_*`), and diffusers/PEFT files (oneword/lora/peft.py).
 
-A file is refused (a OnewordError naming it) when it cannot be read, holds no LoRA layer, or holds a NaN or
-infinite value. A layer the file gives incompletely (half of it missing, halves of different ranks) is kept as an
-`Unusable` with the reason, which the fitting step (oneword/lora/fit.py) reports and leaves out. Never unpickles
-with code: safetensors files are read as tensors only, `.pt`/`.ckpt`/`.bin` files through oneword/safeload.py.
+A file is refused (a OnewordError naming it and what is wrong) when it cannot be read, holds no LoRA layer or none
+that can be applied, holds a NaN or infinite value or one beyond MAX_ABS, or would cost far more than its size to
+read: more than MAX_TENSORS tensors, a header over MAX_HEADER_BYTES (both found from the header before any tensor
+is read, as is a file without LoRA keys), a tensor that claims more numbers than the file stores. A layer the file
+gives incompletely or malformed (half of it missing, halves of different ranks, factors that do not multiply, an
+alpha that is not one number, a weight change over MAX_LAYER_NUMBERS) is kept as an `Unusable` with the reason,
+which the fitting step (oneword/lora/fit.py) reports and leaves out; its shapes are checked before anything is
+computed from it. Never unpickles with code: safetensors files are read as tensors only, `.pt`/`.ckpt`/`.bin`
+files through oneword/safeload.py.
 """
 
 from __future__ import annotations
 
+import math
+import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 
+from oneword.embeddings.layouts import MAX_ABS
 from oneword.errors import OnewordError
 from oneword.lora.bundle import read_bundle
 from oneword.lora.lycoris import (
@@ -26,11 +35,20 @@ from oneword.lora.lycoris import (
     loha_layer,
     lokr_layer,
 )
-from oneword.lora.network import Lora, LoraLayer
-from oneword.lora.peft import diffusers_layers, is_diffusers
+from oneword.lora.network import Lora, LoraLayer, Misfit, header_step, pair_problem, single_number
+from oneword.lora.peft import AdapterMetadataError, diffusers_layers, is_diffusers
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 """The files a LoRA folder is searched for (A1111 reads the first three; diffusers saves `.bin` too)."""
+MAX_TENSORS = 20_000
+"""Most tensors a LoRA file may hold: a LyCORIS file over every layer of SDXL's UNet and both text encoders (LoHa
+with Tucker cores, seven tensors and an alpha a layer) has about 12,000; a real SDXL LoCon a few thousand."""
+MAX_HEADER_BYTES = 16 << 20
+"""Largest safetensors header read: the names and shapes of MAX_TENSORS tensors and kohya's training metadata (its
+tag counts included) take a few MB."""
+MAX_LAYER_NUMBERS = 1 << 26
+"""Most numbers a layer's weight change may have, whatever model it is fitted to (a model's own layer bounds it
+further): SDXL's largest weight, an up block's 3x3 convolution of 2560 -> 1280 channels, has 29.5 million."""
 _KOHYA = ("lora_down.weight", "lora_up.weight")
 _KNOWN = (*_KOHYA, "lora_mid.weight", "alpha", *HADA_PARTS, *LOKR_PARTS)
 
@@ -43,26 +61,68 @@ class Unusable:
 
 
 def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """A LoRA file's tensors and safetensors header metadata; OnewordError naming the file when it cannot be read."""
+    """A LoRA file's tensors and safetensors header metadata; OnewordError naming the file when it cannot be read,
+    holds more than MAX_TENSORS tensors, or (safetensors: from the header alone) has no LoRA keys."""
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         return _pickled_tensors(path), {}
+    _check_header_size(path)
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {key: f.get_tensor(key) for key in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
+            keys = list(f.keys())  # noqa: SIM118
+            _check_count(len(keys), path)
+            if not _lora_keys(keys):
+                raise OnewordError(f"{path}: {NOT_A_LORA}")
+            return {key: f.get_tensor(key) for key in keys}, dict(f.metadata() or {})
     except (SafetensorError, OSError) as error:
         raise OnewordError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+NOT_A_LORA = "not a LoRA (no lora_down/lora_up, hada_, lokr_ or lora_A/lora_B weights)"
+
+
+def _lora_keys(keys: Iterable[str]) -> bool:
+    """Whether some key names a LoRA part: kohya's or LyCORIS's `lora_*.PART`, or diffusers'."""
+    keys = list(keys)
+    return any(key.startswith("lora_") and "." in key for key in keys) or is_diffusers(keys)
+
+
+def _check_header_size(path: Path) -> None:
+    with path.open("rb") as f:
+        prefix = f.read(8)
+    size = int.from_bytes(prefix, "little") if len(prefix) == 8 else 0
+    if size > MAX_HEADER_BYTES:
+        raise OnewordError(f"{path}: a safetensors header of {size} bytes; a LoRA's takes a few MB (at most "
+                           f"{MAX_HEADER_BYTES >> 20} MiB read), refused unread")
+
+
+def _check_count(count: int, path: Path) -> None:
+    if count > MAX_TENSORS:
+        raise OnewordError(f"{path}: {count} tensors; a LoRA has at most a few thousand ({MAX_TENSORS} read), "
+                           "refused unread")
 
 
 def _pickled_tensors(path: Path) -> dict[str, torch.Tensor]:
     from oneword.safeload import load_pickle
 
+    _check_count(_stored_count(path), path)
     data = load_pickle(path)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise OnewordError(f"{path}: not a LoRA (not a dictionary of tensors)")
+    _check_count(len(data), path)
     return {str(k): v for k, v in data.items()}
+
+
+def _stored_count(path: Path) -> int:
+    """How many tensor storages a zip-format PyTorch file holds (its `data/` entries), read from the zip's
+    directory before anything is unpickled; 0 for other files, which are read whole."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(1 for name in archive.namelist() if "/data/" in name)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):  # not a zip, or a damaged one: load_pickle says why
+        return 0
 
 
 def kohya_layers(tensors: dict[str, torch.Tensor]) -> dict[str, object]:
@@ -80,50 +140,94 @@ def _layer(parts: dict[str, torch.Tensor]) -> object:
     unknown = sorted(set(parts) - set(_KNOWN))
     if unknown:
         return Unusable(f"has {', '.join(unknown)}, which oneword does not apply")
-    alpha = float(parts["alpha"]) if "alpha" in parts else None
     try:
-        if any(part.startswith("hada_") for part in parts):
-            return loha_layer(parts, alpha)
-        if any(part.startswith("lokr_") for part in parts):
-            return lokr_layer(parts, alpha)
+        layer = _made(parts)
     except KeyError as missing:
         return Unusable(f"has no {missing.args[0]} weight")
+    except Misfit as misfit:
+        return Unusable(str(misfit))
+    numbers = math.prod(layer.shape)
+    if numbers > MAX_LAYER_NUMBERS:
+        return Unusable(f"a weight change of {numbers} numbers, more than any layer of SD 1.x, 2.x or SDXL has "
+                        f"(at most {MAX_LAYER_NUMBERS} are read)")
+    return layer
+
+
+def _made(parts: dict[str, torch.Tensor]) -> object:
+    """The layer of a kohya key's parts; KeyError for a missing part, Misfit for parts that make none."""
+    alpha = single_number(parts["alpha"], "alpha") if "alpha" in parts else None
+    if any(part.startswith("hada_") for part in parts):
+        return loha_layer(parts, alpha)
+    if any(part.startswith("lokr_") for part in parts):
+        return lokr_layer(parts, alpha)
     down, up = parts.get("lora_down.weight"), parts.get("lora_up.weight")
     if down is None or up is None:
-        return Unusable(f"has no {'lora_down' if down is None else 'lora_up'} weight")
-    if down.dim() not in (2, 4) or up.dim() != down.dim() or down.shape[0] != up.shape[1]:
-        return Unusable(f"lora_down {list(down.shape)} and lora_up {list(up.shape)} do not make a layer")
-    alpha = alpha if alpha is not None else float(down.shape[0])
+        raise KeyError("lora_down" if down is None else "lora_up")
     mid = parts.get("lora_mid.weight")
-    if mid is None:
-        return LoraLayer(down.float(), up.float(), alpha)
-    if down.dim() != 4 or mid.dim() != 4 or tuple(mid.shape[:2]) != (down.shape[0], up.shape[1]):
-        return Unusable(f"lora_mid {list(mid.shape)} does not fit lora_down {list(down.shape)}")
-    return TuckerLoconLayer(down.float(), mid.float(), up.float(), alpha)
+    if mid is not None:
+        TuckerLoconLayer(down, mid, up, 0.0).shape  # noqa: B018  (checks the three parts)
+        alpha = alpha if alpha is not None else float(down.shape[0])
+        return TuckerLoconLayer(down.float(), mid.float(), up.float(), alpha)
+    problem = pair_problem(down, up)
+    if problem:
+        raise Misfit(problem)
+    return LoraLayer(down.float(), up.float(), alpha if alpha is not None else float(down.shape[0]))
 
 
-def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+def _check_storage(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse tensors that are not plain real numbers, or that claim more numbers than the file stores (an
+    expanded view in a pickle: a few bytes that would become gigabytes once copied); nothing is read yet."""
     for key, tensor in tensors.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if tensor.layout != torch.strided or tensor.is_meta:
+            raise OnewordError(f"{path}: not usable: {key} is a {str(tensor.layout).removeprefix('torch.')} tensor, "
+                               "not a dense one")
+        if tensor.is_complex() or tensor.dtype == torch.bool:
+            raise OnewordError(f"{path}: not usable: {key} holds {str(tensor.dtype).removeprefix('torch.')} "
+                               "values, not real numbers")
+        needed, stored = tensor.numel() * tensor.element_size(), tensor.untyped_storage().nbytes()
+        if needed > stored:
+            raise OnewordError(f"{path}: not usable: {key} claims {needed} bytes of numbers but the file stores "
+                               f"only {stored} (an expanded view)")
+
+
+def _check_values(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse NaN, infinite values and magnitudes beyond MAX_ABS: trained LoRA weights stay within a few units, and
+    such values only ever make the model overflow and the image black."""
+    for key, tensor in tensors.items():
+        if tensor.numel() == 0:
+            continue
+        numbers = tensor.float()
+        if not bool(torch.isfinite(numbers).all()):
             raise OnewordError(f"{path}: not usable: {key} holds NaN or infinite values")
+        largest = float(numbers.abs().max())
+        if largest > MAX_ABS:
+            raise OnewordError(f"{path}: not usable: {key} holds values as large as {largest:.3g} (usable weights "
+                               f"stay far below {MAX_ABS:g})")
 
 
 def read_layout(path: Path) -> tuple[Lora, str]:
     """The LoRA of a file and its layout: `kohya` (kohya and LyCORIS keys) or `diffusers` (PEFT or older)."""
     path = Path(path)
     tensors, metadata = read_tensors(path)
+    _check_storage(tensors, path)
     layers, layout = kohya_layers(tensors), "kohya"  # bundle_emb.* keys do not start with lora_
     if not layers and is_diffusers(tensors):
         layout = "diffusers"
-        layers = {k: Unusable(v) if isinstance(v, str) else v for k, v in diffusers_layers(tensors, metadata).items()}
+        try:
+            found = diffusers_layers(tensors, metadata)
+        except AdapterMetadataError as error:
+            raise OnewordError(f"{path}: not usable: {error}") from None
+        layers = {k: Unusable(v) if isinstance(v, str) else v for k, v in found.items()}
     if not layers:
-        raise OnewordError(f"{path}: not a LoRA (no lora_down/lora_up, hada_, lokr_ or lora_A/lora_B weights)")
-    _check_finite(tensors, path)
+        raise OnewordError(f"{path}: {NOT_A_LORA}")
+    _check_values(tensors, path)
+    if all(isinstance(layer, Unusable) for layer in layers.values()):
+        key, layer = next(iter(layers.items()))
+        raise OnewordError(f"{path}: not usable: no layer can be applied ({key}: {layer.reason})")
     embeddings, problems = read_bundle(tensors, metadata)
     for word, reason in problems.items():
         layers[f"bundle_emb.{word}"] = Unusable(reason)
-    steps = metadata.get("ss_steps", "")
-    lora = Lora(path.stem, layers, metadata, step=int(steps) if steps.isdigit() else None,
+    lora = Lora(path.stem, layers, metadata, step=header_step(metadata),
                 trigger=metadata.get("modelspec.trigger_phrase") or None, embeddings=embeddings)
     return lora, layout
 
