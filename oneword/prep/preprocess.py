@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 from oneword.errors import OnewordError, gather
 from oneword.files import atomic_write, atomic_write_text
+from oneword.outputs import MAX_FILE_NAME_BYTES, TEMPORARY_BYTES
 from oneword.prep.captions import CAPTION_ACTIONS, Tagger, TaggerSettings, combine, existing_caption, name_caption
 from oneword.prep.crop import (
     CROP_MODES,
@@ -232,7 +233,7 @@ def prepare_one(index: int, path: Path, config: PreprocessConfig) -> Prepared:
         if original not in captions:
             new = tagger.caption(piece) if tagger else name_caption(path)
             captions[original] = combine(config.caption_action, existing, new)
-        out = Path(config.dst) / f"{index:05}-{sub}-{path.stem}.png"
+        out = Path(config.dst) / fitted_name(f"{index:05}-{sub}-", path.stem, ".png")
         _write_png(out, piece)
         atomic_write_text(out.with_suffix(".txt"), captions[original] + "\n")
         written.append(out)
@@ -268,7 +269,18 @@ def cut(image: Image.Image, config: PreprocessConfig, debug: Callable | None = N
 def _debug_writer(index: int, path: Path, config: PreprocessConfig) -> Callable | None:
     if not config.focal_debug:
         return None
-    return lambda image: _write_png(Path(config.dst) / DEBUG_FOLDER / f"{index:05}-{path.stem}.png", image)
+    return lambda image: _write_png(Path(config.dst) / DEBUG_FOLDER / fitted_name(f"{index:05}-", path.stem, ".png"),
+                                    image)
+
+
+def fitted_name(prefix: str, stem: str, suffix: str) -> str:
+    """`PREFIX STEM SUFFIX`, A1111's name for a prepared picture (`00001-0-cat.png`), with the source's STEM cut
+    short where the whole would not fit a file's name (the source's own name may be as long as a name can be; the
+    prefix keeps the names apart)."""
+    room = MAX_FILE_NAME_BYTES - TEMPORARY_BYTES - len(f"{prefix}{suffix}".encode())
+    while len(stem.encode("utf-8", "surrogateescape")) > room:
+        stem = stem[:-1]
+    return f"{prefix}{stem}{suffix}"
 
 
 def _write_png(path: Path, image: Image.Image) -> None:

@@ -269,3 +269,18 @@ def test_every_picture_skipped_is_an_error_and_leaves_no_dst(tmp_path, monkeypat
     code, out, err = run_in_process(monkeypatch, capsys, "preprocess", str(src), str(dst), "--width", "64")
     assert code == 1 and err.splitlines() == [f"error: {error.value}"]
     assert f"skipped {src / 'dot.png'}: too small: 1x1 px would be enlarged 64x to 64x64 (at most 4x)" in out
+
+
+def test_a_source_with_a_name_as_long_as_a_name_can_be_is_prepared_under_a_name_that_fits(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    stem = "é" * 100 + "a" * 37  # 237 bytes: with .png the longest name an upload writes
+    halves((64, 64), RED, BLUE).save(src / f"{stem}.png")
+    (src / f"{stem}.txt").write_text("a red and blue square")
+    result = preprocess(PreprocessConfig(src, tmp_path / "dst", width=64, flip=True, caption_action="copy",
+                                         workers=1))
+    names = sorted(p.name for p in (tmp_path / "dst").iterdir())
+    assert [len(n.encode()) for n in names] == [241, 241, 241, 241]
+    assert names == [f"00000-{sub}-{'é' * 100}{'a' * 29}.{suffix}" for sub in (0, 1) for suffix in ("png", "txt")]
+    assert [p.name for p in result.written] == names[::2]
+    assert (tmp_path / "dst" / names[1]).read_text() == "a red and blue square\n"
