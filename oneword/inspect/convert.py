@@ -252,5 +252,7 @@ def _kohya_lora(found: Inspection) -> tuple[str, Callable[[IO[bytes]], object]]:
 
         file.write(save(tensors, {"sshs_model_hash": addnet_hash(save(tensors))}))
 
+    left = [k for k in left if not k.startswith(PREFIX)]
     note = f" ({len(left)} unreadable layers left out)" if left else ""
-    return f"LoRA with kohya's layer names{note}", write
+    words = f", without the bundled words ({len(found.bundled)} left out)" if found.bundled else ""
+    return f"LoRA with kohya's layer names{note}{words}", write

@@ -65,8 +65,8 @@ def _onetrainer_bundle(folder, models):
     return folder / "ot.safetensors"
 
 
-def _peft(folder, models):
-    """A PEFT file of diffusers' module paths (`unet.<path>.lora_A.weight`)."""
+def _peft(folder, models, word=None):
+    """A PEFT file of diffusers' module paths (`unet.<path>.lora_A.weight`), with `word` bundled."""
     model = models("sd1")
     lora = random_lora(model)
     where = places(model, "attn-mlp")
@@ -75,6 +75,8 @@ def _peft(folder, models):
         prefix = "unet" if where[key].part == "unet" else "text_encoder"
         tensors[f"{prefix}.{where[key].path}.lora_A.weight"] = layer.down.contiguous()
         tensors[f"{prefix}.{where[key].path}.lora_B.weight"] = layer.up.contiguous()
+    if word:
+        tensors[f"bundle_emb.{word}.string_to_param.*"] = _t(2, 64)
     save_file(tensors, str(folder / "peft.safetensors"))
     return folder / "peft.safetensors"
 
@@ -111,6 +113,7 @@ KINDS = {
     "LoRA kohya": lambda f, m: (save_lora(random_lora(m("sd1")), f / "kohya.safetensors", {}),
                                 f / "kohya.safetensors")[1],
     "LoRA PEFT": _peft,
+    "bundle PEFT": lambda f, m: _peft(f, m, word="zqp"),
     "LoHa": lambda f, m: _lycoris(f, m, "LoHa"),
     "LoKr": lambda f, m: _lycoris(f, m, "LoKr"),
     "hypernetwork .safetensors": _hypernetwork,
