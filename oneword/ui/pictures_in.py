@@ -18,7 +18,7 @@ from typing import IO
 
 from oneword.errors import OnewordError, first_line
 from oneword.files import atomic_write
-from oneword.outputs import path_inside
+from oneword.outputs import folder_problem, path_inside
 from oneword.toy.concepts import get_concept, write_concept_examples
 from oneword.ui.paths import Workspace
 
@@ -66,7 +66,11 @@ def take_in(workspace: Workspace, files: list[str], folder: str, replace: bool =
     """Copy uploaded pictures and captions, and the pictures and captions of uploaded zips, into FOLDER by their
     base names; `replace` lets them replace existing files. The message counts what is on disk and lists every file
     skipped with its reason."""
-    intake = _Intake(workspace, workspace.resolve("SRC", folder), replace, MAX_UPLOAD_BYTES)
+    out = workspace.resolve("SRC", folder)
+    problem = folder_problem("SRC", out)
+    if problem:
+        raise OnewordError(problem)
+    intake = _Intake(workspace, out, replace, MAX_UPLOAD_BYTES)
     for file in files:
         path = Path(file)
         if path.suffix.lower() == ".zip":

@@ -270,3 +270,13 @@ def test_the_server_refuses_an_uploaded_file_larger_than_an_upload_may_write(tmp
         big = httpx.post(url, files={"files": ("b.txt", b"b" * 1001)}, timeout=30)
     assert small.status_code == 200 and small.json()[0].endswith("a.txt")
     assert big.status_code == 413
+
+
+def test_a_src_that_is_a_file_is_one_line_and_nothing_is_written(tmp_path):
+    space = Workspace.at(tmp_path / "ws")
+    (space.root / "pictures").write_text("not a folder")
+    (tmp_path / "a.png").write_bytes(_picture())
+    with pytest.raises(OnewordError) as refused:
+        pictures_in.take_in(space, [str(tmp_path / "a.png")], "pictures")
+    assert str(refused.value) == f"SRC {space.root / 'pictures'}: is a file, not a folder"
+    assert (space.root / "pictures").read_text() == "not a folder"
