@@ -57,10 +57,16 @@ def _bundle(folder, models, kind="sd1", name="face", word="zqx"):
     return folder / f"{name}.safetensors"
 
 
-def _onetrainer_bundle(folder, models):
-    """OneTrainer's SD 1.x bundle (StableDiffusionLoRASaver): the word's vectors as `bundle_emb.WORD.clip_l`."""
-    tensors = lora_tensors(random_lora(models("sd1")), torch.float32)
-    tensors["bundle_emb.<ot>.clip_l"] = _t(3, 64)
+def _onetrainer_bundle(folder, models, kind="sd1"):
+    """OneTrainer's bundle (StableDiffusionLoRASaver, StableDiffusionXLLoRASaver): an SD 1.x word's vectors as
+    `bundle_emb.WORD.clip_l`; an SDXL word's as `clip_l` and `clip_g`, with its output vectors `clip_l_out` and
+    `clip_g_out`."""
+    tensors = lora_tensors(random_lora(models(kind)), torch.float32)
+    if kind == "sdxl":
+        tensors.update({f"bundle_emb.<ot>.{part}": _t(3, width, seed=i) for i, (part, width) in enumerate(
+            (("clip_l", 64), ("clip_g", 128), ("clip_l_out", 64), ("clip_g_out", 128)))})
+    else:
+        tensors["bundle_emb.<ot>.clip_l"] = _t(3, 64)
     save_file(tensors, str(folder / "ot.safetensors"))
     return folder / "ot.safetensors"
 
@@ -109,6 +115,7 @@ KINDS = {
     "bundle SD 1.x": _bundle,
     "bundle SDXL": lambda f, m: _bundle(f, m, "sdxl"),
     "bundle OneTrainer SD 1.x": _onetrainer_bundle,
+    "bundle OneTrainer SDXL": lambda f, m: _onetrainer_bundle(f, m, "sdxl"),
     "pivotal (the word is the file's name)": lambda f, m: _bundle(f, m, name="pstar", word="pstar"),
     "LoRA kohya": lambda f, m: (save_lora(random_lora(m("sd1")), f / "kohya.safetensors", {}),
                                 f / "kohya.safetensors")[1],
