@@ -35,6 +35,9 @@ MAX_UPLOAD_BYTES = 2 << 30
 """Most bytes one upload writes, its files and zip members together (2 GiB: a thousand pictures of 2 MiB)."""
 MAX_ZIP_FILES = 10_000
 """Most files one zip may hold."""
+MAX_ZIP_DIRECTORY_BYTES = MAX_ZIP_FILES * 1024
+"""Largest zip directory read (10 MiB: MAX_ZIP_FILES entries with names of up to about 1,000 bytes); it is read
+whole and every entry becomes an object, so its size is checked first, from the zip's end record."""
 MAX_RATIO = 200
 """Most times its packed size a zip member over MIB may unpack to: pictures barely compress (PNG and JPEG about
 1 time, a BMP of flat colours some tens), while a zip bomb's member unpacks to about a thousand times its size."""
@@ -120,6 +123,12 @@ class _Intake:
     def unzip(self, path: Path) -> None:
         """Take the pictures and captions of the zip at `path`, member by member."""
         try:
+            entries, directory = _directory(path)
+            if entries > MAX_ZIP_FILES:
+                raise _Skip(f"{path.name}: holds {entries} files; at most {MAX_ZIP_FILES} are taken from one zip")
+            if directory > MAX_ZIP_DIRECTORY_BYTES:
+                raise _Skip(f"{path.name}: its directory is {directory:,} bytes; at most "
+                            f"{_amount(MAX_ZIP_DIRECTORY_BYTES)} is read")
             with zipfile.ZipFile(path) as archive:
                 members = [m for m in archive.infolist() if not m.is_dir()]
                 declared = sum(m.file_size for m in members)
@@ -188,6 +197,30 @@ class _Intake:
         self.left -= copied[0]
         self.replaced += existed
         self.written[name.casefold()] = where
+
+
+def _directory(path: Path) -> tuple[int, int]:
+    """The number of entries and the size in bytes of a zip's directory, as its end record (or zip64 end record)
+    says; (0, 0) where there is none (zipfile then says what is wrong). Read from the file's last 64 KiB."""
+    end_size, locator_size = 22, 20  # the end record, and the zip64 locator just before it
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - (1 << 16) - end_size))
+        tail = f.read()
+        end = tail.rfind(b"PK\x05\x06")
+        if end < 0 or len(tail) - end < end_size:
+            return 0, 0
+        entries = int.from_bytes(tail[end + 10:end + 12], "little")
+        directory = int.from_bytes(tail[end + 12:end + 16], "little")
+        locator = tail[end - locator_size:end] if end >= locator_size else b""
+        if locator[:4] != b"PK\x06\x07":
+            return entries, directory
+        f.seek(int.from_bytes(locator[8:16], "little"))
+        record = f.read(56)  # the zip64 end record: count at 32, directory size at 40
+    if record[:4] != b"PK\x06\x06" or len(record) < 56:
+        return entries, directory
+    return int.from_bytes(record[32:40], "little"), int.from_bytes(record[40:48], "little")  # as zipfile reads it
 
 
 def _limit(name: str, size: int, where: str) -> int:

@@ -280,3 +280,37 @@ def test_a_src_that_is_a_file_is_one_line_and_nothing_is_written(tmp_path):
         pictures_in.take_in(space, [str(tmp_path / "a.png")], "pictures")
     assert str(refused.value) == f"SRC {space.root / 'pictures'}: is a file, not a folder"
     assert (space.root / "pictures").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("zip64", [False, True])
+def test_a_zip_with_too_many_entries_is_refused_from_its_end_record_before_its_directory_is_read(tmp_path,
+                                                                                                  monkeypatch, zip64):
+    space = Workspace.at(tmp_path / "ws")
+    path = _zip(tmp_path / "many.zip", [(f"{i}.txt", b"x") for i in range(12)])
+    if zip64:  # the end record says "see the zip64 record", which holds the real count (as for 65,535 entries)
+        data = path.read_bytes()
+        end = data.rfind(b"PK\x05\x06")
+        directory_size = int.from_bytes(data[end + 12:end + 16], "little")
+        directory_at = int.from_bytes(data[end + 16:end + 20], "little")
+        record = (b"PK\x06\x06" + (44).to_bytes(8, "little") + bytes(4) + bytes(8) + (12).to_bytes(8, "little") * 2
+                  + directory_size.to_bytes(8, "little") + directory_at.to_bytes(8, "little"))
+        locator = b"PK\x06\x07" + bytes(4) + end.to_bytes(8, "little") + (1).to_bytes(4, "little")
+        path.write_bytes(data[:end] + record + locator + data[end:end + 8] + b"\xff\xff" * 2 + b"\xff" * 8
+                         + data[end + 20:])
+        with zipfile.ZipFile(path) as archive:
+            assert len(archive.infolist()) == 12  # a zip64 end that Python reads
+    monkeypatch.setattr(pictures_in, "MAX_ZIP_FILES", 10)
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the zip's directory was read")
+
+    monkeypatch.setattr(pictures_in.zipfile, "ZipFile", unread)
+    said = pictures_in.take_in(space, [str(path)], "pictures")
+    assert said.splitlines() == ["0 files written to pictures, 1 skipped",
+                                 "- skipped many.zip: holds 12 files; at most 10 are taken from one zip"]
+    monkeypatch.setattr(pictures_in, "MAX_ZIP_FILES", 100)
+    monkeypatch.setattr(pictures_in, "MAX_ZIP_DIRECTORY_BYTES", 600)
+    said = pictures_in.take_in(space, [str(path)], "pictures")
+    names = 10 * len("0.txt") + 2 * len("10.txt")
+    assert said.splitlines()[1] == (f"- skipped many.zip: its directory is {12 * 46 + names} bytes; at most 600 bytes "
+                                    "is read")
