@@ -4,7 +4,7 @@ diffusers pipeline."""
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from oneword.conditioning.encode import embeddings_used, encode_pair
-from oneword.conditioning.tags import TagLibrary
+from oneword.conditioning.tags import Effect, TagLibrary
 from oneword.embeddings.embedding import Embedding
 from oneword.extra_networks import resolve, text_encoders_applied, unets_applied, with_tag_embeddings
 from oneword.generate.config import GenerateConfig
@@ -47,15 +47,15 @@ def initial_noise(model: BaseModel, seeds: list[int], width: int, height: int) -
 
 def generate(
     model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None = None,
-    *libraries: TagLibrary,
+    *libraries: TagLibrary, applied: Sequence[Effect] = (),
 ) -> list[GeneratedImage]:
     """Draw `config.batch` images; the same model, settings and seed give the same pixels on the CPU.
 
     Prompt tags (`<hypernet:NAME:STRENGTH>`, `<lora:NAME:WEIGHT>`, oneword/extra_networks.py) pick their files from
     `libraries`; their effects add their fields to the parameters (`Lora hashes`), and the embeddings the prompts
-    use theirs (`TI hashes`).
+    use theirs (`TI hashes`). `applied` are further effects, after the tags' (a checkpoint `compare` draws with).
     """
-    images, seeds, width, height, extra = _sample(model, config, embeddings, libraries, "pil")
+    images, seeds, width, height, extra = _sample(model, config, embeddings, libraries, "pil", applied)
     label = get_sampler(config.sampler).label
     return [
         GeneratedImage(
@@ -79,7 +79,7 @@ def generate_latents(
 
 
 def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, Embedding] | None,
-            libraries: tuple[TagLibrary, ...], output_type: str):
+            libraries: tuple[TagLibrary, ...], output_type: str, applied: Sequence[Effect] = ()):
     """Run the pipeline: (images or latents, seeds, width, height, the infotext fields of the networks and
     embeddings the prompts used: `Lora hashes`, `TI hashes`)."""
     sampler = get_sampler(config.sampler)
@@ -89,6 +89,7 @@ def _sample(model: BaseModel, config: GenerateConfig, embeddings: Mapping[str, E
     seeds = [first_seed + i for i in range(config.batch)]
 
     prompt, effects = resolve(config.prompt, libraries)
+    effects = [*effects, *applied]
     words = with_tag_embeddings(embeddings, effects)
     with text_encoders_applied(effects, model):
         cond, uncond = encode_pair(model, prompt, config.negative, words)
