@@ -99,9 +99,12 @@ def generate_command(
 
 @app.command("compare")
 def compare_command(
-    files: list[Path] = typer.Argument(..., help="Embedding files to compare, e.g. NAME-500.pt NAME-1000.pt."),
-    prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt that uses --word."),
-    word: str = typer.Option(..., "--word", "-w", help="The word in the prompt that each file stands for."),
+    files: list[Path] = typer.Argument(..., help="Checkpoints of one kind to compare: embeddings (NAME-500.pt "
+                                                 "NAME-1000.pt), hypernetworks, LoRAs or LoRAs with a bundled word."),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt; with embeddings it uses --word."),
+    word: str | None = typer.Option(None, "--word", "-w", help="The word in the prompt that each file stands for: "
+                                    "needed for embeddings; for a bundled word, the word the prompt uses instead of "
+                                    "the file's; not for LoRAs and hypernetworks, which change the model."),
     negative: str = typer.Option("", "--negative", "-n", help="Negative prompt."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     embeddings_dir: Path = typer.Option(
@@ -120,14 +123,16 @@ def compare_command(
     out: Path = typer.Option(Path("outputs/compare.png"), help="Grid PNG to write."),
     prediction_type: str | None = typer.Option(None, help="Override the prediction type."),
 ) -> None:
-    """One labelled grid: no embedding, then each file, with the same prompt and seeds."""
-    from oneword.generate.compare import compare_embeddings
+    """One labelled grid: the prompt without the add-on, then with each file, with the same seeds."""
+    from oneword.generate.compare import compare_checkpoints
     from oneword.generate.config import GenerateConfig
     from oneword.generate.pnginfo import save_png
+    from oneword.inspect.checkpoints import read_checkpoints
 
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise OnewordError(f"no such embedding file: {', '.join(missing)}")
+        raise OnewordError(f"no such checkpoint file: {', '.join(missing)}")
+    checkpoints = read_checkpoints(files, word)
     config = GenerateConfig(prompt=prompt, negative=negative, seed=seed, steps=steps, cfg=cfg, sampler=sampler,
                             width=width, height=height, batch=batch)
     if out.is_dir():
@@ -135,8 +140,10 @@ def compare_command(
     libraries = _tag_libraries(prompt, hypernetwork_dir, lora_dir)
     gather([p for p in (folder_problem("--out", out.parent),) if p])
     base, embeddings, _ = _load(model, prediction_type, embeddings_dir)
-    result = compare_embeddings(base, config, files, word, embeddings, libraries)
+    result = compare_checkpoints(base, config, checkpoints, embeddings, libraries)
     _tell_notes(libraries)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_png(result.grid, out, result.parameters)
     typer.echo(str(out))

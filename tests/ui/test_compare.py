@@ -43,3 +43,61 @@ def test_compare_labels_each_checkpoint_by_step_and_marks_the_runs_best(tmp_path
     label_height = pixels.shape[0] - 64
     outlined = [bool(np.all(pixels[label_height:, c * 64:(c + 1) * 64] == OUTLINE, axis=2).any()) for c in range(4)]
     assert outlined == [step == finished.best_step for step in (None, 2, 4, 6)]
+
+
+def test_compare_lists_and_draws_a_lora_runs_checkpoints(tmp_path):
+    import torch
+    from lora.lora_helpers import random_lora
+
+    from oneword.lora.write import save_lora
+    from oneword.train.best import CheckpointRecord, write_summary
+
+    space = Workspace.at(tmp_path / "ws")
+    folder = space.root / "runs" / "2026-12-07" / "zq"
+    (folder / "lora").mkdir(parents=True)
+    model = build_tiny("sd1", seed=0)
+    records = []
+    for step in (2, 4):
+        lora = random_lora(model, name="zq", seed=step)
+        path = folder / "lora" / f"zq-{step}.safetensors"
+        save_lora(lora, path, {"ss_steps": str(step)})
+        records.append(CheckpointRecord(step, path, 1.0 / step))
+    write_summary(folder / "checkpoints.csv", records, records[1])
+    hypernetwork_run = space.root / "runs" / "2026-12-06" / "hx" / "hypernetworks"
+    hypernetwork_run.mkdir(parents=True)
+    torch.save({}, hypernetwork_run / "hx-5.pt")
+    assert generate.run_folders(space) == ["runs/2026-12-07/zq", "runs/2026-12-06/hx"]
+
+    specs = generate.generate_specs()
+    values = _values(specs, prompt="a photo of zq", model="tiny-sd1", steps=1, seed=3, out="outputs/txt2img")
+    note, grid_path, parameters = generate.compare(space, ModelCache(), specs, values, "runs/2026-12-07/zq", "")
+    assert note == "wrote outputs/compare/zq-3.png — step 4 ★ best, outlined in red"
+    assert "Compared: zq-2.safetensors; zq-4.safetensors" in read_parameters(grid_path) == parameters
+    pixels = np.asarray(Image.open(grid_path).convert("RGB"))
+    assert pixels.shape[1] == 3 * 64  # no LoRA, step 2, step 4
+    cells = [pixels[pixels.shape[0] - 64:, c * 64:(c + 1) * 64] for c in range(3)]
+    assert not np.array_equal(cells[0], cells[1]) and not np.array_equal(cells[1], cells[2])
+
+    note, grid_path, _ = generate.compare(space, ModelCache(), specs, values, "runs/2026-12-07/zq", "zq")
+    assert grid_path is None and "--word: a LoRA changes the model, not a word of the prompt" in note
+    note, grid_path, _ = generate.compare(space, ModelCache(), specs, values, "runs/2026-12-06/hx", "")
+    assert grid_path is None and "hx-5.pt: not a checkpoint to compare" in note
+
+
+def test_compare_refuses_a_runs_checkpoint_that_links_outside_the_workspace(tmp_path):
+    import torch
+
+    from oneword.embeddings.embedding import Embedding
+    from oneword.embeddings.formats import save_embedding
+
+    space = Workspace.at(tmp_path / "ws")
+    outside = tmp_path / "elsewhere.pt"
+    save_embedding(Embedding("zq", {"*": torch.zeros(1, 64)}, step=2), outside)
+    link = space.root / "runs" / "2026-12-07" / "zq" / "embeddings" / "zq-2.pt"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    specs = generate.generate_specs()
+    values = _values(specs, prompt="a zq", model="tiny-sd1", steps=1, seed=3, out="outputs/txt2img")
+    note, grid_path, _ = generate.compare(space, ModelCache(), specs, values, "runs/2026-12-07/zq", "")
+    assert grid_path is None
+    assert note == f"**error:** run runs/2026-12-07/zq: zq-2.pt leads outside the workspace {space.root} (refused)"

@@ -1,5 +1,6 @@
 """The Generate tab: txt2img with the workspace's embeddings, hypernetworks and LoRAs, each image shown with its
-parameters; and Compare: one prompt and seed without the embedding and with each checkpoint of a run."""
+parameters; and Compare: one prompt and seed without the add-on and with each checkpoint of a run (an embedding,
+hypernetwork, LoRA or pivotal run)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ FOLDERS = [
     FieldSpec("lora_dir", "path", "lora", "LoRA folder, for <lora:NAME:WEIGHT> (A1111's models/Lora)."),
     FieldSpec("out", "path", "outputs/txt2img", "Folder for the PNGs (A1111 names NNNNN-SEED.png)."),
 ]
-WORD = FieldSpec("word", "text", "", "The word in the prompt each checkpoint stands for [default: the run's name].")
+WORD = FieldSpec("word", "text", "", "The word in the prompt each checkpoint stands for [default: an embedding "
+                 "run's name, a pivotal run's own word]; left empty for LoRAs and hypernetworks.")
 SYNTAX = """**Prompt syntax** (A1111's): `(word)` ×1.1, `((word))` ×1.21, `[word]` ÷1.1, `(word:1.3)` an explicit
 weight, `\\(` a literal parenthesis, `BREAK` starts a new 75-token chunk; an embedding by its file stem (`mychar`);
 `<hypernet:NAME:0.8>` applies a hypernetwork at a strength; `<lora:NAME:0.8>` a LoRA (`<lora:NAME:TE:UNET>`, `te=`,
@@ -119,10 +121,28 @@ def generate(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], v
     return "\n\n".join([*(f"note: {n}" for n in notes), wrote]), [str(p) for p in paths], parameters
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".safetensors")
+
+
+def checkpoint_folders() -> list[str]:
+    """The log folder's subfolders that hold checkpoints: every registered kind's (`embeddings`, `lora`, ...)."""
+    from oneword import kinds
+
+    return list(dict.fromkeys(kinds.get(name).folder for name in kinds.names()))
+
+
+def run_checkpoints(folder: Path) -> list[Path]:
+    """A log folder's checkpoints (FOLDER/NAME-STEP.pt or .safetensors of every kind's folder), by step."""
+    found = [p for sub in checkpoint_folders() for p in (folder / sub).glob("*-*")
+             if p.suffix in CHECKPOINT_SUFFIXES and p.stem.rsplit("-", 1)[-1].isdigit() and p.is_file()]
+    return sorted(found, key=lambda p: int(p.stem.rsplit("-", 1)[-1]))
+
+
 def run_folders(workspace: Workspace) -> list[str]:
-    """Every log folder under the workspace that holds embedding checkpoints, newest day first."""
-    folders = {p.parent.parent for p in workspace.root.rglob("embeddings/*-*.pt")
-               if p.parent.parent.parent.name[:2].isdigit()}
+    """Every log folder under the workspace that holds checkpoints of any kind, newest day first."""
+    folders = {p.parent.parent for sub in checkpoint_folders() for p in workspace.root.rglob(f"{sub}/*-*")
+               if p.parent.parent.parent.name[:2].isdigit() and p.suffix in CHECKPOINT_SUFFIXES
+               and p.stem.rsplit("-", 1)[-1].isdigit()}
     return sorted((workspace.relative(f) for f in folders), reverse=True)
 
 
@@ -139,36 +159,44 @@ def grid_folder(workspace: Workspace, out: Path) -> Path:
 
 def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any], run: str,
             word: str) -> tuple:
-    """The checkpoint grid of a run's embeddings, a column per step, the run's best one marked: (message, grid, its
+    """The checkpoint grid of a run (any kind), a column per step, the run's best one marked: (message, grid, its
     parameters)."""
     from oneword.embeddings.library import scan_embeddings
     from oneword.extra_networks import check_prompt
-    from oneword.generate.compare import compare_embeddings
+    from oneword.generate.compare import compare_checkpoints
     from oneword.generate.pnginfo import save_png
+    from oneword.inspect.checkpoints import read_checkpoints
 
     try:
         s = settings_from(specs, values, workspace, special={"model": workspace.model})
         model, e_dir, h_dir, out = s.pop("model"), s.pop("embeddings_dir"), s.pop("hypernetwork_dir"), s.pop("out")
         l_dir = s.pop("lora_dir")
         folder = workspace.resolve("run", run)
-        files = sorted(folder.glob("embeddings/*-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[-1]))
+        if not folder.is_dir():
+            raise OnewordError(f"run {run}: no such folder")
+        files = run_checkpoints(folder)
         if not files:
-            raise OnewordError(f"run {run}: no checkpoints in its embeddings/ folder")
-        word = word.strip() or folder.name
+            where = ", ".join(f"{sub}/" for sub in checkpoint_folders())
+            raise OnewordError(f"run {run}: no checkpoints (NAME-STEP.pt or .safetensors) in its {where} folders")
+        outside = [p for p in files if not p.resolve().is_relative_to(workspace.root)]
+        if outside:
+            raise OnewordError(f"run {run}: {outside[0].name} leads outside the workspace {workspace.root} (refused)")
+        checkpoints = read_checkpoints(files, word, default_word=folder.name)
         config = GenerateConfig(**s)
         check_prompt(config.prompt)
         grids = grid_folder(workspace, out)
         with models.use(model) as base:
             library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
-            result = compare_embeddings(base, config, files, word, library.loaded if library else {},
-                                        tag_libraries(workspace, str(h_dir), str(l_dir)))
+            result = compare_checkpoints(base, config, checkpoints, library.loaded if library else {},
+                                         tag_libraries(workspace, str(h_dir), str(l_dir)))
         path = workspace.resolve("--out", grids / f"{folder.name}-{result.config.seed}.png")
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(result.grid, path, result.parameters)
     except OnewordError as error:
         return message(str(error), error=True), None, ""
     best = "" if result.best_step is None else f" — step {result.best_step} ★ best, outlined in red"
-    return f"wrote {workspace.relative(path)}{best}", str(path), result.parameters
+    notes = "".join(f"note: {note}\n\n" for note in result.notes)
+    return f"{notes}wrote {workspace.relative(path)}{best}", str(path), result.parameters
 
 
 def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None) -> None:
@@ -203,7 +231,8 @@ def build(workspace: Workspace, models: ModelCache, shown: gr.Tab | None = None)
         with gr.Tab("Compare checkpoints"):
             with gr.Row():
                 run = gr.Dropdown(choices=run_folders(workspace), value=None, label="Run", allow_custom_value=True,
-                                  info="A log folder; its embeddings/NAME-STEP.pt are compared.", elem_id="compare-run")
+                                  info="A log folder; its checkpoints (embeddings, hypernetworks, LoRAs) are compared.",
+                                  elem_id="compare-run")
                 word = widget(WORD, "compare")
                 refresh = gr.Button("Refresh runs", elem_id="compare-refresh")
             compare_button = gr.Button("Compare", variant="primary", elem_id="compare-run-button")
