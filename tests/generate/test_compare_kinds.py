@@ -123,3 +123,19 @@ def test_compare_refuses_mixed_kinds_and_files_that_are_no_checkpoint_before_the
     line = _refused(monkeypatch, capsys, str(lora), "--word", "zq")
     assert line == ("error: --word: a LoRA changes the model, not a word of the prompt; leave --word out (a word "
                     "the prompt holds stays as it is)")
+
+
+def test_compare_binds_a_bundled_word_to_word_when_given(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lora").mkdir()
+    files = [str(tmp_path / "lora" / f"{name}.safetensors") for name in _lora_checkpoints(tmp_path / "lora", True)]
+    grids = []
+    for prompt, word in (("a photo of zq", ()), ("a photo of qx", ("--word", "qx"))):
+        code, _, err = run_in_process(monkeypatch, capsys, "compare", *files, *word, "--prompt", prompt, "--model",
+                                      "tiny-sd1", "--seed", SEED, "--steps", STEPS, "--out", f"{len(grids)}.png")
+        assert code == 0, err
+        grids.append(np.asarray(Image.open(tmp_path / f"{len(grids)}.png").convert("RGB")))
+    pictures = [grid[grid.shape[0] - 64:] for grid in grids]
+    # the LoRA columns draw the same (the word's vectors, under either name); the plain prompts differ
+    assert np.array_equal(pictures[0][:, 64:], pictures[1][:, 64:])
+    assert not np.array_equal(pictures[0][:, :64], pictures[1][:, :64])
