@@ -132,10 +132,11 @@ def train_steps(part: Part, model, data: Path, log: Path, device: torch.device, 
     from oneword.train.config import TrainConfig
     from oneword.train.loop import fit, setup
 
-    config = TrainConfig(name="precision", data=data, model=model.name, init_text="ball", batch_size=part.batch,
+    word = {} if part.kind == "lora" else {"init_text": "ball"}  # a LoRA adds no word: --init-text is refused
+    config = TrainConfig(name="precision", data=data, model=model.name, batch_size=part.batch,
                          max_steps=steps, save_every=0, preview_every=0, validate_every=0, csv_every=1,
                          log_dir=log, embeddings_dir=log / "emb", lora_dir=log / "lora", seed=0,
-                         half_precision=half, kind=part.kind)
+                         half_precision=half, kind=part.kind, **word)
     train_speed.plain_unet(model)
     with frozen_weights_in(torch.bfloat16) if device.type == "cpu" and half else contextlib.nullcontext():
         run = setup(config, model, device=device.type)

@@ -124,10 +124,11 @@ def oneword_loop(model, data: Path, args, device: torch.device, log: Path, chang
     from oneword.train.config import TrainConfig
     from oneword.train.loop import fit, setup
 
-    config = TrainConfig(name="bench", data=data, model=args.arch, init_text="ball", batch_size=args.batch,
+    config = TrainConfig(name="bench", data=data, model=args.arch, batch_size=args.batch,
                          max_steps=args.warmup + args.steps, save_every=0, preview_every=0, validate_every=0,
                          csv_every=10_000, log_dir=log, embeddings_dir=log / "emb", seed=0,
-                         **({"kind": "lora", "lora_dir": log / "lora"} if args.kind == "lora" else {}), **changes)
+                         **({"kind": "lora", "lora_dir": log / "lora"} if args.kind == "lora"
+                            else {"init_text": "ball"}), **changes)
     marks: dict[int, float] = {}
 
     def mark(optimizer, *_) -> None:

@@ -5,12 +5,13 @@ encoders' layers, trained through forward hooks and written as kohya writes them
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from oneword.errors import OnewordError
+from oneword.errors import OnewordError, gather
 from oneword.lora.names import TARGETS, Place, places
 from oneword.lora.network import Lora, LoraLayer
 from oneword.lora.read import read_lora
@@ -54,6 +55,40 @@ def fit_problems(lora: Lora, where: dict[str, Place]) -> list[str]:
     return problems
 
 
+def layer_width(place: Place) -> int:
+    """The largest rank a change of this layer can have: its narrower side (a 3x3 convolution's input counts each
+    of its 9 taps)."""
+    down, up = expected_shapes(place, 1)
+    return min(math.prod(down[1:]), up[0])
+
+
+def rank_problems(config: TrainConfig, found: dict[str, Place]) -> list[str]:
+    """--rank (--conv-rank for the 3x3 convolutions) above the width of the narrowest layer it applies to: a change
+    of rank r to a layer of that width has rank at most the width, so the rest only costs memory."""
+    narrowest: dict[str, tuple[int, int, str]] = {}
+    for key, place in found.items():
+        option, rank = ("--conv-rank", config.conv_rank) if place.is_3x3 and config.conv_rank else ("--rank",
+                                                                                                  config.rank)
+        width = layer_width(place)
+        if option not in narrowest or width < narrowest[option][1]:
+            narrowest[option] = (rank, width, key)
+    return [f"{option} {rank}: above the width of the narrowest layer it trains ({width}, {key}): give at most "
+            f"{width}" for option, (rank, width, key) in narrowest.items() if rank > width]
+
+
+def _is_3x3(layer: LoraLayer) -> bool:
+    return layer.down.dim() == 4 and tuple(layer.down.shape[2:]) != (1, 1)
+
+
+def _word_options(config: TrainConfig, kind: str) -> list[str]:
+    """--vectors and --init-text given (not their defaults) for a kind that adds no word's vectors."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    return [f"{option} {getattr(config, field)!r}: a {kind} adds no word's vectors (--vectors and --init-text are "
+            "for --kind embedding or pivotal)"
+            for field, option in (("vectors", "--vectors"), ("init_text", "--init-text"))
+            if getattr(config, field) != defaults[field]]
+
+
 def tag_frequency(folder: Path) -> dict[str, dict[str, int]]:
     """kohya's `ss_tag_frequency`: how often each comma-separated tag occurs in the captions, by folder name (A1111's
     LoRA page lists a file's training tags from it); {} when the folder has no images (refused elsewhere)."""
@@ -93,7 +128,12 @@ class LoraKind:
     command_help = "Train a LoRA (`train --kind lora`): writes LOG_DIR/YYYY-MM-DD/NAME/ and LORA_DIR/NAME.safetensors."
 
     def problems(self, config: TrainConfig) -> list[str]:
-        """Ranks at least 1, alphas above 0, a known --targets, conv settings only with conv, the rates' schedules."""
+        """The LoRA's settings (`settings_problems`), and no --vectors or --init-text: a LoRA adds no word."""
+        return self.settings_problems(config) + _word_options(config, self.name)
+
+    def settings_problems(self, config: TrainConfig) -> list[str]:
+        """Ranks at least 1, finite alphas above 0, a known --targets, conv settings only with conv, the rates'
+        schedules, no --text-encoder-lr of its own without the text encoder."""
         problems = []
         for option, value in (("--rank", config.rank), ("--conv-rank", config.conv_rank)):
             if value is not None and value < 1:
@@ -101,6 +141,8 @@ class LoraKind:
         for option, value in (("--alpha", config.alpha), ("--conv-alpha", config.conv_alpha)):
             if value is not None and not value > 0:
                 problems.append(f"{option} must be above 0, but is {value}")
+            elif value is not None and not math.isfinite(value):  # every step's change would be infinite: NaN
+                problems.append(f"{option} must be a finite number above 0, but is {value}")
         if config.targets not in TARGETS:
             problems.append(f"--targets must be one of {', '.join(TARGETS)}, not {config.targets!r}")
         elif config.targets != "conv":
@@ -111,7 +153,24 @@ class LoraKind:
         if config.train_text_encoder and isinstance(config.text_encoder_lr, str):
             problems += [p for p in (schedule_problem(config.text_encoder_lr, config.max_steps, "--text-encoder-lr"),)
                          if p]
+        elif config.train_text_encoder is False and config.text_encoder_lr != self._default(config, "text_encoder_lr"):
+            problems.append(f"--text-encoder-lr {config.text_encoder_lr}: the text encoder is not trained "
+                            "(--no-train-text-encoder)")
         return problems
+
+    def _default(self, config: TrainConfig, field: str) -> Any:
+        """What `field` is when not given, for the config's model (a value other than this was given)."""
+        for_model = self.model_defaults.get(config.model, {}) if isinstance(config.model, str) else {}
+        return {**self.defaults, **for_model}.get(field)
+
+    def continuing_problems(self, config: TrainConfig, snapshot: Lora, path: Path) -> list[str]:
+        """A --rank given (not the default) other than that of the file training continues, which keeps its own."""
+        ranks = sorted({layer.rank for layer in snapshot.layers.values() if not _is_3x3(layer)})
+        if config.rank == self._default(config, "rank") or not ranks or ranks == [config.rank]:
+            return []
+        shown = ", ".join(map(str, ranks))
+        return [f"--rank {config.rank}: {path} has rank {shown}, and training continues it with its own: leave "
+                "--rank out, or choose another NAME for a new LoRA"]
 
     def trained_dir(self, config: TrainConfig) -> tuple[str, Path]:
         return "--lora-dir", Path(config.lora_dir)
@@ -123,8 +182,10 @@ class LoraKind:
         """A LoRA that changes nothing yet on --targets' layers (the text encoders' with --train-text-encoder),
         seeded by --seed; its trigger is NAME when the template's prompts hold `[name]`."""
         generator = torch.Generator().manual_seed(config.seed)
+        found = places(model, config.targets, text_encoder=config.train_text_encoder)
+        gather(rank_problems(config, found))  # before any layer is made: a huge rank would fill the memory
         layers: dict[str, LoraLayer] = {}
-        for key, place in places(model, config.targets, text_encoder=config.train_text_encoder).items():
+        for key, place in found.items():
             if place.is_3x3:
                 rank = config.conv_rank or config.rank
                 alpha = config.conv_alpha if config.conv_alpha is not None else config.alpha
@@ -135,6 +196,16 @@ class LoraKind:
         return Lora(name, layers, step=0, trigger=trigger)
 
     def read(self, path: Path, model: BaseModel) -> Lora:
+        """A kohya LoRA/LoCon file that fits `model` (`read_fitting`) and bundles no word: training it as a LoRA would
+        write it again without the word (a pivotal run's file continues with --kind pivotal)."""
+        lora = self.read_fitting(path, model)
+        if lora.embeddings:
+            words = ", ".join(lora.embeddings)
+            raise OnewordError(f"{path}: bundles the word {words} (a pivotal run's file), which a lora run would "
+                               "drop: continue it with --kind pivotal, or choose another NAME")
+        return lora
+
+    def read_fitting(self, path: Path, model: BaseModel) -> Lora:
         """A kohya LoRA/LoCon file whose every layer is a layer of `model`, of the shapes it needs."""
         lora, where = read_lora(path), places(model)
         problems = fit_problems(lora, where) if lora.layers else ["it holds no LoRA layer"]

@@ -59,7 +59,7 @@ class PivotalKind:
 
     def problems(self, config: TrainConfig) -> list[str]:
         """The LoRA's and the embedding's checks, --vectors-lr's schedule, --ti-frac in (0, 1]."""
-        problems = LORA.problems(config) + EMBEDDING.problems(config)
+        problems = LORA.settings_problems(config) + EMBEDDING.problems(config)
         if isinstance(config.vectors_lr, str):
             problems += [p for p in (schedule_problem(config.vectors_lr, config.max_steps, "--vectors-lr"),) if p]
         if isinstance(config.ti_frac, (int, float)) and not 0.0 < config.ti_frac <= 1.0:
@@ -80,7 +80,7 @@ class PivotalKind:
 
     def read(self, path: Path, model: BaseModel) -> Lora:
         """A LoRA file that fits `model` (the LoRA kind's check) with one bundled embedding that fits it too."""
-        lora = LORA.read(path, model)
+        lora = LORA.read_fitting(path, model)
         if len(lora.embeddings) != 1:
             words = ", ".join(lora.embeddings) or "none"
             raise OnewordError(f"{path}: a pivotal run continues a LoRA with one bundled word, this one has {words}")
@@ -98,6 +98,10 @@ class PivotalKind:
 
     def state_hash(self, snapshot: Lora) -> str:
         return pivotal_hash(snapshot)
+
+    def continuing_problems(self, config: TrainConfig, snapshot: Lora, path: Path) -> list[str]:
+        """The LoRA kind's: a --rank other than the file's."""
+        return LORA.continuing_problems(config, snapshot, path)
 
     def with_exact_weights(self, snapshot: Lora, weights: dict[str, torch.Tensor]) -> Lora:
         """The snapshot with the LoRA's float32 layers of its run's optimizer state (the word kept as read)."""

@@ -74,6 +74,10 @@ class Kind(Protocol):
         """A short digest of a snapshot's weights (an optimizer state resumes only the weights it was saved with)."""
         ...
 
+    # Optional: `continuing_problems(config, snapshot, path) -> list[str]`, the settings a run that continues the
+    # file `path` (read as `snapshot`) would not use, each naming its option (a LoRA's --rank other than the file's):
+    # the run is refused with them before anything is written.
+
     # Optional, for a kind whose files round its weights (a LoRA's fp16): its Trainable's `exact_weights(snapshot)`
     # gives them at full precision for the optimizer state, and the kind's
     # `with_exact_weights(snapshot, weights) -> snapshot` puts them back into a snapshot read from such a file, so

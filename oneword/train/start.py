@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from oneword import kinds
-from oneword.errors import OnewordError
+from oneword.errors import OnewordError, gather
 from oneword.models.base import BaseModel
 from oneword.train.checkpoint import EXACT_WEIGHTS, optim_path, read_optimizer_file
 from oneword.train.config import TrainConfig
@@ -36,6 +36,7 @@ def _starting_snapshot(config: TrainConfig, model: BaseModel, name: str) -> tupl
         return kind.create(config, model, name), path
     snapshot = kind.read(path, model)
     snapshot.name = name
+    refuse_ignored_settings(kind, config, snapshot, path)
     if config.resume:  # NAME.safetensors.optim keeps the weights a rounded file lost
         data = read_optimizer_file(optim_path(path))
         if data is not None and data.get("step") == snapshot.step and data.get("hash") == kind.state_hash(snapshot):
@@ -56,6 +57,14 @@ def exact_snapshot(kind: kinds.Kind, snapshot: Any, data: dict) -> Any:
     return restore(snapshot, weights) if weights and restore is not None else snapshot
 
 
+def refuse_ignored_settings(kind: kinds.Kind, config: TrainConfig, snapshot: Any, path: Path) -> None:
+    """Refuse settings that a run continuing the file `path` would not use (`Kind.continuing_problems`: a LoRA's
+    --rank other than the file's)."""
+    check = getattr(kind, "continuing_problems", None)
+    if check is not None:
+        gather(check(config, snapshot, path))
+
+
 @dataclass
 class Start:
     """What a run trains, the file it leaves (NAME.pt), the step it starts from, and the saved state it continues."""
@@ -73,6 +82,7 @@ def starting_point(config: TrainConfig, model: BaseModel, name: str, device: tor
     saved = _saved_run(config, model, name) if config.resume else None
     if saved is not None:
         check_same_model(saved, model)
+        refuse_ignored_settings(kind, config, saved.snapshot, saved.folder.checkpoint(saved.step))
         snapshot, suffix = exact_snapshot(kind, saved.snapshot, saved.data), saved.folder.suffix
         snapshot.name = name
         path = path if path.suffix == suffix else path.with_suffix(suffix)

@@ -28,6 +28,10 @@ def _train(tmp_path: Path, *extra: str, name: str = "zqx") -> list[str]:
             "--preview-every", "0", *extra]
 
 
+def _lora(tmp_path: Path, *extra: str, command: str = "train-lora") -> list[str]:
+    return [command, *_train(tmp_path, "--lora-dir", str(tmp_path / "lora"), *extra)[1:]]
+
+
 def _generate(tmp_path: Path, *extra: str, prompt: str = "a ball") -> list[str]:
     return ["generate", "-p", prompt, "--model", "tiny-sd1", "--steps", "1", "--embeddings-dir",
             str(tmp_path / "no-embeddings"), "--hypernetwork-dir", str(tmp_path / "hn"), "--out",
@@ -106,6 +110,24 @@ CASES = {  # id: (command line from tmp_path, what the one line must say)
     "toml-key-outside-train": (lambda t: _toml(t, "seed = 3\n[train]\nmax_steps = 2"),
                                "setting 'seed' outside the [train] table"),
     "toml-unknown-key": (lambda t: _toml(t, "colour = 1"), "unknown setting 'colour'"),
+    "train-lora-kind-embedding": (lambda t: _lora(t, "--kind", "embedding"),
+                                  "--kind embedding: `oneword train-lora` trains a lora; train an embedding with "
+                                  "`oneword train NAME --kind embedding`"),
+    "lora-alpha-inf": (lambda t: _lora(t, "--alpha", "inf"), "--alpha must be a finite number above 0, but is inf"),
+    "lora-conv-alpha-inf": (lambda t: _lora(t, "--targets", "conv", "--conv-alpha", "inf"),
+                            "--conv-alpha must be a finite number above 0, but is inf"),
+    "lora-rank-a-billion": (lambda t: _lora(t, "--rank", "1000000000"),
+                            "--rank 1000000000: above the width of the narrowest layer it trains (32, "
+                            "lora_unet_down_blocks_0_attentions_0_proj_in): give at most 32"),
+    "lora-vectors": (lambda t: _lora(t, "--vectors", "4"),
+                     "--vectors 4: a lora adds no word's vectors (--vectors and --init-text are for --kind embedding "
+                     "or pivotal)"),
+    "lora-init-text": (lambda t: _lora(t, "--init-text", "ball"),
+                       "--init-text 'ball': a lora adds no word's vectors (--vectors and --init-text are for --kind "
+                       "embedding or pivotal)"),
+    "lora-text-encoder-lr-without-the-text-encoder": (
+        lambda t: _lora(t, "--no-train-text-encoder", "--text-encoder-lr", "0.001"),
+        "--text-encoder-lr 0.001: the text encoder is not trained (--no-train-text-encoder)"),
 }
 
 

@@ -13,9 +13,10 @@ from oneword.train.loop import train
 def _scores(tmp_path, concept: str, **changes) -> dict[str, float]:
     model, _ = load_toy("toy")
     data = write_concept_examples(CONCEPTS[concept], tmp_path / "data")[0].parent
-    config = TrainConfig(name="zqx", data=data, model="toy", init_text="object", max_steps=2, save_every=2,
-                         preview_every=0, log_dir=tmp_path / "log", embeddings_dir=tmp_path / "emb",
-                         score=f"judge:{concept}", score_samples=6, seed=0, **changes)
+    word = {} if changes.get("kind") == "lora" else {"init_text": "object"}  # a LoRA adds no word
+    config = TrainConfig(name="zqx", data=data, model="toy", max_steps=2, save_every=2, preview_every=0,
+                         log_dir=tmp_path / "log", embeddings_dir=tmp_path / "emb", score=f"judge:{concept}",
+                         score_samples=6, seed=0, **word, **changes)
     (record,) = train(config, model, device="cpu").records
     return record.scores
 

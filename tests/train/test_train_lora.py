@@ -145,7 +145,7 @@ def test_targets_pick_kohyas_layers(tmp_path, model, targets):
 
 
 def test_kohyas_init_is_kaiming_uniform(tmp_path, model):
-    lora = LORA.create(lora_settings(tmp_path, rank=64), model, "zqx")
+    lora = LORA.create(lora_settings(tmp_path, rank=32), model, "zqx")  # the widest rank the tiny layers take
     key = next(k for k in lora.layers if k.endswith("attn1_to_q"))
     down = lora.layers[key].down  # torch's Linear init: uniform in +-1/sqrt(fan_in)
     bound = 1 / down.shape[1] ** 0.5
@@ -155,8 +155,8 @@ def test_kohyas_init_is_kaiming_uniform(tmp_path, model):
 def test_without_the_text_encoder_only_the_unet_is_trained_and_prompts_are_encoded_once(tmp_path, model):
     calls = []
     model.encoders[0].model.register_forward_hook(lambda *_: calls.append(1))
-    finished = train(lora_settings(tmp_path, max_steps=3, save_every=0, train_text_encoder=False, template="none",
-                                   batch_size=1, validate_every=0), model)
+    finished = train(lora_settings(tmp_path, max_steps=3, save_every=0, train_text_encoder=False, text_encoder_lr=None,
+                                   template="none", batch_size=1, validate_every=0), model)
     assert len(calls) == 1  # the `none` template's one prompt, its conditioning cached
     tensors, metadata = _file(finished.embedding_path)
     assert tensors and all(k.startswith("lora_unet_") for k in tensors)
@@ -297,3 +297,35 @@ def test_a_lycoris_file_or_a_layer_of_another_kind_is_not_continued(tmp_path, mo
 
     lora = Lora("zqx", {key: Loha()})
     assert fit_problems(lora, places(model)) == [f"{key}: a Loha, not a LoRA/LoCon layer training can continue"]
+
+
+def _files(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_rank_other_than_the_continued_files_is_refused_before_anything_is_written(tmp_path, model):
+    train(lora_settings(tmp_path, rank=4, max_steps=2, save_every=2, validate_every=0), model, device="cpu")
+    before = _files(tmp_path)
+    with pytest.raises(OnewordError) as error:
+        train(lora_settings(tmp_path, rank=8, max_steps=4, save_every=2, validate_every=0, resume=True), model,
+              device="cpu")
+    (checkpoint,) = (tmp_path / "log").glob("*/zqx/lora/zqx-2.safetensors")
+    assert str(error.value) == (f"--rank 8: {checkpoint} has rank 4, and training continues it with its own: leave "
+                                "--rank out, or choose another NAME for a new LoRA")
+    assert _files(tmp_path) == before
+    resumed = train(lora_settings(tmp_path, max_steps=4, save_every=2, validate_every=0, resume=True), model,
+                    device="cpu")  # --rank left out (the default 16): the file's 4 goes on
+    assert resumed.reason == "done" and {layer.rank for layer in LORA.read(resumed.embedding_path, model).layers
+                                         .values()} == {4}
+
+
+def test_a_lora_run_does_not_continue_a_pivotal_runs_file(tmp_path, model):
+    pivotal = dict(kind="pivotal", vectors_lr="0.05", max_steps=2, save_every=2, validate_every=0)
+    train(lora_settings(tmp_path, **pivotal), model, device="cpu")
+    before = _files(tmp_path)
+    with pytest.raises(OnewordError) as error:
+        train(lora_settings(tmp_path, max_steps=4, save_every=2, validate_every=0, resume=True), model, device="cpu")
+    assert str(error.value) == (f"{tmp_path / 'lora' / 'zqx.safetensors'}: bundles the word zqx (a pivotal run's "
+                                "file), which a lora run would drop: continue it with --kind pivotal, or choose "
+                                "another NAME")
+    assert _files(tmp_path) == before
