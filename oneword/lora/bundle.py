@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import torch
 
 from oneword.embeddings.embedding import SDXL_KEYS, Embedding, vector_problems
+from oneword.lora.network import header_step
 
 PREFIX = "bundle_emb."
 SINGLE = "string_to_param.*"
@@ -111,7 +112,7 @@ def read_bundle(tensors: dict[str, torch.Tensor],
     """The bundled embeddings of a LoRA file's tensors by word, and why each other word is left out (another
     encoder's `t5`, an output embedding, shapes that make no embedding)."""
     embeddings, problems = {}, {}
-    steps = metadata.get("ss_steps", "")
+    step = header_step(metadata)
     for word, parts in bundled_words(tensors).items():
         vectors = _vectors(parts)
         if isinstance(vectors, str):
@@ -122,5 +123,5 @@ def read_bundle(tensors: dict[str, torch.Tensor],
         if wrong:
             problems[word] = f"a bundled embedding that is none: {'; '.join(wrong)}"
             continue
-        embeddings[word] = Embedding(word, vectors, step=int(steps) if steps.isdigit() else None)
+        embeddings[word] = Embedding(word, vectors, step=step)
     return embeddings, problems

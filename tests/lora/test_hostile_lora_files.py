@@ -134,9 +134,9 @@ def test_float8_weights_are_read_as_float32(tmp_path):
 
 @pytest.mark.parametrize("steps", ["9" * 5000, "\u00b2", "1500 steps"])
 def test_a_step_count_that_is_no_number_is_left_unknown(tmp_path, steps):
-    _write(tmp_path, "steps", _pair(), {"ss_steps": steps})
+    _write(tmp_path, "steps", {**_pair(), "bundle_emb.w.string_to_param.*": torch.ones(1, 64)}, {"ss_steps": steps})
     lora = read_lora(tmp_path / "steps.safetensors")
-    assert lora.step is None and Q in lora.layers
+    assert lora.step is None and Q in lora.layers and lora.embeddings["w"].step is None
 
 
 def test_a_lokr_that_does_not_fit_is_left_out_before_its_weight_change_is_computed(tiny_sd1, tmp_path, monkeypatch):
@@ -250,3 +250,10 @@ def test_listing_a_folder_does_not_hash_its_files(tiny_sd1, tmp_path, monkeypatc
 
     monkeypatch.setattr("oneword.lora.library.file_hash", hashed)
     assert [row.status for row in survey(tmp_path, tiny_sd1)] == ["ok"]
+
+
+def test_inspect_describes_a_lokr_of_whole_factors(tmp_path, monkeypatch, capsys):
+    _write(tmp_path, "lokr", {f"{Q}.lokr_w1": torch.ones(2, 2) * 0.1, f"{Q}.lokr_w2": torch.ones(16, 16) * 0.1}, {})
+    code, out, err = run_in_process(monkeypatch, capsys, "inspect", str(tmp_path / "lokr.safetensors"))
+    assert code == 0, err
+    assert "  what: LoKr\n" in out and "  rank: -\n" in out
