@@ -147,7 +147,7 @@ def _lora(path: Path, read: tuple, bundled: dict[str, list[str]]) -> Inspection:
     kind = lora_kind(lora, layout)
     what = {"PEFT": "PEFT LoRA"}.get(kind, kind)
     layers = {k: v for k, v in lora.layers.items() if not isinstance(v, Unusable)}
-    ranks = sorted({getattr(layer, "rank", 0) for layer in layers.values()} - {0})
+    ranks = sorted({getattr(layer, "rank", 0) for layer in layers.values()} - {0, None})
     alphas = sorted({getattr(layer, "alpha", None) for layer in layers.values()} - {None})
     parts = [p for p, prefix in (("UNet", "lora_unet_"), ("text encoder", "lora_te")) if any(
         k.startswith(prefix) for k in layers)]
