@@ -13,6 +13,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from oneword.errors import OnewordError, first_line
 from oneword.models.base import BaseModel, TextEncoder
+from oneword.models.finite import non_finite_problem
 from oneword.models.kinds import encoder_specs, kind_config
 from oneword.models.tokenizer import clip_tokenizer
 from oneword.safeload import pickle_refusal
@@ -64,9 +65,13 @@ def load_diffusers_folder(folder: Path, prediction_type: str | None = None) -> B
         raise OnewordError(f"{folder}: not a loadable diffusers folder ({first_line(e)})") from None
     model = BaseModel(kind=kind, unet=unet, vae=vae, encoders=encoders, scheduler_config=scheduler,
                       name=folder.name, source=folder)
-    for module in model.modules():
+    for part, module in zip(("unet", "vae", *_ENCODER_FOLDERS), model.modules()):
         module.eval().requires_grad_(False)
         _own_storage(module)
+        for key, tensor in module.state_dict().items():
+            problem = non_finite_problem(key, tensor)
+            if problem:
+                raise OnewordError(f"{folder / part}: {problem}")
     return model
 
 

@@ -40,6 +40,7 @@ from oneword.models.detect import (
     is_open_clip,
 )
 from oneword.models.export import original_state_dict
+from oneword.models.finite import non_finite_problem
 from oneword.models.recorded import apply_recorded, read_recorded
 from oneword.safeload import load_pickle
 
@@ -295,6 +296,9 @@ class _SafetensorsFile:
         self._file.seek(self._start + begin)
         if self._file.readinto(buffer) != end - begin:
             raise OnewordError(f"{self._file.name}: {self._stored[name]} is cut short")
+        problem = non_finite_problem(self._stored[name], tensor)
+        if problem:
+            raise OnewordError(f"{self._file.name}: {problem}")
         return tensor
 
 
@@ -307,10 +311,17 @@ class _PickleFile:
         if not isinstance(loaded, dict):
             raise OnewordError(f"{path}: not a model checkpoint (it holds a {type(loaded).__name__}, not tensors)")
         tensors = {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
-        self._tensors = {name: tensors[key] for key, name in canonical_names(tensors).items()}
+        self._path = path
+        self._stored = {name: key for key, name in canonical_names(tensors).items()}
+        self._tensors = {name: tensors[key] for name, key in self._stored.items()}
         self.metadata: dict[str, str] = {}
         self.shapes = {k: tuple(v.shape) for k, v in self._tensors.items()}
 
     def read(self, keys: Iterable[str]) -> dict[str, torch.Tensor]:
         """The named tensors, handed over: the reader drops its own reference to each."""
-        return {k: self._tensors.pop(k) for k in list(keys)}
+        read = {k: self._tensors.pop(k) for k in list(keys)}
+        for name, tensor in read.items():
+            problem = non_finite_problem(self._stored[name], tensor)
+            if problem:
+                raise OnewordError(f"{self._path}: {problem}")
+        return read

@@ -57,6 +57,15 @@ def _integer_model(tmp_path: Path) -> Path:
     return path
 
 
+def _nan_model(tmp_path: Path) -> Path:
+    save_single_file(build_tiny("sd1"), tmp_path / "tiny.safetensors")
+    tensors = safetensors.torch.load_file(tmp_path / "tiny.safetensors")
+    tensors["first_stage_model.decoder.conv_out.bias"][0] = float("nan")
+    path = tmp_path / "nan.safetensors"
+    safetensors.torch.save_file(tensors, path)
+    return path
+
+
 CASES = {  # id: (command line from tmp_path, what the one line must say)
     "max-steps-ten": (lambda t: _train(t, "--max-steps", "ten"), "Invalid value for '--max-steps'"),
     "steps-abc": (lambda t: _generate(t, "--steps", "abc"), "Invalid value for '--steps'"),
@@ -90,6 +99,9 @@ CASES = {  # id: (command line from tmp_path, what the one line must say)
                    "{tmp}/empty.ckpt: empty file, not a checkpoint"),
     "integer-weights": (lambda t: _generate(t, "--model", str(_integer_model(t))),
                         "{tmp}/int.safetensors: the UNet weight time_embedding.linear_1.weight holds int32 numbers"),
+    "nan-weight": (lambda t: _generate(t, "--model", str(_nan_model(t))),
+                   "{tmp}/nan.safetensors: the weight first_stage_model.decoder.conv_out.bias holds NaN or infinite "
+                   "values"),
     "empty-hypernetwork": (lambda t: _with_hypernetwork(t, "style.pt", lambda p: p.write_bytes(b"")),
                            "{tmp}/hn/style.pt: empty file, not a hypernetwork"),
     "hypernetwork-key-without-dots": (

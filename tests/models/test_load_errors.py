@@ -170,3 +170,45 @@ def test_folder_whose_bin_would_run_code_is_refused_as_such(tiny_models, tmp_pat
     assert message.startswith(f"{folder / part / name}: refused: loading it would run code from the file (it asks for ")
     assert "weights_only" not in message and "\x1b" not in message
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_weight_that_is_not_finite_is_refused_naming_it(tiny_file, tmp_path, value):
+    _, tensors = tiny_file
+    key = "model.diffusion_model.input_blocks.1.1.proj_in.weight"
+    broken = dict(tensors)
+    broken[key] = broken[key].clone()
+    broken[key].view(-1)[-1] = value  # the last value of the tensor
+    path = tmp_path / "broken.safetensors"
+    save_file(broken, path)
+    assert error_of(path) == f"{path}: the weight {key} holds NaN or infinite values"
+    ckpt = tmp_path / "broken.ckpt"
+    torch.save({"state_dict": broken}, ckpt)
+    assert error_of(ckpt) == f"{ckpt}: the weight {key} holds NaN or infinite values"
+
+
+def test_a_folder_weight_that_is_not_finite_is_refused_naming_it(tiny_models, tmp_path):
+    from oneword.models.folder import save_diffusers_folder
+
+    model = tiny_models("sd1")
+    folder = tmp_path / "model"
+    save_diffusers_folder(model, folder)
+    (weights,) = (folder / "vae").glob("*.safetensors")
+    tensors = load_file(weights)
+    key = "decoder.conv_out.weight"
+    tensors[key][0, 0, 0, 0] = float("nan")
+    save_file(tensors, weights)
+    assert error_of(folder) == f"{folder / 'vae'}: the weight {key} holds NaN or infinite values"
+
+
+def test_the_finite_check_reads_large_tensors_in_chunks(monkeypatch):
+    import oneword.models.finite as finite
+
+    seen = []
+    real = torch.isfinite
+    monkeypatch.setattr(finite.torch, "isfinite", lambda t: seen.append(t.numel()) or real(t))
+    tensor = torch.zeros(10, 7)
+    assert finite.all_finite(tensor, chunk=16)
+    assert seen == [16, 16, 16, 16, 6]
+    tensor[9, 6] = float("-inf")
+    assert not finite.all_finite(tensor, chunk=16)
