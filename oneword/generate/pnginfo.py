@@ -79,11 +79,12 @@ def ti_hashes(embeddings: Sequence[Embedding]) -> tuple[tuple[str, str], ...]:
     return (("TI hashes", hashes),) if hashes else ()
 
 
-def save_png(image: Image.Image, path: Path, parameters: str) -> None:
-    """Save `image` as PNG with the `parameters` text chunk, atomically."""
+def save_png(image: Image.Image, path: Path, parameters: str, *, overwrite: bool = True) -> None:
+    """Save `image` as PNG with the `parameters` text chunk, atomically; without `overwrite` an existing file is
+    never replaced (FileExistsError)."""
     info = PngInfo()
     info.add_text("parameters", parameters)
-    atomic_write(Path(path), lambda f: image.save(f, format="PNG", pnginfo=info))
+    atomic_write(Path(path), lambda f: image.save(f, format="PNG", pnginfo=info), overwrite=overwrite)
 
 
 def read_parameters(path: Path) -> str | None:

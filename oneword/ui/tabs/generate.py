@@ -4,6 +4,7 @@ hypernetwork, LoRA or pivotal run)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from oneword.errors import OnewordError
 from oneword.generate.config import GenerateConfig
 from oneword.generate.progress import Drawing, watching
 from oneword.generate.samplers import SAMPLERS
+from oneword.outputs import path_inside
 from oneword.ui import galleries
 from oneword.ui.fields import FieldSpec, form_specs
 from oneword.ui.inspection import inspection, listed_files
@@ -157,6 +159,21 @@ def grid_folder(workspace: Workspace, out: Path) -> Path:
     return workspace.resolve("--out", grids)
 
 
+MAX_GRIDS = 1000
+"""Most grids of one run and seed kept side by side (RUN-SEED.png, RUN-SEED-2.png ...)."""
+
+
+def grid_file(grids: Path, run: str, seed: int) -> Path:
+    """The file of a new grid of `run` at `seed`: `RUN-SEED.png` in `grids`, else the first free
+    `RUN-SEED-N.png`, through `path_inside`: an earlier grid is kept, and a link found there is passed by, never
+    written through."""
+    for number in range(1, MAX_GRIDS + 1):
+        name = f"{run}-{seed}.png" if number == 1 else f"{run}-{seed}-{number}.png"
+        if not os.path.lexists(Path(grids) / name):
+            return path_inside(grids, name, what="compare grid")
+    raise OnewordError(f"{grids}: holds {MAX_GRIDS} grids of {run} at seed {seed} already; move some away")
+
+
 def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], values: list[Any], run: str,
             word: str) -> tuple:
     """The checkpoint grid of a run (any kind), a column per step, the run's best one marked: (message, grid, its
@@ -189,9 +206,12 @@ def compare(workspace: Workspace, models: ModelCache, specs: list[FieldSpec], va
             library = scan_embeddings(e_dir, base, within=workspace.root) if e_dir.is_dir() else None
             result = compare_checkpoints(base, config, checkpoints, library.loaded if library else {},
                                          tag_libraries(workspace, str(h_dir), str(l_dir)))
-        path = workspace.resolve("--out", grids / f"{folder.name}-{result.config.seed}.png")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_png(result.grid, path, result.parameters)
+        path = grid_file(grids, folder.name, result.config.seed)
+        try:
+            save_png(result.grid, path, result.parameters, overwrite=False)
+        except FileExistsError:
+            raise OnewordError(f"{path} was written by another process meanwhile (not replaced); compare "
+                               "again") from None
     except OnewordError as error:
         return message(str(error), error=True), None, ""
     best = "" if result.best_step is None else f" — step {result.best_step} ★ best, outlined in red"
