@@ -1,5 +1,6 @@
 """Hostile files: a few hundred damaged copies of every kind of file oneword reads (embeddings of each layout,
-embedding images, hypernetworks, single-file models), put in scanned folders and given as `--model`. Every
+embedding images, hypernetworks, single-file models, LoRAs of every layout and bundles), put in scanned folders,
+named in prompts, inspected and converted, and given as `--model`. Every
 scan ends, within a bounded time and memory, with each file loaded or skipped with a one-line reason; no other
 exception than OnewordError ever comes out."""
 
@@ -304,7 +305,7 @@ def _edit_lora(tensors: dict[str, torch.Tensor], metadata: dict[str, str], pickl
     if choice == "alpha-vector":
         tensors[key.rsplit(".", 1)[0].removesuffix(".lora_down").removesuffix(".lora_up") + ".alpha"] = torch.ones(3)
     elif choice == "rank-0":
-        tensors[key] = tensor.reshape(-1)[:0].reshape(0, *tensor.shape[1:]) if tensor.dim() else tensor.reshape(0)
+        tensors[key] = torch.ones(0, *tensor.shape[1:])
     elif choice == "scalar":
         tensors[key] = torch.tensor(1.0)
     elif choice == "other-rank":

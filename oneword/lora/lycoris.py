@@ -6,6 +6,10 @@ LoHa: delta = (w1a @ w1b) * (w2a @ w2b) * alpha / rank (`*` element-wise); with 
 LoKr: delta = kron(w1, w2), each of w1 and w2 either whole (`lokr_w1`) or a product (`lokr_w1_a @ lokr_w1_b`, w2
 also with a Tucker core `lokr_t2`); scaled by alpha / rank only when a factor is a product (rank = its inner
 width), else by 1, as LyCORIS, A1111 and ComfyUI do.
+
+Each layer knows its weight change's shape from its factors' shapes alone (`shape`, a Misfit when the factors do not
+multiply), so that a change is only computed once it is known to fit its module: a few KB of factors can ask for
+gigabytes (kron of 100x100 and 250x200 is 25,000 x 20,000).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ Each layer is named as kohya would name it with the module path as the file give
 diffusers path (for SDXL the fitting step, oneword/lora/fit.py, maps it to kohya's SGM name), `lora_te_`, or
 `lora_te1_`/`lora_te2_` when the file has a second text encoder. Alpha comes from the `lora_adapter_metadata`
 header JSON diffusers writes (`unet.lora_alpha`, `unet.r`, `unet.alpha_pattern`), else from a `.alpha` key
-(diffusers' conversions), else alpha = rank (scale 1, what diffusers loads such a file with).
+(diffusers' conversions), else alpha = rank (scale 1, what diffusers loads such a file with). A
+`lora_adapter_metadata` that is not a JSON object, or whose `lora_alpha` or `alpha_pattern` values are not numbers
+within MAX_ABS, refuses the file: the strength it would be applied at is unknown.
 """
 
 from __future__ import annotations
@@ -67,13 +69,13 @@ def _alphas(metadata: dict[str, str]) -> dict[str, dict]:
     except (ValueError, RecursionError):  # not JSON, an integer of thousands of digits, nesting too deep
         raise AdapterMetadataError("lora_adapter_metadata is not JSON") from None
     if not isinstance(raw, dict):
-        raise AdapterMetadataError(f"lora_adapter_metadata is a {_kind(raw)}, not a JSON object")
+        raise AdapterMetadataError(f"lora_adapter_metadata is {_kind(raw)}, not a JSON object")
     settings: dict[str, dict] = {}
     for key, value in raw.items():
         part, _, name = key.partition(".")
         if name == "alpha_pattern" and value is not None:
             if not isinstance(value, dict):
-                raise AdapterMetadataError(f"lora_adapter_metadata: {key} is a {_kind(value)}, not an object of "
+                raise AdapterMetadataError(f"lora_adapter_metadata: {key} is {_kind(value)}, not an object of "
                                            "module names and alphas")
             for pattern, alpha in value.items():
                 _check_alpha(alpha, f"{key}[{pattern!r}]")
@@ -84,12 +86,14 @@ def _alphas(metadata: dict[str, str]) -> dict[str, dict]:
 
 
 def _kind(value: object) -> str:
-    return {list: "list", dict: "object", str: "string", bool: "boolean"}.get(type(value), type(value).__name__)
+    """What a JSON value is, as a sentence says it: `a list`, `an object`, `null`."""
+    return {list: "a list", dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), f"a {type(value).__name__}")
 
 
 def _check_alpha(value: object, where: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise AdapterMetadataError(f"lora_adapter_metadata: {where} is a {_kind(value)}, not a number")
+        raise AdapterMetadataError(f"lora_adapter_metadata: {where} is {_kind(value)}, not a number")
     if abs(value) > MAX_ABS or not math.isfinite(value):  # abs first: a JSON integer may be too large for a float
         raise AdapterMetadataError(f"lora_adapter_metadata: {where} is {str(value)[:12]}, beyond any LoRA's alpha "
                                    f"(usable ones stay far below {MAX_ABS:g})")
