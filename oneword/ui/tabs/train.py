@@ -18,9 +18,11 @@ from oneword.generate.samplers import SAMPLERS
 from oneword.lora.names import TARGETS
 from oneword.lora.trainable import PRECISIONS
 from oneword.models.load import PREDICTION_TYPES
+from oneword.outputs import name_problem, path_inside
 from oneword.toy.bundle import TOY_NAME
 from oneword.train.config import CLIP_MODES, LATENT_SAMPLING, STOPS, TrainConfig
 from oneword.train.dataset import data_problem
+from oneword.train.logfolder import LogFolder
 from oneword.train.templates import TEMPLATE_NAMES
 from oneword.ui import charts, galleries
 from oneword.ui.fields import FieldSpec, form_specs
@@ -80,6 +82,8 @@ def train_config(workspace: Workspace, specs: list[FieldSpec], values: list[Any]
     settings.update({name: None for name in kind_options() if name not in own})  # the form shows every kind's
     config = TrainConfig(**settings)
     problems += config.problems()
+    if kind in kinds.names() and not name_problem("NAME", config.name):
+        problems += name_path_problems(workspace, config)
     if "data" in settings:
         problems += [p for p in (data_problem(config.data),) if p]
         try:
@@ -88,6 +92,26 @@ def train_config(workspace: Workspace, specs: list[FieldSpec], values: list[Any]
             problems.append(str(error))
     gather(list(dict.fromkeys(problems)))
     return config
+
+
+def name_path_problems(workspace: Workspace, config: TrainConfig) -> list[str]:
+    """What refuses the paths a run of NAME reads and writes: a link (or a folder) where NAME.pt or
+    NAME.safetensors would be in its kind's folder (through `path_inside`), and a link where today's log folder
+    LOG_DIR/DAY/NAME would be (the run writes inside it)."""
+    problems = []
+    _, folder = kinds.get(config.kind).trained_dir(config)
+    for suffix in (".pt", ".safetensors"):
+        try:
+            path_inside(folder, f"{config.name}{suffix}", what="NAME", overwrite=True)
+        except OnewordError as error:
+            problems.append(str(error))
+    run = LogFolder.for_run(config.log_dir, config.name).root
+    if run.is_symlink():
+        problems.append(f"NAME: {run} is a link; the run's log folder is written inside {run.parent}, never "
+                        "through a link")
+    elif not run.resolve().is_relative_to(workspace.root):
+        problems.append(f"NAME: the run's log folder {run} leads outside the workspace {workspace.root} (refused)")
+    return problems
 
 
 def start(workspace: Workspace, jobs: Jobs, specs: list[FieldSpec], device: str, values: list[Any]) -> str:
