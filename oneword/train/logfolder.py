@@ -101,6 +101,19 @@ class LogFolder:
     def preview_embedding(self, step: int) -> Path:
         return self.image_embeddings / f"{self.name}-{step}.png"
 
+    def run_kinds(self) -> set[str]:
+        """The kinds of the runs that wrote here, as their settings JSON files name them (none in a new folder)."""
+        found = set()
+        for path in self.root.glob("settings-*.json"):
+            try:
+                settings = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            kind = settings.get("kind") if isinstance(settings, dict) else None
+            if isinstance(kind, str):
+                found.add(kind)
+        return found
+
     def write_settings(self, settings: dict[str, Any], now: dt.datetime | None = None) -> Path:
         """`settings-YYYY-MM-DD-HH-MM-SS.json` with every training parameter."""
         stamp = (now or dt.datetime.now()).strftime("%Y-%m-%d-%H-%M-%S")

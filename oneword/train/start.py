@@ -14,6 +14,7 @@ from oneword.errors import OnewordError, gather
 from oneword.models.base import BaseModel
 from oneword.train.checkpoint import EXACT_WEIGHTS, optim_path, read_optimizer_file
 from oneword.train.config import TrainConfig
+from oneword.train.logfolder import LogFolder
 from oneword.train.resume import SavedRun, check_same_model, latest_saved_run
 from oneword.train.trainable import Snapshot, Trainable
 
@@ -91,7 +92,20 @@ def starting_point(config: TrainConfig, model: BaseModel, name: str, device: tor
     start = Start(kind.trainable(snapshot, config, device), path, snapshot.step or 0)
     if not config.resume:
         _refuse_to_overwrite_a_run(config, model, name)
+    refuse_another_kinds_folder(config, name)
     return start
+
+
+def refuse_another_kinds_folder(config: TrainConfig, name: str) -> None:
+    """A run that starts a log folder today must not write into the folder of today's run of NAME of another kind:
+    both would write the same checkpoints.csv, loss.png, previews.png and images/NAME-STEP.png."""
+    folder = LogFolder.for_run(Path(config.log_dir), name, kind=config.kind)
+    others = sorted(folder.run_kinds() - {config.kind})
+    if others:
+        raise OnewordError(
+            f"--log-dir {config.log_dir}: {folder.root} holds today's {' and '.join(others)} run of {name}, whose "
+            f"checkpoints.csv, loss.png and previews a {config.kind} run would replace: give this run another "
+            f"--log-dir (e.g. {Path(config.log_dir) / config.kind}) or another NAME")
 
 
 def _saved_run(config: TrainConfig, model: BaseModel, name: str) -> SavedRun | None:
