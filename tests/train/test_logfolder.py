@@ -45,3 +45,7 @@ def test_a_run_of_another_kind_is_refused_the_folder_of_todays_run_of_the_name(t
     assert code == 0, err
     assert {p.relative_to(tmp_path) for p in before} < {p.relative_to(tmp_path) for p in _files(tmp_path)}
     assert all(p.read_bytes() == data for p, data in before.items())  # the embedding run's files, untouched
+    from oneword.ui.paths import Workspace
+    from oneword.ui.tabs import runs
+
+    assert sorted(runs.run_folders(Workspace.at(tmp_path))) == ["log/2026-12-07/zqx", "log/lora/2026-12-07/zqx"]
