@@ -27,17 +27,18 @@ def never_opened(monkeypatch, *names: str) -> None:
         monkeypatch.setattr(module, name, guarded)
 
 
-def folders_listed(monkeypatch, most: int) -> Counter:
-    """Count the listings of each folder (by its real path); fail at once when one is listed more than `most` times
-    (a walk that follows a link loop lists the same folders without end)."""
+def folders_listed(monkeypatch, root: Path, most: int) -> Counter:
+    """Count the listings of each folder under `root` (by its real path); fail at once when one is listed more than
+    `most` times (a walk that follows a link loop lists the same folders without end)."""
     listed: Counter = Counter()
-    real = os.scandir
+    real, top = os.scandir, os.path.realpath(root)
 
     def counted(path=".", *args, **kwargs):
         folder = os.path.realpath(path)
-        listed[folder] += 1
-        if listed[folder] > most:
-            raise Refused(f"{folder} listed {listed[folder]} times")
+        if folder == top or folder.startswith(top + os.sep):
+            listed[folder] += 1
+            if listed[folder] > most:
+                raise Refused(f"{folder} listed {listed[folder]} times")
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "scandir", counted)

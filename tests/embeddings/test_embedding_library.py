@@ -8,14 +8,18 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
+from bounded import folders_listed, never_opened
 from PIL import Image
-from time_guard import time_limit
 
 from oneword.embeddings.embedding import Embedding
 from oneword.embeddings.formats import save_embedding
 from oneword.embeddings.library import embedding_files, scan_embeddings
 from oneword.embeddings.png import embed_in_png
 from oneword.errors import OnewordError
+
+SCANS = 4
+"""Most listings of one folder a scan may make (it walks for files and for links that lead out); a walk that
+followed a link loop would list the same folders without end."""
 
 
 def _emb(name: str, width: int = 64, n: int = 1, seed: int = 0) -> Embedding:
@@ -140,7 +144,7 @@ def test_one_unusable_file_never_breaks_the_scan(tmp_path, tiny_sd1):
     ]
 
 
-def test_folder_links_back_to_their_own_folder_are_followed_once(tmp_path):
+def test_folder_links_back_to_their_own_folder_are_followed_once(tmp_path, monkeypatch):
     root = tmp_path / "embeddings"
     save_embedding(_emb("top"), root / "top.pt")
     save_embedding(_emb("inner"), root / "sub" / "inner.pt")
@@ -148,9 +152,10 @@ def test_folder_links_back_to_their_own_folder_are_followed_once(tmp_path):
     (root / "sub" / "up").symlink_to(root, target_is_directory=True)
     (root / "linked").symlink_to(root / "sub", target_is_directory=True)  # the same real folder: seen once, by
     (root / "loop").symlink_to(root / "loop")                              # its first path in sorted order
-    with time_limit(20):
-        assert [p.relative_to(root).as_posix() for p in embedding_files(root)] == ["linked/inner.pt", "top.pt"]
-        lib = scan_embeddings(root, None)
+    listed = folders_listed(monkeypatch, root, most=SCANS)
+    assert [p.relative_to(root).as_posix() for p in embedding_files(root)] == ["linked/inner.pt", "top.pt"]
+    listed.clear()
+    lib = scan_embeddings(root, None)
     assert sorted(lib.loaded) == ["inner", "top"] and lib.skipped == []
 
 
@@ -177,9 +182,10 @@ def test_embeddings_list_shows_unusable_files_and_ends_on_folder_loops(tmp_path,
     (root / "sub").mkdir()
     (root / "sub" / "back").symlink_to(root, target_is_directory=True)
     (root / "sub" / "again").symlink_to(root / "sub", target_is_directory=True)
-    with time_limit(60):
-        code, out, err = run_in_process(monkeypatch, capsys, "embeddings", "list", "--model", "tiny-sd1",
-                                        "--embeddings-dir", str(root))
+    folders_listed(monkeypatch, root, most=SCANS)
+    never_opened(monkeypatch, "fifo.safetensors")  # opening it would block
+    code, out, err = run_in_process(monkeypatch, capsys, "embeddings", "list", "--model", "tiny-sd1",
+                                    "--embeddings-dir", str(root))
     assert (code, err) == (0, "")
     assert out.splitlines()[-1] == "2 loaded, 6 skipped"
     assert "skipped: not a regular file (a FIFO)" in out and "skipped: a link loop (the link leads back" in out
