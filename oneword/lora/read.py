@@ -15,6 +15,7 @@ files through oneword/safeload.py.
 from __future__ import annotations
 
 import math
+import pickletools
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ tag counts included) take a few MB."""
 MAX_LAYER_NUMBERS = 1 << 26
 """Most numbers a layer's weight change may have, whatever model it is fitted to (a model's own layer bounds it
 further): SDXL's largest weight, an up block's 3x3 convolution of 2560 -> 1280 channels, has 29.5 million."""
+LEGACY_PICKLES = 4
+"""The pickles that begin an older (non-zip) PyTorch file: a magic number, the protocol, system information, then
+the saved object, whose storages are references (persistent ids) to the data after them."""
 _KOHYA = ("lora_down.weight", "lora_up.weight")
 _KNOWN = (*_KOHYA, "lora_mid.weight", "alpha", *HADA_PARTS, *LOKR_PARTS)
 
@@ -96,10 +100,10 @@ def _check_header_size(path: Path) -> None:
                            f"{MAX_HEADER_BYTES >> 20} MiB read), refused unread")
 
 
-def _check_count(count: int, path: Path) -> None:
+def _check_count(count: int, path: Path, unread: bool = True) -> None:
     if count > MAX_TENSORS:
         raise OnewordError(f"{path}: {count} tensors; a LoRA has at most a few thousand ({MAX_TENSORS} read), "
-                           "refused unread")
+                           f"refused{' unread' if unread else ''}")
 
 
 def _pickled_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -111,18 +115,31 @@ def _pickled_tensors(path: Path) -> dict[str, torch.Tensor]:
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise OnewordError(f"{path}: not a LoRA (not a dictionary of tensors)")
-    _check_count(len(data), path)
+    _check_count(len(data), path, unread=False)
     return {str(k): v for k, v in data.items()}
 
 
 def _stored_count(path: Path) -> int:
-    """How many tensor storages a zip-format PyTorch file holds (its `data/` entries), read from the zip's
-    directory before anything is unpickled; 0 for other files, which are read whole."""
+    """How many tensor storages a PyTorch file holds, known before anything is unpickled: a zip-format file's
+    `data/` entries, or an older file's storage references counted in its pickles' opcodes (up to one past
+    MAX_TENSORS); 0 for a file that is neither, which load_pickle then refuses with the reason."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return sum(1 for name in archive.namelist() if "/data/" in name)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):  # a damaged zip: load_pickle says why
+            return 0
+    count = 0
     try:
-        with zipfile.ZipFile(path) as archive:
-            return sum(1 for name in archive.namelist() if "/data/" in name)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):  # not a zip, or a damaged one: load_pickle says why
-        return 0
+        with path.open("rb") as f:
+            for _ in range(LEGACY_PICKLES):
+                for opcode, _, _ in pickletools.genops(f):
+                    count += opcode.name in ("BINPERSID", "PERSID")
+                    if count > MAX_TENSORS:
+                        return count
+    except (ValueError, EOFError, OSError, UnicodeDecodeError):  # not a pickle, or a damaged one
+        pass
+    return count
 
 
 def kohya_layers(tensors: dict[str, torch.Tensor]) -> dict[str, object]:

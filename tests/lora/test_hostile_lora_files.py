@@ -195,6 +195,7 @@ def test_a_file_of_too_many_tensors_is_refused_from_its_header(tmp_path, monkeyp
     tensors = {f"lora_unet_x{i}.lora_down.weight": torch.ones(1, 2) for i in range(11)}
     _write(tmp_path, "many", tensors, {})
     torch.save(tensors, tmp_path / "many.pt")
+    torch.save(tensors, tmp_path / "many.ckpt", _use_new_zipfile_serialization=False)  # torch's older format
 
     opened = read.safe_open
 
@@ -216,8 +217,12 @@ def test_a_file_of_too_many_tensors_is_refused_from_its_header(tmp_path, monkeyp
         def get_tensor(self, key: str):
             raise AssertionError("a tensor was read")
 
+    def unpickled(*args, **kwargs):
+        raise AssertionError("a pickle was loaded")
+
     monkeypatch.setattr(read, "safe_open", HeaderOnly)
-    for suffix in (".safetensors", ".pt"):
+    monkeypatch.setattr("oneword.safeload.load_pickle", unpickled)
+    for suffix in (".safetensors", ".pt", ".ckpt"):
         with pytest.raises(OnewordError) as refused:
             read_lora(tmp_path / f"many{suffix}")
         assert str(refused.value) == (f"{tmp_path / f'many{suffix}'}: 11 tensors; a LoRA has at most a few "
