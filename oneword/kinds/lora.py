@@ -153,20 +153,20 @@ class LoraKind:
         if config.train_text_encoder and isinstance(config.text_encoder_lr, str):
             problems += [p for p in (schedule_problem(config.text_encoder_lr, config.max_steps, "--text-encoder-lr"),)
                          if p]
-        elif config.train_text_encoder is False and config.text_encoder_lr != self._default(config, "text_encoder_lr"):
+        elif not config.train_text_encoder and config.text_encoder_lr not in self._defaults("text_encoder_lr"):
             problems.append(f"--text-encoder-lr {config.text_encoder_lr}: the text encoder is not trained "
                             "(--no-train-text-encoder)")
         return problems
 
-    def _default(self, config: TrainConfig, field: str) -> Any:
-        """What `field` is when not given, for the config's model (a value other than this was given)."""
-        for_model = self.model_defaults.get(config.model, {}) if isinstance(config.model, str) else {}
-        return {**self.defaults, **for_model}.get(field)
+    def _defaults(self, field: str) -> list[Any]:
+        """What `field` is when not given, on any model: a value other than these was given (a form shows a
+        default, which may be another model's when the model was changed after)."""
+        return [self.defaults.get(field), *(d[field] for d in self.model_defaults.values() if field in d)]
 
     def continuing_problems(self, config: TrainConfig, snapshot: Lora, path: Path) -> list[str]:
         """A --rank given (not the default) other than that of the file training continues, which keeps its own."""
         ranks = sorted({layer.rank for layer in snapshot.layers.values() if not _is_3x3(layer)})
-        if config.rank == self._default(config, "rank") or not ranks or ranks == [config.rank]:
+        if config.rank in self._defaults("rank") or not ranks or ranks == [config.rank]:
             return []
         shown = ", ".join(map(str, ranks))
         return [f"--rank {config.rank}: {path} has rank {shown}, and training continues it with its own: leave "
