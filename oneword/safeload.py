@@ -41,7 +41,8 @@ def load_pickle(path: Path, *, mmap: bool = False, parameter_dict: bool = False)
         if refused is not None:
             raise refused from None
         raise OnewordError(f"{path}: not a readable PyTorch file (not a pickle of plain tensors)") from None
-    except (IndexError, KeyError, TypeError, EOFError):  # what torch's unpickler raises on damaged or cut opcodes
+    except (IndexError, KeyError, TypeError, EOFError, AttributeError):  # what torch raises on damaged or cut opcodes,
+        # and on float8 storages in its older format, which it writes but cannot read back
         raise OnewordError(f"{path}: not a readable PyTorch file (damaged pickle data)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise OnewordError(f"{path}: not a readable PyTorch file ({first_line(e)})") from None

@@ -224,7 +224,7 @@ def test_hypernetwork_settings_of_the_wrong_kind_are_one_line(tmp_path):
 
 
 LORA_COPIES = 12
-"""Damaged copies of each LoRA file kind (eleven kinds): with the two costly files, 145 files."""
+"""Damaged copies of each LoRA file kind (twelve kinds): with the originals and the two costly files, 158 files."""
 ATTENTION = "down_blocks.0.attentions.0.transformer_blocks.0.attn1"
 """A UNet attention of the tiny SD 1.x model: its to_q, to_k, to_v and to_out.0 are Linear 32 -> 32."""
 CONV = "lora_unet_down_blocks_0_resnets_0_conv1"
@@ -277,7 +277,8 @@ def _lora_originals() -> dict[str, tuple[dict[str, torch.Tensor], dict[str, str]
     adapter = {"lora_adapter_metadata": json.dumps({"unet.lora_alpha": 8, "unet.r": 4,
                                                     "unet.alpha_pattern": {"to_k": 2}})}
     return {
-        "kohya.safetensors": (kohya, steps), "kohya-pickle.pt": (kohya, {}), "locon.safetensors": (locon, steps),
+        "kohya.safetensors": (kohya, steps), "kohya-pickle.pt": (kohya, {}), "kohya-legacy.ckpt": (kohya, {}),
+        "locon.safetensors": (locon, steps),
         "tucker.safetensors": (tucker, {}), "peft.safetensors": (peft, adapter), "old-diffusers.bin": (old, {}),
         "loha.safetensors": (loha, {}), "lokr.safetensors": (lokr, {}),
         "bundle-sd1.safetensors": ({**kohya, "bundle_emb.xyz.string_to_param.*": _randn(2, 64, seed=11)}, steps),
@@ -339,8 +340,8 @@ def _edit_lora(tensors: dict[str, torch.Tensor], metadata: dict[str, str], pickl
 def _save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
     if path.suffix == ".safetensors":
         safetensors.torch.save_file(tensors, str(path), metadata)
-    else:
-        torch.save(tensors, path)
+    else:  # `.ckpt` in torch's older format (not a zip), as files from before torch 1.6 are
+        torch.save(tensors, path, _use_new_zipfile_serialization=path.suffix != ".ckpt")
 
 
 def _lora_folder(folder: Path, rng: random.Random) -> dict[Path, str]:

@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -132,14 +133,32 @@ def _stored_count(path: Path) -> int:
     count = 0
     try:
         with path.open("rb") as f:
+            stream = _Bounded(f, path.stat().st_size)
             for _ in range(LEGACY_PICKLES):
-                for opcode, _, _ in pickletools.genops(f):
+                for opcode, _, _ in pickletools.genops(stream):
                     count += opcode.name in ("BINPERSID", "PERSID")
                     if count > MAX_TENSORS:
                         return count
     except (ValueError, EOFError, OSError, UnicodeDecodeError):  # not a pickle, or a damaged one
         pass
     return count
+
+
+class _Bounded:
+    """A file read no further than its size, whatever length an opcode claims (a read of 2**62 bytes would
+    otherwise reserve that much memory before finding the end of the file)."""
+
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        self.file, self.size = file, size
+
+    def read(self, n: int) -> bytes:
+        return self.file.read(max(0, min(n, self.size - self.file.tell())))
+
+    def readline(self) -> bytes:
+        return self.file.readline()
+
+    def tell(self) -> int:
+        return self.file.tell()
 
 
 def kohya_layers(tensors: dict[str, torch.Tensor]) -> dict[str, object]:

@@ -262,3 +262,12 @@ def test_inspect_describes_a_lokr_of_whole_factors(tmp_path, monkeypatch, capsys
     code, out, err = run_in_process(monkeypatch, capsys, "inspect", str(tmp_path / "lokr.safetensors"))
     assert code == 0, err
     assert "  what: LoKr\n" in out and "  rank: -\n" in out
+
+
+def test_float8_weights_in_torch_s_older_format_are_refused_in_one_line(tmp_path):
+    path = tmp_path / "f8.ckpt"  # torch writes this format but cannot read float8 back from it
+    torch.save({key: t.to(torch.float8_e4m3fn) for key, t in _pair().items()}, path,
+               _use_new_zipfile_serialization=False)
+    with pytest.raises(OnewordError) as refused:
+        read_lora(path)
+    assert str(refused.value) == f"{path}: not a readable PyTorch file (damaged pickle data)"
