@@ -25,9 +25,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MODEL_SIZES = {"toy": 64, "tiny-sd1": 512, "tiny-sd2": 768, "tiny-sd2-v": 768, "tiny-sdxl": 1024}
 """The picture width each bundled model trains on: the toy's 64 px, else its family's (SD 1 512, SD 2 768,
 SDXL 1024)."""
-FORM_DEFAULTS = {"src": "pictures/", "dst": "datasets/", "width": MODEL_SIZES["toy"], "caption_action": "copy"}
-"""What the form starts with where it differs from the command line's: the toy model's size (the Train tab's model),
-and `copy`, which keeps the captions a source's `.txt` holds (`ignore` would drop them)."""
+FORM_DEFAULTS = {"src": "pictures/", "dst": "datasets/", "width": MODEL_SIZES["toy"]}
+"""What the form starts with where it differs from the command line's: the workspace's folders and the toy model's
+size (the Train tab's model). Captions start at the library's `copy`, as on the command line."""
 UPLOAD_HEIGHT = 240
 """The tallest the upload's list of files gets (it scrolls beyond): a dataset's pictures and captions are dozens."""
 
