@@ -54,6 +54,7 @@ further): SDXL's largest weight, an up block's 3x3 convolution of 2560 -> 1280 c
 LEGACY_PICKLES = 4
 """The pickles that begin an older (non-zip) PyTorch file: a magic number, the protocol, system information, then
 the saved object, whose storages are references (persistent ids) to the data after them."""
+NOT_A_LORA = "not a LoRA (no lora_down/lora_up, hada_, lokr_ or lora_A/lora_B weights)"
 _KOHYA = ("lora_down.weight", "lora_up.weight")
 _KNOWN = (*_KOHYA, "lora_mid.weight", "alpha", *HADA_PARTS, *LOKR_PARTS)
 
@@ -71,8 +72,8 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         return _pickled_tensors(path), {}
-    _check_header_size(path)
     try:
+        _check_header_size(path)
         with safe_open(str(path), framework="pt") as f:
             keys = list(f.keys())  # noqa: SIM118
             _check_count(len(keys), path)
@@ -81,9 +82,6 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             return {key: f.get_tensor(key) for key in keys}, dict(f.metadata() or {})
     except (SafetensorError, OSError) as error:
         raise OnewordError(f"{path}: not a readable safetensors file ({error})") from None
-
-
-NOT_A_LORA = "not a LoRA (no lora_down/lora_up, hada_, lokr_ or lora_A/lora_B weights)"
 
 
 def _lora_keys(keys: Iterable[str]) -> bool:
@@ -97,14 +95,14 @@ def _check_header_size(path: Path) -> None:
         prefix = f.read(8)
     size = int.from_bytes(prefix, "little") if len(prefix) == 8 else 0
     if size > MAX_HEADER_BYTES:
-        raise OnewordError(f"{path}: a safetensors header of {size} bytes; a LoRA's takes a few MB (at most "
-                           f"{MAX_HEADER_BYTES >> 20} MiB read), refused unread")
+        raise OnewordError(f"{path}: a safetensors header of {size} bytes, more than any LoRA's (a few MB; at most "
+                           f"{MAX_HEADER_BYTES >> 20} MiB are read); refused unread")
 
 
 def _check_count(count: int, path: Path, unread: bool = True) -> None:
     if count > MAX_TENSORS:
-        raise OnewordError(f"{path}: {count} tensors; a LoRA has at most a few thousand ({MAX_TENSORS} read), "
-                           f"refused{' unread' if unread else ''}")
+        raise OnewordError(f"{path}: {count} tensors, more than any LoRA has (a few thousand; at most {MAX_TENSORS} "
+                           f"are read); refused{' unread' if unread else ''}")
 
 
 def _pickled_tensors(path: Path) -> dict[str, torch.Tensor]:

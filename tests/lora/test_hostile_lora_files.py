@@ -225,8 +225,8 @@ def test_a_file_of_too_many_tensors_is_refused_from_its_header(tmp_path, monkeyp
     for suffix in (".safetensors", ".pt", ".ckpt"):
         with pytest.raises(OnewordError) as refused:
             read_lora(tmp_path / f"many{suffix}")
-        assert str(refused.value) == (f"{tmp_path / f'many{suffix}'}: 11 tensors; a LoRA has at most a few "
-                                      "thousand (10 read), refused unread")
+        assert str(refused.value) == (f"{tmp_path / f'many{suffix}'}: 11 tensors, more than any LoRA has (a few "
+                                      "thousand; at most 10 are read); refused unread")
 
 
 def test_a_header_larger_than_any_lora_s_is_refused_unread(tmp_path):
@@ -234,8 +234,8 @@ def test_a_header_larger_than_any_lora_s_is_refused_unread(tmp_path):
     path.write_bytes((read.MAX_HEADER_BYTES + 1).to_bytes(8, "little") + b"{}")
     with pytest.raises(OnewordError) as refused:
         read_lora(path)
-    assert str(refused.value) == (f"{path}: a safetensors header of {read.MAX_HEADER_BYTES + 1} bytes; a LoRA's takes "
-                                  "a few MB (at most 16 MiB read), refused unread")
+    assert str(refused.value) == (f"{path}: a safetensors header of {read.MAX_HEADER_BYTES + 1} bytes, more than any "
+                                  "LoRA's (a few MB; at most 16 MiB are read); refused unread")
 
 
 def test_a_pickled_tensor_that_claims_more_numbers_than_stored_is_refused(tmp_path):
