@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import re
+import struct
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +42,8 @@ def load_pickle(path: Path, *, mmap: bool = False, parameter_dict: bool = False)
         if refused is not None:
             raise refused from None
         raise OnewordError(f"{path}: not a readable PyTorch file (not a pickle of plain tensors)") from None
-    except (IndexError, KeyError, TypeError, EOFError, AttributeError):  # what torch raises on damaged or cut opcodes,
-        # and on float8 storages in its older format, which it writes but cannot read back
+    except (IndexError, KeyError, TypeError, EOFError, AttributeError, struct.error):  # what torch raises on damaged
+        # or cut opcodes, and on float8 storages in its older format, which it writes but cannot read back
         raise OnewordError(f"{path}: not a readable PyTorch file (damaged pickle data)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise OnewordError(f"{path}: not a readable PyTorch file ({first_line(e)})") from None

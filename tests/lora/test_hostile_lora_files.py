@@ -271,3 +271,12 @@ def test_float8_weights_in_torch_s_older_format_are_refused_in_one_line(tmp_path
     with pytest.raises(OnewordError) as refused:
         read_lora(path)
     assert str(refused.value) == f"{path}: not a readable PyTorch file (damaged pickle data)"
+
+
+def test_a_cut_file_in_torch_s_older_format_is_refused_in_one_line(tmp_path):
+    whole, path = tmp_path / "whole.ckpt", tmp_path / "cut.ckpt"
+    torch.save(_pair(), whole, _use_new_zipfile_serialization=False)
+    path.write_bytes(whole.read_bytes()[:18])  # inside a number the unpickler reads with struct
+    with pytest.raises(OnewordError) as refused:
+        read_lora(path)
+    assert str(refused.value) == f"{path}: not a readable PyTorch file (damaged pickle data)"
