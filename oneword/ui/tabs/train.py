@@ -109,7 +109,8 @@ def name_path_problems(workspace: Workspace, config: TrainConfig) -> list[str]:
     if run.is_symlink():
         problems.append(f"NAME: {run} is a link; the run's log folder is written inside {run.parent}, never "
                         "through a link")
-    elif not run.resolve().is_relative_to(workspace.root):
+    elif Path(config.log_dir).resolve().is_relative_to(workspace.root) and not run.resolve().is_relative_to(
+            workspace.root):  # a LOG_DIR outside is refused as the field it is; this is a day folder linked out
         problems.append(f"NAME: the run's log folder {run} leads outside the workspace {workspace.root} (refused)")
     return problems
 
