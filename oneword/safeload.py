@@ -42,8 +42,9 @@ def load_pickle(path: Path, *, mmap: bool = False, parameter_dict: bool = False)
         if refused is not None:
             raise refused from None
         raise OnewordError(f"{path}: not a readable PyTorch file (not a pickle of plain tensors)") from None
-    except (IndexError, KeyError, TypeError, EOFError, AttributeError, struct.error):  # what torch raises on damaged
-        # or cut opcodes, and on float8 storages in its older format, which it writes but cannot read back
+    except (IndexError, KeyError, TypeError, EOFError, AttributeError, AssertionError, struct.error):
+        # what torch raises on damaged or cut opcodes, on float8 storages in its older format (which it writes but
+        # cannot read back), and (an assert of its own) on that format's storage list naming storage it lacks
         raise OnewordError(f"{path}: not a readable PyTorch file (damaged pickle data)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise OnewordError(f"{path}: not a readable PyTorch file ({first_line(e)})") from None

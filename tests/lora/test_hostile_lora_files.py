@@ -280,3 +280,17 @@ def test_a_cut_file_in_torch_s_older_format_is_refused_in_one_line(tmp_path):
     with pytest.raises(OnewordError) as refused:
         read_lora(path)
     assert str(refused.value) == f"{path}: not a readable PyTorch file (damaged pickle data)"
+
+
+def test_a_file_in_torch_s_older_format_naming_storage_it_lacks_is_refused_in_one_line(tmp_path):
+    import re
+
+    whole, path = tmp_path / "whole.ckpt", tmp_path / "mismatched.ckpt"
+    torch.save({f"{Q}.lora_down.weight": torch.ones(4, 32)}, whole, _use_new_zipfile_serialization=False)
+    data = whole.read_bytes()
+    *_, listed = re.finditer(rb"X.\x00\x00\x00(\d{6,})q", data)  # the storage key in the list after the object
+    start, end = listed.span(1)
+    path.write_bytes(data[:start] + b"1" * (end - start) + data[end:])
+    with pytest.raises(OnewordError) as refused:
+        read_lora(path)
+    assert str(refused.value) == f"{path}: not a readable PyTorch file (damaged pickle data)"
