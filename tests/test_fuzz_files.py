@@ -469,10 +469,13 @@ def test_every_damaged_lora_is_inspected_and_converted_or_refused_in_one_line(tm
     assert problems == [], "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="convert reads a bundle's LoRA back as safetensors whatever the file's format")
-def test_a_pickled_bundle_converts_for_diffusers_or_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+def test_a_pickled_bundle_converts_for_diffusers_into_its_lora_and_its_word(tmp_path, monkeypatch, capsys):
     path = tmp_path / "bundle.pt"
-    torch.save({**_kohya(), "bundle_emb.xyz.string_to_param.*": _randn(2, 64, seed=11)}, path)
+    lora = _kohya()
+    torch.save({**lora, "bundle_emb.xyz.string_to_param.*": _randn(2, 64, seed=11)}, path)
     code, _, err = run_in_process(monkeypatch, capsys, "inspect", str(path), "--convert", "diffusers", "--out",
                                   str(tmp_path / "out"))
-    assert code == 0 or (code == 1 and len(err.splitlines()) == 1 and "--debug for the traceback" not in err), err
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bundle.safetensors", "xyz.safetensors"]
+    written = safetensors.torch.load_file(tmp_path / "out" / "bundle.safetensors")
+    assert written.keys() == lora.keys() and all(torch.equal(written[k], lora[k]) for k in lora)

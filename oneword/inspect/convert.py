@@ -220,14 +220,13 @@ def _without_bundle(found: Inspection) -> tuple[str, Callable[[IO[bytes]], objec
     """The file's LoRA without its `bundle_emb.*` keys: every other tensor and the metadata as they were."""
 
     def write(file: IO[bytes]) -> None:
-        from safetensors import safe_open
         from safetensors.torch import save
 
+        from oneword.lora.read import read_tensors
         from oneword.lora.write import addnet_hash
 
-        with safe_open(str(found.path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(PREFIX)}  # noqa: SIM118
-            metadata = dict(f.metadata() or {})
+        everything, metadata = read_tensors(found.path)  # a pickled bundle too, through the restricted loader
+        tensors = {k: v.contiguous() for k, v in everything.items() if not k.startswith(PREFIX)}
         metadata["sshs_model_hash"] = addnet_hash(save(tensors))
         file.write(save(tensors, metadata))
 
