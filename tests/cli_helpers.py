@@ -33,3 +33,29 @@ def run_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
         code = e.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def fill_the_disk(monkeypatch, suffix: str) -> None:
+    """Make every write to a file whose name ends with `suffix` fail as on a full disk (ENOSPC)."""
+    import errno
+
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file = file
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        file = real_fdopen(fd, mode, *args, **kwargs)
+        return FullDisk(file) if os.readlink(f"/proc/self/fd/{fd}").endswith(suffix) else file
+
+    monkeypatch.setattr(os, "fdopen", fdopen)

@@ -3,7 +3,6 @@ exception name, and nothing written."""
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from cli_helpers import run_in_process
+from cli_helpers import fill_the_disk, run_in_process
 from train.train_helpers import write_images
 
 from oneword.models.export import save_single_file
@@ -177,26 +176,7 @@ def test_a_read_only_embeddings_folder_is_refused_before_training(tmp_path, monk
 
 def test_a_full_disk_names_the_file_it_could_not_write(tmp_path, monkeypatch, capsys):
     write_images(tmp_path / "data")
-    real_fdopen = os.fdopen
-
-    class FullDisk:
-        def __init__(self, file):
-            self.file = file
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.file.close()
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def fdopen(fd, mode="r", *args, **kwargs):
-        file = real_fdopen(fd, mode, *args, **kwargs)
-        return FullDisk(file) if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp") else file
-
-    monkeypatch.setattr(os, "fdopen", fdopen)
+    fill_the_disk(monkeypatch, ".tmp")
     code, out, err = run_in_process(monkeypatch, capsys, *_train(tmp_path))
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert code == 1

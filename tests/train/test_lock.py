@@ -3,36 +3,17 @@ nothing is left behind."""
 
 from __future__ import annotations
 
-import errno
 import os
 
 import pytest
+from cli_helpers import fill_the_disk
 
 from oneword.errors import OnewordError
 from oneword.train.lock import RunLock
 
 
 def test_a_full_disk_names_the_lock_file_and_leaves_none(tmp_path, monkeypatch):
-    real_fdopen = os.fdopen
-
-    class FullDisk:
-        def __init__(self, file):
-            self.file = file
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.file.close()
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def fdopen(fd, mode="r", *args, **kwargs):
-        file = real_fdopen(fd, mode, *args, **kwargs)
-        return FullDisk(file) if os.readlink(f"/proc/self/fd/{fd}").endswith(".lock") else file
-
-    monkeypatch.setattr(os, "fdopen", fdopen)
+    fill_the_disk(monkeypatch, ".lock")
     lock = tmp_path / ".zqx.lock"
     with pytest.raises(OnewordError) as error:
         with RunLock([lock]):
