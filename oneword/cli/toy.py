@@ -40,23 +40,41 @@ def pretrain_command(
 @toy_app.command("report")
 def report_command(
     samples: int = typer.Option(64, help="Samples per word and per concept (fixed seeds)."),
+    tokens: int = typer.Option(1000, help="Unseen tokens (words no caption uses) whose visibility is measured."),
+    meaning_tokens: int = typer.Option(
+        100, help='Unseen tokens appended to "a photo of a COLOUR SHAPE" to measure what they change.'
+    ),
+    meaning_samples: int = typer.Option(8, help="Samples per appended token, with and without it (same seeds)."),
     out: Path = typer.Option(Path("outputs/toy-report"), help="Folder for report.json and grid.png."),
     model: str = typer.Option("toy", "--model", "-m", help="The toy model: `toy` (bundled) or a folder from pretrain."),
 ) -> None:
-    """How often the judge agrees with the prompt, per shape and colour word, and each concept's baseline."""
+    """How often the judge agrees with the prompt, per shape and colour word, and each concept's baseline; how
+    visible an unseen word is to the text encoder, and how little it changes a picture."""
     from oneword.errors import OnewordError
     from oneword.toy.bundle import load_toy
     from oneword.toy.report import ReportConfig, toy_report
 
-    if samples < 1:
-        raise OnewordError(f"--samples must be at least 1, but is {samples}")
+    counts = {"--samples": samples, "--tokens": tokens, "--meaning-tokens": meaning_tokens,
+              "--meaning-samples": meaning_samples}
+    problems = [f"{option} must be at least 1, but is {value}" for option, value in counts.items() if value < 1]
+    if problems:
+        raise OnewordError("; ".join(problems))
     base, judge = load_toy(model)
-    report = toy_report(base, judge, ReportConfig(samples=samples), out)
+    rc = ReportConfig(samples=samples, tokens=tokens, meaning_tokens=meaning_tokens, meaning_samples=meaning_samples)
+    report = toy_report(base, judge, rc, out)
     for word, rate in report["words"].items():
         typer.echo(f"{word:>10}: {rate:6.1%}")
     for name, rate in report["concept_baselines"].items():
         typer.echo(f"baseline {name:>10}: {rate:6.1%}")
     typer.echo(f"judge accuracy: {report['judge_accuracy']:.1%}")
+    seen = report["word_visibility"]
+    typer.echo(f"word visibility (median 1 - cosine): {seen['unseen_tokens']} unseen tokens "
+               f"{seen['unseen_median']:.5f}, caption words {seen['caption_median']:.5f}, ratio {seen['ratio']:.3f}")
+    meaning = report["word_meaning"]
+    for factor in ("shape", "colour"):
+        m = meaning[factor]
+        typer.echo(f"{factor} with an unseen token appended: {m['with']:.1%} (without: {m['without']:.1%}, "
+                   f"{m['points']:+.1f} points; {meaning['tokens']} tokens x {meaning['samples_per_token']} samples)")
     typer.echo(f"report: {out / 'report.json'}")
 
 

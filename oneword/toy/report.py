@@ -1,4 +1,5 @@
-"""`oneword toy report`: how often the judge agrees with the prompt, per word and per concept baseline."""
+"""`oneword toy report`: how often the judge agrees with the prompt, per word and per concept baseline, and how
+visible and how meaningless a word no caption uses is."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from oneword.generate.txt2img import generate
 from oneword.models.base import BaseModel
 from oneword.toy.concepts import CONCEPTS, Concept
 from oneword.toy.judge import Judge, judge_accuracy, to_tensor
+from oneword.toy.words import unseen_tokens, word_visibility
 from oneword.toy.world import COLOURS, NAMED_SHAPES
 
 
@@ -27,6 +29,12 @@ class ReportConfig:
     cfg: float = 5.0
     sampler: str = "ddim"
     seed: int = 0
+    tokens: int = 1000
+    """Unseen tokens (words no caption uses) whose visibility to the text encoder is measured."""
+    meaning_tokens: int = 100
+    """Unseen tokens appended to "a photo of a COLOUR SHAPE" to measure how much they change the picture."""
+    meaning_samples: int = 8
+    """Samples per appended token, drawn with and without it."""
 
 
 def draw(model: BaseModel, prompt: str, n: int, rc: ReportConfig, seed: int, embeddings=None) -> list:
@@ -93,6 +101,62 @@ def concept_baselines(model: BaseModel, judge: Judge, rc: ReportConfig) -> tuple
     return rates, columns
 
 
+@dataclass
+class MeaningTrial:
+    """Images of one prompt with an unseen token appended and of the same prompt without it, from the same seeds."""
+
+    token: str
+    shape: str
+    colour: str
+    with_token: list
+    without: list
+
+
+def appended(prompt: str, token: str) -> str:
+    """`prompt` with `token` appended as one more word (an empty token leaves it as it is)."""
+    return f"{prompt} {token}" if token else prompt
+
+
+def meaning_trials(model: BaseModel, tokens: list[str], rc: ReportConfig) -> list[MeaningTrial]:
+    """For the i-th token, `rc.meaning_samples` images of "a photo of a COLOUR SHAPE TOKEN" and of the same prompt
+    without the token, from the same seeds; the colour-shape pairs are taken in turn."""
+    pairs = [(shape, colour) for shape in NAMED_SHAPES for colour in COLOURS]
+    trials = []
+    for i, token in enumerate(tokens):
+        shape, colour = pairs[i % len(pairs)]
+        prompt, n = f"a photo of a {colour} {shape}", rc.meaning_samples
+        seed = rc.seed + 100000 + i * n
+        with_token, without = draw(model, appended(prompt, token), n, rc, seed), draw(model, prompt, n, rc, seed)
+        trials.append(MeaningTrial(token, shape, colour, with_token, without))
+    return trials
+
+
+def meaning_shift(judge: Judge, trials: list[MeaningTrial]) -> dict[str, dict[str, float]]:
+    """Per factor (shape, colour): the judged agreement with the prompt's word with the tokens and without them,
+    and the difference in points (with - without: negative when the tokens pull pictures away from the prompt)."""
+    hits = {(factor, side): 0 for factor in ("shape", "colour") for side in ("with", "without")}
+    total = 0
+    for trial in trials:
+        for side, images in (("with", trial.with_token), ("without", trial.without)):
+            verdicts = judge.predict(to_tensor(images))
+            hits["shape", side] += sum(v == trial.shape for v in verdicts["shape"])
+            hits["colour", side] += sum(v == trial.colour for v in verdicts["colour"])
+        total += len(trial.without)
+    shift = {}
+    for factor in ("shape", "colour"):
+        with_rate, without_rate = hits[factor, "with"] / total, hits[factor, "without"] / total
+        shift[factor] = {"with": with_rate, "without": without_rate, "points": 100 * (with_rate - without_rate)}
+    return shift
+
+
+def word_meaning(model: BaseModel, judge: Judge, rc: ReportConfig) -> dict:
+    """How much appending one unseen token to "a photo of a COLOUR SHAPE" changes what the judge reads, over
+    `rc.meaning_tokens` tokens (the first of the visibility draw) and `rc.meaning_samples` seeds each."""
+    tokens = unseen_tokens(model.encoders[0].tokenizer, rc.meaning_tokens, rc.seed)
+    return {"prompt": "a photo of a COLOUR SHAPE TOKEN", "tokens": rc.meaning_tokens,
+            "samples_per_token": rc.meaning_samples, **meaning_shift(judge, meaning_trials(model, tokens, rc))}
+
+
 def toy_report(model: BaseModel, judge: Judge, rc: ReportConfig, out: Path) -> dict:
     """Write `out/report.json` and `out/grid.png`; return the report."""
     words, word_columns = word_rates(model, judge, rc)
@@ -101,9 +165,12 @@ def toy_report(model: BaseModel, judge: Judge, rc: ReportConfig, out: Path) -> d
     report = {
         "words": words,
         "concept_baselines": baselines,
+        "word_visibility": word_visibility(model.encoders[0], rc.tokens, rc.seed),
+        "word_meaning": word_meaning(model, judge, rc),
         "judge_accuracy": min(accuracy.values()),
         "judge_accuracy_per_factor": accuracy,
-        "settings": {"samples": rc.samples, "steps": rc.steps, "cfg": rc.cfg, "sampler": rc.sampler, "seed": rc.seed},
+        "settings": {"samples": rc.samples, "steps": rc.steps, "cfg": rc.cfg, "sampler": rc.sampler, "seed": rc.seed,
+                     "tokens": rc.tokens, "meaning_tokens": rc.meaning_tokens, "meaning_samples": rc.meaning_samples},
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

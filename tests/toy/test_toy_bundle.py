@@ -35,9 +35,14 @@ def test_the_judge_reads_fresh_renders(toy):
 
 def test_the_report_runs_on_the_bundled_model(toy, tmp_path):
     model, judge = toy
-    report = toy_report(model, judge, ReportConfig(samples=6), tmp_path)
+    report = toy_report(model, judge, ReportConfig(samples=6, tokens=40, meaning_tokens=2, meaning_samples=2), tmp_path)
     saved = json.loads((tmp_path / "report.json").read_text())
-    assert set(saved) >= {"words", "concept_baselines", "judge_accuracy"}
+    assert set(saved) >= {"words", "concept_baselines", "judge_accuracy", "word_visibility", "word_meaning"}
+    assert saved["word_visibility"]["unseen_tokens"] == 40 and saved["word_visibility"]["caption_median"] > 0
+    assert (saved["word_meaning"]["tokens"], saved["word_meaning"]["samples_per_token"]) == (2, 2)
+    for factor in ("shape", "colour"):
+        m = saved["word_meaning"][factor]
+        assert m["points"] == pytest.approx(100 * (m["with"] - m["without"]))
     assert set(saved["words"]) == {"circle", "square", "triangle", "red", "green", "blue", "yellow", "purple"}
     assert set(saved["concept_baselines"]) == {"star", "cross", "crescent", "outline"}
     assert all(0.0 <= v <= 1.0 for v in [*saved["words"].values(), *saved["concept_baselines"].values()])
