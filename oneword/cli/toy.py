@@ -49,7 +49,7 @@ def report_command(
     model: str = typer.Option("toy", "--model", "-m", help="The toy model: `toy` (bundled) or a folder from pretrain."),
 ) -> None:
     """How often the judge agrees with the prompt, per shape and colour word, and each concept's baseline; how
-    visible an unseen word is to the text encoder, and how little it changes a picture."""
+    visible an unseen word is to the text encoder, and how much it changes a picture."""
     from oneword.errors import OnewordError
     from oneword.toy.bundle import load_toy
     from oneword.toy.report import ReportConfig, toy_report
