@@ -8,19 +8,16 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import torch
-
-from oneword.conditioning.encode import Conditioning, encode_prompts
-from oneword.embeddings.create import create_embedding
-from oneword.embeddings.embedding import Embedding, EmbeddingMismatch
-from oneword.embeddings.formats import load_embedding_file, save_embedding
 from oneword.errors import OnewordError
-from oneword.models.base import BaseModel
-from oneword.train.groups import ParamGroup
-from oneword.train.trainable import stamped, tensors_hash
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where it is used: the command line reads this kind without torch
+    import torch
+
+    from oneword.conditioning.encode import Conditioning
+    from oneword.embeddings.embedding import Embedding
+    from oneword.models.base import BaseModel
     from oneword.train.config import TrainConfig
+    from oneword.train.groups import ParamGroup
 
 MAX_VECTORS = 75
 """The most vectors per token (one prompt chunk)."""
@@ -28,6 +25,8 @@ MAX_VECTORS = 75
 
 def embedding_hash(embedding: Embedding) -> str:
     """The digest of an embedding's vectors, by encoder key."""
+    from oneword.train.trainable import tensors_hash
+
     return tensors_hash([(key, embedding.vectors[key]) for key in sorted(embedding.vectors)])
 
 
@@ -39,6 +38,8 @@ class EmbeddingTrainable:
     """A1111 trains embeddings without weight decay."""
 
     def __init__(self, embedding: Embedding, device: torch.device) -> None:
+        import torch
+
         self.name = embedding.name
         self.base = embedding
         self.params = {
@@ -52,6 +53,8 @@ class EmbeddingTrainable:
 
     def groups(self, learn_rate: str) -> list[ParamGroup]:
         """One group, `vectors`, at the run's rate."""
+        from oneword.train.groups import ParamGroup
+
         return [ParamGroup("vectors", self.parameters(), learn_rate, self.weight_decay)]
 
     def _live(self) -> Embedding:
@@ -59,6 +62,8 @@ class EmbeddingTrainable:
 
     def conditioning(self, model: BaseModel, prompts: list[str], rows: list[int] | None = None) -> Conditioning:
         """Every prompt of the batch through the text encoders at once (context: (B, 77 * chunks, width))."""
+        from oneword.conditioning.encode import encode_prompts
+
         return encode_prompts(model, prompts, {self.name: self._live()}, grad=True, rows=rows)
 
     def applied(self, model: BaseModel) -> contextlib.AbstractContextManager:
@@ -71,11 +76,16 @@ class EmbeddingTrainable:
 
     def snapshot(self, step: int) -> Embedding:
         """The vectors now, as float32 CPU tensors of their own."""
+        import torch
+
         vectors = {key: p.detach().to("cpu", torch.float32).clone() for key, p in self.params.items()}
         return dataclasses.replace(self.base, vectors=vectors, step=step, source=None)  # no file holds these yet
 
     def save(self, snapshot: Embedding, path: Path, model: BaseModel, name: str) -> None:
         """A1111 `.pt` (or `.safetensors` for SDXL), recording the base model."""
+        from oneword.embeddings.formats import save_embedding
+        from oneword.train.trainable import stamped
+
         save_embedding(stamped(snapshot, model, name), path, model=model)
 
     def state_hash(self, snapshot: Embedding) -> str:
@@ -84,6 +94,8 @@ class EmbeddingTrainable:
 
     def load(self, embedding: Embedding) -> None:
         """Put an embedding's vectors into the parameters (same keys and shapes)."""
+        import torch
+
         with torch.no_grad():
             for key, p in self.params.items():
                 p.copy_(embedding.vectors[key].to(p))
@@ -123,9 +135,14 @@ class EmbeddingKind:
 
     def create(self, config: TrainConfig, model: BaseModel, name: str) -> Embedding:
         """From --init-text, --vectors per token."""
+        from oneword.embeddings.create import create_embedding
+
         return create_embedding(model, name, config.init_text, config.vectors)
 
     def read(self, path: Path, model: BaseModel) -> Embedding:
+        from oneword.embeddings.embedding import EmbeddingMismatch
+        from oneword.embeddings.formats import load_embedding_file
+
         embedding = load_embedding_file(path)
         try:
             embedding.vectors_for(model)

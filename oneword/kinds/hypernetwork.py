@@ -9,23 +9,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import torch
-
-from oneword.conditioning.cache import ConditioningCache
-from oneword.conditioning.encode import Conditioning, encode_prompts
 from oneword.errors import OnewordError
-from oneword.hypernetworks.apply import hypernetworks_applied
-from oneword.hypernetworks.formats import load_hypernetwork, save_hypernetwork
-from oneword.hypernetworks.hypernetwork import Hypernetwork
-from oneword.models.base import BaseModel
-from oneword.train.groups import ParamGroup
-from oneword.train.trainable import tensors_hash
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where it is used: the command line reads this kind without torch
+    import torch
+
+    from oneword.conditioning.encode import Conditioning
+    from oneword.hypernetworks.hypernetwork import Hypernetwork
+    from oneword.models.base import BaseModel
     from oneword.train.config import TrainConfig
+    from oneword.train.groups import ParamGroup
 
 def hypernetwork_hash(hypernetwork: Hypernetwork) -> str:
     """The digest of every module's weights of a hypernetwork."""
+    from oneword.train.trainable import tensors_hash
+
     return tensors_hash([(f"{w}.{i}.{k}", t) for w in hypernetwork.widths for i, module in
                          enumerate(hypernetwork.layers[w]) for k, t in module.state_dict().items()])
 
@@ -38,6 +36,8 @@ class HypernetworkTrainable:
     """A1111 keeps torch's AdamW default for hypernetworks."""
 
     def __init__(self, hypernetwork: Hypernetwork, device: torch.device, cache_conditioning: bool = False) -> None:
+        from oneword.conditioning.cache import ConditioningCache
+
         self.name = hypernetwork.name
         self.hypernetwork = hypernetwork.to(device)
         for p in self.hypernetwork.parameters():
@@ -51,11 +51,15 @@ class HypernetworkTrainable:
 
     def groups(self, learn_rate: str) -> list[ParamGroup]:
         """One group, `modules`, at the run's rate."""
+        from oneword.train.groups import ParamGroup
+
         return [ParamGroup("modules", self.parameters(), learn_rate, self.weight_decay)]
 
     def conditioning(self, model: BaseModel, prompts: list[str], rows: list[int] | None = None) -> Conditioning:
         """The plain text conditioning (the hypernetwork acts inside the UNet); with `cache_conditioning`, each
         prompt's is computed once (per chunk count) and reused: it has no gradient and the text encoders are frozen."""
+        from oneword.conditioning.encode import encode_prompts
+
         if self._cache is None:
             return encode_prompts(model, prompts, {}, grad=False, rows=rows)
         return self._cache.conditioning(model, prompts, rows)
@@ -63,6 +67,8 @@ class HypernetworkTrainable:
     @contextlib.contextmanager
     def applied(self, model: BaseModel) -> Iterator[None]:
         """The hypernetwork on every attention layer of its widths, dropout on, for the run."""
+        from oneword.hypernetworks.apply import hypernetworks_applied
+
         self.hypernetwork.train(True)
         try:
             with hypernetworks_applied(model.unet, [(self.hypernetwork, 1.0)]):
@@ -90,6 +96,8 @@ class HypernetworkTrainable:
 
     def save(self, snapshot: Hypernetwork, path: Path, model: BaseModel, name: str) -> None:
         """A1111 `.pt` (or `.safetensors`), recording the base model."""
+        from oneword.hypernetworks.formats import save_hypernetwork
+
         snapshot.sd_checkpoint, snapshot.sd_checkpoint_name = model.short_hash, model.name
         snapshot.name = name
         save_hypernetwork(snapshot, path)
@@ -100,6 +108,8 @@ class HypernetworkTrainable:
 
     def load(self, hypernetwork: Hypernetwork) -> None:
         """Put another hypernetwork's weights (same structure) into the modules."""
+        import torch
+
         with torch.no_grad():
             for mine, theirs in zip(self.hypernetwork.parameters(), hypernetwork.parameters()):
                 mine.copy_(theirs.to(mine))
@@ -137,6 +147,7 @@ class HypernetworkKind:
 
     def read(self, path: Path, model: BaseModel) -> Hypernetwork:
         from oneword.hypernetworks.apply import widths_of
+        from oneword.hypernetworks.formats import load_hypernetwork
 
         hypernetwork = load_hypernetwork(path)
         used = widths_of(model.unet)

@@ -9,21 +9,17 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-
 from oneword.errors import OnewordError, gather
-from oneword.lora.names import TARGETS, Place, places
-from oneword.lora.network import Lora, LoraLayer
-from oneword.lora.read import read_lora
-from oneword.lora.trainable import PRECISIONS, LoraSettings, LoraTrainable, lora_hash, new_layer
-from oneword.models.base import BaseModel
 from oneword.models.bundled import TOY_NAME
-from oneword.prep.images import source_files
-from oneword.train.dataset import IMAGE_SUFFIXES, caption_of
 from oneword.train.schedule import schedule_problem
-from oneword.train.templates import read_template
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where it is used: the command line reads this kind without torch
+    import torch
+
+    from oneword.lora.names import Place
+    from oneword.lora.network import Lora, LoraLayer
+    from oneword.lora.trainable import LoraTrainable
+    from oneword.models.base import BaseModel
     from oneword.train.config import TrainConfig
 
 DOWN, UP = ".lora_down.weight", ".lora_up.weight"
@@ -31,6 +27,8 @@ DOWN, UP = ".lora_down.weight", ".lora_up.weight"
 
 def expected_shapes(place: Place, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The down and up shapes a layer of `rank` has on `place` (kohya's layout)."""
+    import torch
+
     module = place.module
     if isinstance(module, torch.nn.Conv2d):
         return (rank, module.in_channels, *module.kernel_size), (module.out_channels, rank, 1, 1)
@@ -39,6 +37,8 @@ def expected_shapes(place: Place, rank: int) -> tuple[tuple[int, ...], tuple[int
 
 def fit_problems(lora: Lora, where: dict[str, Place]) -> list[str]:
     """The layers of `lora` that name no layer of the model or have other shapes than it needs."""
+    from oneword.lora.network import LoraLayer
+
     problems = []
     for key, layer in lora.layers.items():
         if type(layer) is not LoraLayer:  # a LyCORIS layer, or one a reader could not use (with its reason)
@@ -92,6 +92,9 @@ def _word_options(config: TrainConfig, kind: str) -> list[str]:
 def tag_frequency(folder: Path) -> dict[str, dict[str, int]]:
     """kohya's `ss_tag_frequency`: how often each comma-separated tag occurs in the captions, by folder name (A1111's
     LoRA page lists a file's training tags from it); {} when the folder has no images (refused elsewhere)."""
+    from oneword.prep.images import source_files
+    from oneword.train.dataset import IMAGE_SUFFIXES, caption_of
+
     folder = Path(folder)
     if not folder.is_dir():
         return {}
@@ -134,6 +137,9 @@ class LoraKind:
     def settings_problems(self, config: TrainConfig) -> list[str]:
         """Ranks at least 1, finite alphas above 0, a known --targets, conv settings only with conv, the rates'
         schedules, no --text-encoder-lr of its own without the text encoder."""
+        from oneword.lora.names import TARGETS
+        from oneword.lora.trainable import PRECISIONS
+
         problems = []
         for option, value in (("--rank", config.rank), ("--conv-rank", config.conv_rank)):
             if value is not None and value < 1:
@@ -181,6 +187,13 @@ class LoraKind:
     def create(self, config: TrainConfig, model: BaseModel, name: str) -> Lora:
         """A LoRA that changes nothing yet on --targets' layers (the text encoders' with --train-text-encoder),
         seeded by --seed; its trigger is NAME when the template's prompts hold `[name]`."""
+        import torch
+
+        from oneword.lora.names import places
+        from oneword.lora.network import Lora
+        from oneword.lora.trainable import new_layer
+        from oneword.train.templates import read_template
+
         generator = torch.Generator().manual_seed(config.seed)
         found = places(model, config.targets, text_encoder=config.train_text_encoder)
         gather(rank_problems(config, found))  # before any layer is made: a huge rank would fill the memory
@@ -207,6 +220,9 @@ class LoraKind:
 
     def read_fitting(self, path: Path, model: BaseModel) -> Lora:
         """A kohya LoRA/LoCon file whose every layer is a layer of `model`, of the shapes it needs."""
+        from oneword.lora.names import places
+        from oneword.lora.read import read_lora
+
         lora, where = read_lora(path), places(model)
         problems = fit_problems(lora, where) if lora.layers else ["it holds no LoRA layer"]
         if problems:
@@ -216,16 +232,22 @@ class LoraKind:
         return dataclasses.replace(lora, layers={key: lora.layers[key] for key in where if key in lora.layers})
 
     def trainable(self, snapshot: Lora, config: TrainConfig, device: torch.device) -> LoraTrainable:
+        from oneword.lora.trainable import PRECISIONS, LoraSettings, LoraTrainable
+
         settings = LoraSettings(config.learn_rate, config.text_encoder_lr, bool(config.train_text_encoder),
                                 PRECISIONS[config.save_precision], config.cache_conditioning,
                                 tag_frequency(config.data))
         return LoraTrainable(snapshot, device, settings)
 
     def state_hash(self, snapshot: Lora) -> str:
+        from oneword.lora.trainable import lora_hash
+
         return lora_hash(snapshot)
 
     def with_exact_weights(self, snapshot: Lora, weights: dict[str, torch.Tensor]) -> Lora:
         """The snapshot with the float32 down and up tensors of its run's optimizer state, where they fit."""
+        from oneword.lora.network import LoraLayer
+
         layers = {}
         for key, layer in snapshot.layers.items():
             down, up = weights.get(key + DOWN), weights.get(key + UP)

@@ -13,19 +13,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from oneword.embeddings.embedding import EmbeddingMismatch
 from oneword.errors import OnewordError
 from oneword.kinds.embedding import EMBEDDING
 from oneword.kinds.lora import LORA
-from oneword.lora.network import Lora
-from oneword.lora.trainable import PRECISIONS, LoraSettings
-from oneword.models.base import BaseModel
-from oneword.pivotal.trainable import PivotalTrainable, pivotal_hash, vectors_schedule
 from oneword.train.schedule import schedule_problem
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where it is used: the command line reads this kind without torch
+    import torch
+
+    from oneword.lora.network import Lora
+    from oneword.models.base import BaseModel
+    from oneword.pivotal.trainable import PivotalTrainable
     from oneword.train.config import TrainConfig
 
 TI_FRAC = 1.0
@@ -80,6 +78,8 @@ class PivotalKind:
 
     def read(self, path: Path, model: BaseModel) -> Lora:
         """A LoRA file that fits `model` (the LoRA kind's check) with one bundled embedding that fits it too."""
+        from oneword.embeddings.embedding import EmbeddingMismatch
+
         lora = LORA.read_fitting(path, model)
         if len(lora.embeddings) != 1:
             words = ", ".join(lora.embeddings) or "none"
@@ -91,12 +91,17 @@ class PivotalKind:
         return lora
 
     def trainable(self, snapshot: Lora, config: TrainConfig, device: torch.device) -> PivotalTrainable:
+        from oneword.lora.trainable import PRECISIONS, LoraSettings
+        from oneword.pivotal.trainable import PivotalTrainable, vectors_schedule
+
         settings = LoraSettings(config.learn_rate, config.text_encoder_lr, bool(config.train_text_encoder),
                                 PRECISIONS[config.save_precision], config.cache_conditioning)
         return PivotalTrainable(snapshot, device, settings,
                                 vectors_schedule(config.vectors_lr, config.ti_frac, config.max_steps))
 
     def state_hash(self, snapshot: Lora) -> str:
+        from oneword.pivotal.trainable import pivotal_hash
+
         return pivotal_hash(snapshot)
 
     def continuing_problems(self, config: TrainConfig, snapshot: Lora, path: Path) -> list[str]:

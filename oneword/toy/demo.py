@@ -9,10 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oneword.generate.grid import labelled_grid
-from oneword.toy.concepts import get_concept, write_concept_examples
-from oneword.toy.report import ReportConfig, baseline_prompt, concept_rate, embedding_prompt
-from oneword.train.config import TrainConfig
 from oneword.train.events import Listener
 
 
@@ -51,7 +47,11 @@ class DemoResult:
 def run_demo(config: DemoConfig, on_event: Listener = lambda event: None, log=print) -> DemoResult:
     """Write the concept's examples, judge the baseline, train, judge every checkpoint, and draw a comparison grid."""
     from oneword.embeddings.formats import load_embedding_file
+    from oneword.generate.grid import labelled_grid
     from oneword.toy.bundle import load_toy
+    from oneword.toy.concepts import get_concept, write_concept_examples
+    from oneword.toy.report import ReportConfig, baseline_prompt, concept_rate, embedding_prompt
+    from oneword.train.config import TrainConfig
     from oneword.train.loop import train
 
     concept = get_concept(config.concept)
