@@ -164,3 +164,15 @@ def edit_png(data: bytes, rng: random.Random) -> bytes:
     new = rng.choice([(13000, 13000), (width * 2, height), (0, height), (2**31 - 1, 1), (width, height + 1)])
     chunks[0] = (b"IHDR", struct.pack(">II", *new) + chunks[0][1][8:])
     return _png(chunks)
+
+
+MEMORY_GUARD = 1 << 30
+"""Bytes the peak memory may grow by over a whole scan of hostile files: a guard against decompression bombs,
+not a measure."""
+
+
+def peak_bytes() -> int:
+    """The process's peak resident memory so far, in bytes."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
