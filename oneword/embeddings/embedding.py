@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where vectors are checked: `oneword inspect` reads a file's shapes without it
+    import torch
 
-if TYPE_CHECKING:
     from oneword.models.base import BaseModel
 
 SINGLE_KEY = "*"
@@ -18,6 +18,9 @@ SDXL_KEYS = ("clip_l", "clip_g")
 MAX_VECTORS = 75
 """A prompt chunk holds 75 tokens (77 with BOS and EOS) and A1111 never splits an embedding across chunks, so
 one word can stand for at most 75 vectors."""
+MAX_ABS = 1e4
+"""Largest magnitude accepted in a vector: token embeddings are below 1 and trained vectors stay within a few
+units; values beyond this (or NaN, inf) only ever make the text encoder overflow and the image black."""
 
 
 class EmbeddingMismatch(ValueError):
@@ -105,6 +108,8 @@ class Embedding:
 
 def vector_problems(vectors: dict[str, torch.Tensor]) -> list[str]:
     """What is wrong with a `vectors` dict (keys, types, shapes, counts); empty when it is a valid embedding."""
+    import torch
+
     keys = set(vectors)
     if keys != {SINGLE_KEY} and keys != set(SDXL_KEYS):
         return [f"vectors must have the key '*' or the keys clip_l and clip_g, not {sorted(keys)}"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from oneword.embeddings.embedding import MAX_VECTORS, SDXL_KEYS, SINGLE_KEY, Embedding
+from oneword.embeddings.embedding import MAX_ABS, MAX_VECTORS, SDXL_KEYS, SINGLE_KEY, Embedding
 from oneword.errors import OnewordError
 
 A1111_TOKEN = 265
@@ -31,9 +31,6 @@ SINGLE_KEYS = ("emb_params", "emp_params", "string_to_param.*")
 """Flat keys of single-encoder vectors: kohya, OneTrainer, and an A1111 dict flattened into .safetensors."""
 OUTPUT_KEYS = {"emp_params": "emp_params_out", "clip_l": "clip_l_out", "clip_g": "clip_g_out"}
 """OneTrainer's output-embedding vectors beside its input ones (which are zeros in an output embedding)."""
-MAX_ABS = 1e4
-"""Largest magnitude accepted in a vector: token embeddings are below 1 and trained vectors stay within a few
-units; values beyond this (or NaN, inf) only ever make the text encoder overflow and the image black."""
 
 
 class EmbeddingFileError(OnewordError):

@@ -17,11 +17,12 @@ Who writes which PARTs, and who reads them (from each tool's code):
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import torch
+from typing import TYPE_CHECKING
 
 from oneword.embeddings.embedding import SDXL_KEYS, Embedding, vector_problems
-from oneword.lora.network import header_step
+
+if TYPE_CHECKING:  # the key functions serve `oneword inspect`, which reads a file's header without torch
+    import torch
 
 PREFIX = "bundle_emb."
 SINGLE = "string_to_param.*"
@@ -34,6 +35,8 @@ OUTPUT_PARTS = {"clip_l": "clip_l_out", "clip_g": "clip_g_out"}
 
 def bundle_tensors(embeddings: dict[str, Embedding]) -> dict[str, torch.Tensor]:
     """The file keys of bundled embeddings: the vectors as float32, as embedding files keep them."""
+    import torch
+
     tensors = {}
     for word, embedding in embeddings.items():
         for key, vectors in embedding.vectors.items():
@@ -111,6 +114,8 @@ def read_bundle(tensors: dict[str, torch.Tensor],
                 metadata: dict[str, str]) -> tuple[dict[str, Embedding], dict[str, str]]:
     """The bundled embeddings of a LoRA file's tensors by word, and why each other word is left out (another
     encoder's `t5`, an output embedding, shapes that make no embedding)."""
+    from oneword.lora.network import header_step
+
     embeddings, problems = {}, {}
     step = header_step(metadata)
     for word, parts in bundled_words(tensors).items():

@@ -28,6 +28,7 @@ from safetensors import SafetensorError, safe_open
 from oneword.embeddings.layouts import MAX_ABS
 from oneword.errors import OnewordError
 from oneword.lora.bundle import read_bundle
+from oneword.lora.limits import MAX_HEADER_BYTES, MAX_LAYER_NUMBERS, MAX_TENSORS
 from oneword.lora.lycoris import (
     HADA_PARTS,
     LOKR_PARTS,
@@ -42,15 +43,6 @@ from oneword.lora.peft import AdapterMetadataError, diffusers_layers, is_diffuse
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 """The files a LoRA folder is searched for (A1111 reads the first three; diffusers saves `.bin` too)."""
-MAX_TENSORS = 20_000
-"""Most tensors a LoRA file may hold: a LyCORIS file over every layer of SDXL's UNet and both text encoders (LoHa
-with Tucker cores, seven tensors and an alpha a layer) has about 12,000; a real SDXL LoCon a few thousand."""
-MAX_HEADER_BYTES = 16 << 20
-"""Largest safetensors header read: the names and shapes of MAX_TENSORS tensors and kohya's training metadata (its
-tag counts included) take a few MB."""
-MAX_LAYER_NUMBERS = 1 << 26
-"""Most numbers a layer's weight change may have, whatever model it is fitted to (a model's own layer bounds it
-further): SDXL's largest weight, an up block's 3x3 convolution of 2560 -> 1280 channels, has 29.5 million."""
 LEGACY_PICKLES = 4
 """The pickles that begin an older (non-zip) PyTorch file: a magic number, the protocol, system information, then
 the saved object, whose storages are references (persistent ids) to the data after them."""
