@@ -23,7 +23,6 @@ def inspect_command(
     """What each file is (embedding, hypernetwork, LoRA, LoCon, LoHa, LoKr, bundle, base model), its base
     architecture, sizes, trigger words and training metadata, whether it is safe to load (a pickle that would run
     code is never loaded), and which tools load it as it is."""
-    from oneword.inspect.convert import convert_files
     from oneword.inspect.describe import inspect_file
     from oneword.inspect.report import report_lines
 
@@ -33,11 +32,13 @@ def inspect_command(
         raise OnewordError("--out is for --convert TOOL")
     if overwrite and convert is None:
         raise OnewordError("--overwrite is for --convert TOOL --out DIR")
-    found = [inspect_file(path) for path in files]
+    found = [inspect_file(path, content=convert is not None) for path in files]
     for item in found:
         typer.echo("\n".join(report_lines(item)))
     if convert is None:
         return
+    from oneword.inspect.convert import convert_files
+
     for item, outputs in zip(found, convert_files(found, convert, out, overwrite=overwrite), strict=True):
         if not outputs:
             typer.echo(f"{item.path}: loads in {convert} as it is; nothing written")

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError, safe_open
 
-from oneword.embeddings.embedding import Embedding
 from oneword.errors import OnewordError
 from oneword.lora.bundle import bundled_parts, layout_name
 from oneword.models.detect import UNET, detect_kind
+
+if TYPE_CHECKING:
+    from oneword.embeddings.embedding import Embedding
 
 CONTEXT_ARCHITECTURES = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL"}
 """A UNet's cross-attention width (a text encoder's for SD 1.x/2.x) -> the base architecture."""
@@ -52,8 +54,12 @@ class Inspection:
 
 def embedding_architecture(embedding: Embedding) -> str:
     """SD 1.x (768), SD 2.x (1024), SDXL (clip_l 768 + clip_g 1280), or unknown with the width."""
-    widths = embedding.widths
-    if embedding.is_sdxl:
+    return widths_architecture(embedding.widths)
+
+
+def widths_architecture(widths: dict[str, int]) -> str:
+    """An embedding's architecture from its widths by encoder key (`*`, or SDXL's `clip_l` and `clip_g`)."""
+    if "*" not in widths:
         return f"SDXL (clip_l {widths['clip_l']} + clip_g {widths['clip_g']})"
     width = widths["*"]
     return f"{CONTEXT_ARCHITECTURES.get(width, 'unknown')} (width {width})"
@@ -76,22 +82,24 @@ def _header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]] | N
     if path.suffix.lower() != ".safetensors":
         return None
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
     except (SafetensorError, OSError) as error:
         raise OnewordError(f"{path}: not a readable safetensors file ({error})") from None
 
 
-def inspect_file(path: Path) -> Inspection:
-    """What `path` is, read safely: a pickle that would run code is reported, never loaded."""
-    from oneword.safeload import UnsafePickle, load_pickle
-
+def inspect_file(path: Path, content: bool = True) -> Inspection:
+    """What `path` is, read safely: a pickle that would run code is reported, never loaded. Without `content`, a
+    plain LoRA or an embedding in a safetensors file is described from its header and numbers alone, without
+    torch (oneword/inspect/summary.py), and its `content` stays None."""
     path = Path(path)
     if not path.is_file():
         raise OnewordError(f"{path}: no such file")
     header = _header(path)
     shapes = header[0] if header else None
     if header is None and path.suffix.lower() in (".pt", ".ckpt", ".bin", ".pth"):
+        from oneword.safeload import UnsafePickle, load_pickle
+
         try:
             data = load_pickle(path, mmap=True, parameter_dict=True)
         except UnsafePickle as error:
@@ -107,8 +115,23 @@ def inspect_file(path: Path) -> Inspection:
         what = "safe: safetensors (tensors only)"
     if shapes is not None and any(k.startswith(UNET) for k in shapes):
         return _base_model(path, shapes, what)
-    found = _read(path, list(shapes or ()))
+    found = _from_header(path, *header) if header is not None and not content else None
+    found = found or _read(path, list(shapes or ()))
     found.safety = what
+    return found
+
+
+def _from_header(path: Path, shapes: dict[str, tuple[int, ...]], metadata: dict[str, str]) -> Inspection | None:
+    """A plain LoRA or an embedding described from its header and numbers, without torch; None for other files."""
+    from oneword.inspect.summary import HeaderLora, summarize
+
+    read = summarize(path, shapes, metadata)
+    if isinstance(read, HeaderLora):
+        return _lora_inspection(path, read, "kohya", read.kind, [], {})
+    if read is None:
+        return None
+    found = _embedding(path, read)
+    found.content = None  # a HeaderEmbedding holds no vectors
     return found
 
 
@@ -144,9 +167,17 @@ def _lora(path: Path, read: tuple, bundled: dict[str, list[str]]) -> Inspection:
     from oneword.lora.read import Unusable, lora_kind
 
     lora, layout = read
-    kind = lora_kind(lora, layout)
+    unread = [k for k, v in lora.layers.items() if isinstance(v, Unusable)]
+    return _lora_inspection(path, lora, layout, lora_kind(lora, layout), unread, bundled, content=lora)
+
+
+def _lora_inspection(path: Path, lora: Any, layout: str, kind: str, unread: list[str],
+                     bundled: dict[str, list[str]], content: Any = None) -> Inspection:
+    """The inspection of a LoRA read (a Lora, or a HeaderLora: its `layers`, `metadata`, `embeddings` and
+    `trigger`), of the given kind, with the keys of the layers that cannot be applied."""
     what = {"PEFT": "PEFT LoRA"}.get(kind, kind)
-    layers = {k: v for k, v in lora.layers.items() if not isinstance(v, Unusable)}
+    skipped = set(unread)
+    layers = {k: v for k, v in lora.layers.items() if k not in skipped}
     ranks = sorted({getattr(layer, "rank", 0) for layer in layers.values()} - {0, None})
     alphas = sorted({getattr(layer, "alpha", None) for layer in layers.values()} - {None})
     parts = [p for p, prefix in (("UNet", "lora_unet_"), ("text encoder", "lora_te")) if any(
@@ -159,21 +190,21 @@ def _lora(path: Path, read: tuple, bundled: dict[str, list[str]]) -> Inspection:
         what = f"bundle ({what} + {len(words)} embedding{'s' if len(words) > 1 else ''})"
         facts += [(f"bundled word {w}", f"{e.n_vectors} vectors, {embedding_architecture(e)}"
                    + (f", {layout_name(bundled[w])}" if w in bundled else "")) for w, e in lora.embeddings.items()]
-    unread = [k for k, v in lora.layers.items() if isinstance(v, Unusable)]
     if unread:
         facts.append(("not read", f"{len(unread)} layers (e.g. {unread[0]})"))
     trigger = [lora.trigger] if lora.trigger and lora.trigger not in words else []
     return Inspection(path, what, architecture=_lora_architecture(lora), facts=facts, words=words + trigger,
-                      content=lora, layout=layout, bundled=bundled)
+                      content=content, layout=layout, bundled=bundled)
 
 
-def _embedding(path: Path, embedding: Embedding) -> Inspection:
+def _embedding(path: Path, embedding: Any) -> Inspection:
+    """The inspection of an Embedding (or of a HeaderEmbedding, which names the same facts)."""
     facts = [("vectors", str(embedding.n_vectors))]
     for label, value in (("steps", embedding.step), ("base model", embedding.sd_checkpoint_name),
                          ("base model hash", embedding.sd_checkpoint)):
         if value is not None:
             facts.append((label, str(value)))
-    return Inspection(path, "embedding", architecture=embedding_architecture(embedding), facts=facts,
+    return Inspection(path, "embedding", architecture=widths_architecture(embedding.widths), facts=facts,
                       words=[embedding.name], content=embedding)
 
 
