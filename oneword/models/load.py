@@ -8,6 +8,7 @@ from oneword.errors import OnewordError
 from oneword.models.base import BaseModel
 from oneword.models.bundled import TOY_NAME, bundled_toy_path
 from oneword.offline import go_offline
+from oneword.timing import timed
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
@@ -19,6 +20,11 @@ def load_base(path: str | Path, prediction_type: str | None = None) -> BaseModel
     `prediction_type` overrides what the file implies (`epsilon` or `v_prediction`), for SD 2.x files whose
     keys cannot tell the 512 epsilon model from the 768 v-prediction one.
     """
+    with timed("model load"):
+        return _load(path, prediction_type)
+
+
+def _load(path: str | Path, prediction_type: str | None) -> BaseModel:
     go_offline()
     if prediction_type is not None and prediction_type not in PREDICTION_TYPES:
         raise OnewordError(

@@ -25,6 +25,7 @@ from oneword.generate.config import GenerateConfig
 from oneword.models.base import BaseModel
 from oneword.models.device import pick_device
 from oneword.score import make_scorers
+from oneword.timing import timed
 from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record, lower_is_better
 from oneword.train.config import TrainConfig
 from oneword.train.dataset import Dataset, LatentCache, cache_latents, read_dataset
@@ -116,21 +117,25 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     lines = read_template(config.template)
     native = int(model.vae.config.sample_size)
     size = None if config.keep_size else (config.width or native, config.height or native)
-    dataset = read_dataset(config.data, size, alpha_weight=config.alpha_weight)
+    with timed("reading the data"):
+        dataset = read_dataset(config.data, size, alpha_weight=config.alpha_weight)
     clip = None if config.clip_grad == "none" else parse_schedule(config.clip_grad_value, config.max_steps,
                                                                   "--clip-grad-value")
     check_picture_size(model, {image.size for image in dataset.images}, config.batch_size)
 
     processes = join_processes(device)
     target = processes.device(pick_device(device))
-    model.to(target, training_dtype(target, config.half_precision))
-    for module in model.modules():
-        module.requires_grad_(False).eval()
-    prepare_unet(model, config)
-    latents = cache_latents(model, dataset.images, config.latent_sampling, config.seed)
-    model.vae.to("cpu")  # no VAE work per step: it leaves the accelerator after caching
+    with timed("model placement"):
+        model.to(target, training_dtype(target, config.half_precision))
+        for module in model.modules():
+            module.requires_grad_(False).eval()
+        prepare_unet(model, config)
+    with timed("latent caching"):
+        latents = cache_latents(model, dataset.images, config.latent_sampling, config.seed)
+        model.vae.to("cpu")  # no VAE work per step: it leaves the accelerator after caching
 
-    begin = starting_point(config, model, name, target)
+    with timed("starting point"):
+        begin = starting_point(config, model, name, target)
     trainable, path, start, saved = begin.trainable, begin.path, begin.step, begin.saved
     groups = trainable.groups(config.learn_rate)
     schedules = GroupSchedules.parse(groups, config.max_steps)
@@ -148,13 +153,15 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     notes += check_prompt(preview.prompt)  # a malformed tag is refused here, before anything is written
     preview_tags = scan_folders(folders_of(config)) if parse_tags(preview.prompt)[1] else []
     if scorers is None:
-        scorers = make_scorers(config.score, config.clip, config.score_samples, config.seed, model)
+        with timed("scorers"):
+            scorers = make_scorers(config.score, config.clip, config.score_samples, config.seed, model)
     signal = stop_signal(config, scorers)
     alphas = alphas_cumprod(model)
     validation = None
     if config.validate_every:
-        validation = validation_batch([m.shape for m in latents.mean], [im.caption for im in dataset.images], lines,
-                                      name, len(alphas), config.validation_size, config.seed)
+        with timed("validation set-up"):
+            validation = validation_batch([m.shape for m in latents.mean], [im.caption for im in dataset.images],
+                                          lines, name, len(alphas), config.validation_size, config.seed)
     folder = saved.folder if saved else LogFolder.for_run(Path(config.log_dir), name, path.suffix, kind=trainable.kind)
     return Run(
         config=config, model=model, dataset=dataset, latents=latents, lines=lines, schedules=schedules, clip=clip,
@@ -252,7 +259,8 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
                 reason = "schedule"
                 break
             rates, step = upcoming, done + 1
-            total = _gradients(run, step, rates, signals)
+            with timed("gradients"):
+                total = _gradients(run, step, rates, signals)
             if not all_finite(total, run.trainable.parameters()):
                 bad += 1
                 on_event(Skipped(step, bad))
@@ -262,7 +270,8 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
                 continue
             bad = 0
             clip_gradients(run, done)
-            run.optimizer.step()
+            with timed("optimizer step"):
+                run.optimizer.step()
             done = step
             losses.append(total)
             if done % PROGRESS_EVERY == 0 or done == run.total_steps:
