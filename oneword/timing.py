@@ -24,7 +24,7 @@ def timed(name: str) -> Iterator[None]:
         yield
     finally:
         end = time.time()
-        for listener in list(_listeners):
+        for listener in _listeners:
             listener(name, start, end)
 
 

@@ -178,6 +178,6 @@ def _embedding(path: Path, entries: dict[str, Entry], metadata: dict[str, str],
         step = int(text)
     elif text is not None and text.strip().lstrip("-").isdigit() and len(text) <= MAX_DIGITS:
         return None  # a signed or spaced count: the full reader's rule decides
-    widths = {key: widths[key] for key in sorted(widths, key=list(("*", *SDXL_KEYS)).index)}
+    widths = {key: widths[key] for key in sorted(widths, key=["*", *SDXL_KEYS].index)}
     return HeaderEmbedding(path.stem, widths, counts.pop(), step, metadata.get("sd_checkpoint_name"),
                            metadata.get("sd_checkpoint"))
