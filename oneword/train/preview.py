@@ -10,7 +10,6 @@ from oneword.conditioning.tags import TagLibrary
 from oneword.embeddings.png import write_png_embedding
 from oneword.generate.config import GenerateConfig
 from oneword.generate.pnginfo import format_parameters, save_png
-from oneword.generate.txt2img import generate
 from oneword.models.base import BaseModel
 from oneword.models.device import vae_beside_unet
 from oneword.train.trainable import Snapshot, stamped
@@ -27,6 +26,8 @@ def draw_preview(
     the preview prompt uses (`<hypernet:NAME:W>`). The VAE visits the model's device for the
     decode and goes back where it was.
     """
+    from oneword.generate.txt2img import generate  # diffusers' pipelines: loaded at the first preview, not before
+
     with vae_beside_unet(model):
         drawn = generate(model, dataclasses.replace(config, batch=1), snapshot.token_vectors(), *tags)[0]
     parameters = dataclasses.replace(drawn.parameters, extra=((label, str(snapshot.step)),))
