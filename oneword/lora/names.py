@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from oneword.models.base import BaseModel
 from oneword.models.export import unet_key
+
+if TYPE_CHECKING:  # annotations only: the file readers that import this module load no diffusers
+    from oneword.models.base import BaseModel
 
 TARGETS = ("attn", "attn-mlp", "conv")
 """The `--targets` choices, each adding layers to the one before."""

@@ -11,15 +11,18 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import save_file
 
 from oneword.errors import OnewordError
-from oneword.models.base import BaseModel
 from oneword.models.detect import ENCODER_PREFIXES, UNET, VAE, detect_kind, infer_config, is_open_clip
 from oneword.models.recorded import METADATA_KEY, recorded_settings, unrecordable
 from oneword.ptfile import save_pt
+
+if TYPE_CHECKING:  # annotations only: the file readers that import this module load no diffusers
+    from oneword.models.base import BaseModel
 
 SUFFIXES = (".safetensors", ".ckpt")
 

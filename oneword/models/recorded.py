@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oneword.errors import OnewordError
-from oneword.models.base import BaseModel
+
+if TYPE_CHECKING:  # annotations only: the file readers that import this module load no diffusers
+    from oneword.models.base import BaseModel
 
 METADATA_KEY = "oneword.config"
 ACTIVATIONS = ("silu", "swish", "mish", "gelu", "relu")

@@ -33,7 +33,7 @@ with contextlib.redirect_stdout(out):
         main()
     except SystemExit as e:
         code = e.code
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
+heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy!r}))
 print(json.dumps({{"code": code, "out": out.getvalue(), "heavy": heavy}}))
 """
 
@@ -116,3 +116,17 @@ def test_toy_concepts_loads_no_model_library():
     assert result["code"] == 0
     assert result["heavy"] == []
     assert "init text:" in result["out"]
+
+
+def test_inspect_of_a_pickle_or_a_lycoris_file_needs_torch_and_no_model_library(tmp_path):
+    """A `.pt` file is read through torch's restricted loader, a LoHa through the full LoRA reader: torch loads,
+    diffusers and transformers (a model's libraries) do not."""
+    pt, loha = tmp_path / "old.pt", tmp_path / "loha.safetensors"
+    torch.save({"string_to_param": {"*": torch.full((2, 768), 0.01)}, "name": "old", "step": 5}, pt)
+    parts = {"hada_w1_a": (320, 4), "hada_w1_b": (4, 320), "hada_w2_a": (320, 4), "hada_w2_b": (4, 320)}
+    save_file({f"lora_unet_a_attn1_to_q.{part}": torch.full(shape, 0.01) for part, shape in parts.items()}, loha)
+    result = _oneword("inspect", str(pt), str(loha))
+    assert result["code"] == 0
+    assert result["heavy"] == ["torch"]
+    assert result["out"] == "".join("\n".join(report_lines(inspect_file(path))) + "\n" for path in (pt, loha))
+    assert "what: LoHa" in result["out"]
