@@ -116,6 +116,24 @@ def test_every_damaged_embedding_is_loaded_or_skipped_with_a_reason(tmp_path, ti
     assert len(library.skipped) < len(made)  # some damage is harmless (a flipped bit in the numbers)
 
 
+def test_every_damaged_embedding_is_inspected_or_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """`oneword inspect` reads a safetensors embedding from its header with numpy and any other file with the full
+    readers: either way a damaged file is described or refused in one line, never a traceback."""
+    rng = random.Random(SEED + 1)
+    made = _damaged(_embedding_files(tmp_path / "valid"), tmp_path / "embeddings", EMBEDDING_COPIES // 5, rng)
+    problems, refused = [], 0
+    for path, how in sorted(made.items()):
+        code, out, err = run_in_process(monkeypatch, capsys, "inspect", str(path))
+        if code == 0 and out.strip():
+            continue
+        refused += 1
+        if code == 0 or not err.strip() or len(err.strip().splitlines()) != 1 or "Traceback" in err:
+            problems.append(f"{path.name} ({how}): exit {code}: {err.strip()[-600:]}")
+    assert problems == []
+    assert 0 < refused < len(made)  # some damage is harmless, some is refused
+    assert any(path.suffix == ".safetensors" for path in made)
+
+
 def _hypernetwork_files(folder: Path) -> list[Path]:
     folder.mkdir(parents=True)
     hypernetwork = new_hypernetwork("style", [64, 32], HypernetworkSettings(), seed=0)
