@@ -19,14 +19,13 @@ import torch
 
 from oneword import kinds
 from oneword.conditioning.tags import parse_tags
-from oneword.errors import OnewordError
 from oneword.extra_networks import check_prompt, folders_of, scan_folders
 from oneword.generate.config import GenerateConfig
 from oneword.models.base import BaseModel
 from oneword.models.device import pick_device
 from oneword.score import make_scorers
 from oneword.timing import timed
-from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record, lower_is_better
+from oneword.train.best import VAL_LOSS, CheckpointRecord, best_record
 from oneword.train.config import TrainConfig
 from oneword.train.dataset import Dataset, LatentCache, cache_latents, read_dataset
 from oneword.train.distributed import ONE, Processes, agree, join_processes, sum_across
@@ -37,7 +36,6 @@ from oneword.train.groups import GroupSchedules, set_rates
 from oneword.train.history import History
 from oneword.train.lock import RunLock
 from oneword.train.logfolder import LogFolder, LossCsv, rate_columns
-from oneword.train.plateau import Plateau, smoothing_for
 from oneword.train.preview import draw_preview
 from oneword.train.resume import SavedRun, resume_optimizer
 from oneword.train.saving import save_checkpoint, take_over
@@ -57,6 +55,7 @@ from oneword.train.step import (  # noqa: F401  (the step's maths, imported from
     unet_predict,
     validation_loss,
 )
+from oneword.train.stopping import stop_rule, stop_signal
 from oneword.train.templates import fill_template, read_template
 from oneword.train.trainable import Trainable
 from oneword.train.validation import ValidationBatch, validation_batch
@@ -172,26 +171,6 @@ def setup(config: TrainConfig, model: BaseModel, device: str = "auto", scorers: 
     )
 
 
-def stop_signal(config: TrainConfig, scorers: list) -> str:
-    """`--stop-signal` resolved: auto is the first scorer's key, else the validation loss."""
-    keys = [s.key for s in scorers]
-    signal = config.stop_signal if config.stop_signal != "auto" else (keys[0] if keys else VAL_LOSS)
-    if signal != VAL_LOSS and signal not in keys:
-        known = ", ".join([VAL_LOSS, *keys])
-        raise OnewordError(f"--stop-signal {signal}: no scorer of this run gives it; this run has {known}")
-    if signal == VAL_LOSS and not config.validate_every and config.stop == "auto":
-        raise OnewordError("--stop auto watches val_loss here: set --validate-every above 0, or give a --score")
-    return signal
-
-
-def _stop_rule(run: Run) -> Plateau | None:
-    c = run.config
-    if c.stop != "auto":
-        return None
-    return Plateau(patience=c.stop_patience, min_delta=c.stop_min_delta, smoothing=smoothing_for(run.signal == VAL_LOSS),
-                   higher_is_better=not lower_is_better(run.signal))
-
-
 def _check_point(run: Run, step: int, history: History, on_event: Listener) -> CheckpointRecord:
     """Measure a saved checkpoint: its validation loss (measured now if it was not at this step) and its scores."""
     val = history.measured(step)
@@ -241,8 +220,8 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
         csv.keep_until(run.start_step)
     else:
         csv, on_event = None, lambda event: None
-    history = (History.from_state(run.saved.data["history"], folder, _stop_rule(run)) if run.saved
-               else History(plateau=_stop_rule(run)))
+    history = (History.from_state(run.saved.data["history"], folder, stop_rule(run.config, run.signal)) if run.saved
+               else History(plateau=stop_rule(run.config, run.signal)))
     on_event(Started(run.trainable.name, run.start_step, run.total_steps, len(run.dataset.images), folder.root,
                      run.notes, history.progress(PROGRESS_EVERY), list(history.val), list(history.records)))
     done, bad, reason = run.start_step, 0, "done"
@@ -259,8 +238,7 @@ def _fit(run: Run, on_event: Listener, stop: Callable[[], bool] | None = None) -
                 reason = "schedule"
                 break
             rates, step = upcoming, done + 1
-            with timed("gradients"):
-                total = _gradients(run, step, rates, signals)
+            total = _gradients(run, step, rates, signals)
             if not all_finite(total, run.trainable.parameters()):
                 bad += 1
                 on_event(Skipped(step, bad))
